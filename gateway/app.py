@@ -1,0 +1,203 @@
+"""The HTTP surface: routes, the per-request envelope (request id, route header, audit record,
+metrics) and OpenAI-shaped errors for everything that goes wrong."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway import openapi, pipeline
+from gateway.audit.writer import event_from
+from gateway.config import Settings
+from gateway.context import RequestContext
+from gateway.errors import APIError
+from gateway.routing import visible_backends
+from gateway.state import GatewayState
+from gateway.telemetry import CONTENT_TYPE, LATENCY, REQUESTS, metrics_payload, setup_tracing, tracer
+
+log = logging.getLogger("bulkhead")
+
+
+def _state(request: Request) -> tuple[GatewayState, RequestContext]:
+    return request.app.state.gw, request.scope["state"]["ctx"]
+
+
+def api(handler):
+    """Wraps a /v1 handler: an APIError becomes its OpenAI-shaped response and its code is audited."""
+
+    async def endpoint(request: Request) -> Response:
+        gw, ctx = _state(request)
+        try:
+            return await handler(gw, ctx, request)
+        except APIError as err:
+            ctx.error_code = err.code
+            return err.response()
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
+
+
+@api
+async def chat_completions(gw, ctx, request):
+    return await pipeline.model_call(gw, ctx, request, "chat")
+
+
+@api
+async def completions(gw, ctx, request):
+    return await pipeline.model_call(gw, ctx, request, "completions")
+
+
+@api
+async def embeddings(gw, ctx, request):
+    return await pipeline.model_call(gw, ctx, request, "embeddings")
+
+
+def _model_card(backend) -> dict:
+    return {"id": backend.name, "object": "model", "created": 0, "owned_by": "bulkhead"}
+
+
+@api
+async def list_models(gw, ctx, request):
+    principal = await pipeline.authenticate(gw, ctx, request, roles=("app", "admin"))
+    data = [_model_card(b) for b in visible_backends(gw.policy, principal)]
+    return pipeline.json_response({"object": "list", "data": data})
+
+
+@api
+async def get_model(gw, ctx, request):
+    principal = await pipeline.authenticate(gw, ctx, request, roles=("app", "admin"))
+    name = request.path_params["model"]
+    ctx.requested_model = name
+    for backend in visible_backends(gw.policy, principal):
+        if backend.name == name:
+            return pipeline.json_response(_model_card(backend))
+    raise APIError(404, f"The model '{name}' does not exist or you do not have access to it.", "model_not_found",
+                   param="model")
+
+
+async def healthz(request: Request) -> Response:
+    return pipeline.json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    checks = await request.app.state.gw.readiness()
+    ready = all(v == "ok" for v in checks.values())
+    return pipeline.json_response({"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503)
+
+
+async def metrics(request: Request) -> Response:
+    return Response(metrics_payload(), media_type=CONTENT_TYPE)
+
+
+async def openapi_json(request: Request) -> Response:
+    return Response(openapi.document(), media_type="application/json")
+
+
+ROUTES = [
+    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/completions", completions, methods=["POST"]),
+    Route("/v1/embeddings", embeddings, methods=["POST"]),
+    Route("/v1/models", list_models, methods=["GET"]),
+    Route("/v1/models/{model:path}", get_model, methods=["GET"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+    Route("/openapi.json", openapi_json, methods=["GET"]),
+]
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    codes = {404: ("Unknown request URL.", "unknown_url"), 405: ("Method not allowed.", "method_not_allowed")}
+    message, code = codes.get(exc.status_code, (str(exc.detail), "http_error"))
+    ctx = request.scope.get("state", {}).get("ctx")
+    if ctx is not None:
+        ctx.error_code = code
+    return APIError(exc.status_code, message, code).response()
+
+
+def _endpoint_label(ctx: RequestContext) -> str:
+    """A bounded set of metric labels: client-chosen paths must not mint new time series."""
+    if ctx.endpoint.startswith("/v1/models/"):
+        return "/v1/models/{model}"
+    return ctx.endpoint if ctx.error_code not in ("unknown_url", "method_not_allowed") else "other"
+
+
+class RequestEnvelope:
+    """Pure ASGI (no per-request task or body buffering, which streaming needs): gives every /v1
+    request its context, headers, trace span, metrics and exactly one audit record, whatever
+    happens inside, an unexpected exception included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        gw: GatewayState = scope["app"].state.gw
+        ctx = RequestContext(method=scope["method"], endpoint=scope["path"])
+        scope.setdefault("state", {})["ctx"] = ctx
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                ctx.status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers["x-bulkhead-request-id"] = ctx.request_id
+                headers["x-bulkhead-route"] = ctx.backend or "none"
+            await send(message)
+
+        with tracer().start_as_current_span("request", attributes={"http.route": scope["path"]}) as span:
+            try:
+                await self.app(scope, receive, send_with_headers)
+            except Exception as exc:
+                # The type alone is logged: exception text can carry request content.
+                log.error("unhandled %s on %s %s", type(exc).__name__, ctx.method, ctx.endpoint)
+                ctx.error_code = ctx.error_code or "internal_error"
+                if not started:
+                    err = APIError(500, "The gateway failed to process the request.", "internal_error")
+                    await err.response()(scope, receive, send_with_headers)
+                else:
+                    ctx.status = ctx.status or 500
+            finally:
+                if ctx.principal is not None:
+                    span.set_attribute("bulkhead.tenant_id", ctx.principal.tenant_id)
+                span.set_attribute("http.status_code", ctx.status)
+                span.set_attribute("bulkhead.request_id", ctx.request_id)
+                if ctx.backend:
+                    span.set_attribute("bulkhead.backend", ctx.backend)
+                gw.audit.submit(event_from(ctx))
+                label = _endpoint_label(ctx)
+                REQUESTS.labels(label, str(ctx.status), ctx.backend or "none").inc()
+                LATENCY.labels(label).observe(ctx.elapsed_ms() / 1000)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        setup_tracing()
+        t0 = time.perf_counter()
+        app.state.gw = await GatewayState.start(settings)
+        log.info("bulkhead ready in %.0f ms", (time.perf_counter() - t0) * 1000)
+        try:
+            yield
+        finally:
+            await app.state.gw.close()
+
+    app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    app.add_middleware(RequestEnvelope)
+    return app
+

@@ -1,0 +1,1 @@
+"""Audit records: one per API request, written off the request path."""

@@ -1,0 +1,121 @@
+"""Batched, off-path audit writes.
+
+Requests only append to an in-memory queue; one task writes batches in a single INSERT. A failed
+write keeps its rows at the head of the queue and is retried with backoff, so a database hiccup
+delays records but does not lose them; `close()` drains everything before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.context import RequestContext
+from gateway.models import AuditEvent
+from gateway.telemetry import AUDIT_FAILURES, AUDIT_PENDING
+
+log = logging.getLogger("bulkhead.audit")
+
+
+def event_from(ctx: RequestContext) -> dict:
+    p = ctx.principal
+    return {
+        "request_id": ctx.request_id,
+        "ts": ctx.ts,
+        "tenant_id": p.tenant_id if p else None,
+        "key_id": p.key_id if p else None,
+        "method": ctx.method,
+        "endpoint": ctx.endpoint[:200],
+        "requested_model": ctx.requested_model[:200] if ctx.requested_model else None,
+        "backend": ctx.backend,
+        "provider_model": ctx.provider_model,
+        "status": ctx.status,
+        "error_code": ctx.error_code,
+        "stream": ctx.stream,
+        "tokens_in": ctx.usage.prompt_tokens,
+        "tokens_out": ctx.usage.completion_tokens,
+        "cost_usd": round(ctx.cost_usd, 10),
+        "latency_ms": round(ctx.elapsed_ms(), 3),
+        "stages": ctx.stages,
+        "policy_version": ctx.policy_version,
+        "attempts": ctx.attempts,
+    }
+
+
+class AuditWriter:
+    def __init__(self, engine: AsyncEngine, *, flush_interval: float = 0.05, batch_max: int = 500) -> None:
+        self._engine = engine
+        self._interval = flush_interval
+        self._batch_max = batch_max
+        self._queue: collections.deque[dict] = collections.deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._closing = False
+        self.written = 0
+
+    def submit(self, row: dict) -> None:
+        self._queue.append(row)
+        if len(self._queue) >= self._batch_max:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="audit-writer")
+
+    async def _run(self) -> None:
+        backoff = self._interval
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            ok = await self._drain()
+            if self._closing and (not self._queue or not ok):
+                return
+            if ok:
+                backoff = self._interval
+            else:
+                backoff = min(backoff * 2, 5.0)
+                await asyncio.sleep(backoff)
+
+    async def _drain(self) -> bool:
+        while self._queue:
+            batch = [self._queue.popleft() for _ in range(min(self._batch_max, len(self._queue)))]
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.execute(insert(AuditEvent.__table__), batch)
+            except Exception as exc:  # any database failure: keep the rows, retry later
+                self._queue.extendleft(reversed(batch))
+                AUDIT_FAILURES.inc()
+                log.warning("audit write failed (%s); %d rows pending", type(exc).__name__, len(self._queue))
+                return False
+            self.written += len(batch)
+            AUDIT_PENDING.observe(len(batch))
+        return True
+
+    async def flush(self) -> bool:
+        return await self._drain()
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """Write everything still queued; give up only after `timeout` of continuous failure."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=timeout)
+            except TimeoutError:
+                self._task.cancel()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._queue and asyncio.get_running_loop().time() < deadline:
+            if not await self._drain():
+                await asyncio.sleep(0.5)
+        if self._queue:
+            log.error("audit: %d rows could not be written before shutdown", len(self._queue))

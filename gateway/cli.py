@@ -1,0 +1,182 @@
+"""`bulkhead`: serve, migrate, and manage tenants and keys.
+
+Commands that print a new key print it alone on the last line of stdout, so scripts can take it
+with `tail -n 1`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+
+from gateway.auth import ROLES, KeyStore
+from gateway.config import Settings
+from gateway.db import create_engine, sessionmaker
+
+DELEGATED = {
+    "moe": "local_moe.cli",
+    "pii": "gateway.pii.cli",
+    "risk": "gateway.risk.cli",
+}
+
+
+def _parse_expiry(value: str) -> datetime:
+    """`30d`, `12h`, `90m` from now, or an ISO-8601 timestamp (UTC when no zone is given)."""
+    match = re.fullmatch(r"(\d+)([dhm])", value)
+    if match:
+        n, unit = int(match.group(1)), match.group(2)
+        delta = {"d": timedelta(days=n), "h": timedelta(hours=n), "m": timedelta(minutes=n)}[unit]
+        return datetime.now(UTC) + delta
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration (30d, 12h) or ISO timestamp: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bulkhead", description="Bulkhead, the secure LLM gateway.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--server", choices=("granian", "uvicorn"), default=os.environ.get("BULKHEAD_SERVER", "granian"))
+    serve.add_argument("--bootstrap-demo", action="store_true",
+                       help="on an empty database, create tenant 'demo' and print an app key once")
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("--revision", default="head")
+
+    tenants = sub.add_parser("tenants", help="manage tenants").add_subparsers(dest="action", required=True)
+    tenants.add_parser("create").add_argument("name")
+    tenants.add_parser("list")
+
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
+    create = keys.add_parser("create")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--role", action="append", choices=ROLES, required=True, help="repeat for several roles")
+    create.add_argument("--expires", type=_parse_expiry, help="30d, 12h, 90m or an ISO timestamp")
+    create.add_argument("--models", help="comma-separated allowlist of model names (default: all)")
+    create.add_argument("--name", help="a label for people")
+    lst = keys.add_parser("list")
+    lst.add_argument("--tenant")
+    keys.add_parser("revoke").add_argument("key_id")
+
+    for name in DELEGATED:
+        sub.add_parser(name, help=f"{name} tools (see `bulkhead {name} --help`)", add_help=False)
+    return p
+
+
+def _store(settings: Settings):
+    engine = create_engine(settings.database_url)
+    return engine, KeyStore(sessionmaker(engine), settings.secret)
+
+
+async def _tenants(args, settings: Settings) -> int:
+    engine, store = _store(settings)
+    try:
+        if args.action == "create":
+            tenant = await store.create_tenant(args.name)
+            print(f"{tenant.id}\t{tenant.name}")
+        else:
+            for t in await store.list_tenants():
+                print(f"{t.id}\t{t.name}\t{t.created_at.isoformat()}")
+        return 0
+    finally:
+        await engine.dispose()
+
+
+async def _keys(args, settings: Settings) -> int:
+    engine, store = _store(settings)
+    try:
+        if args.action == "create":
+            models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+            key, raw = await store.create_key(args.tenant, args.role, expires_at=args.expires, models=models,
+                                              name=args.name)
+            print(f"created {key.id} for tenant {args.tenant} with roles {','.join(key.roles)}; "
+                  "the key is shown once:", file=sys.stderr)
+            print(raw)
+        elif args.action == "list":
+            for key, tenant in await store.list_keys(args.tenant):
+                state = "revoked" if key.revoked_at else "active"
+                expires = key.expires_at.isoformat() if key.expires_at else "-"
+                print(f"{key.id}\t{tenant}\t{','.join(key.roles)}\t{key.prefix}…\t{state}\texpires={expires}")
+        else:
+            if not await store.revoke_key(args.key_id):
+                print(f"no active key {args.key_id}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.key_id}")
+        return 0
+    finally:
+        await engine.dispose()
+
+
+async def bootstrap_demo(settings: Settings) -> str | None:
+    """The first start of `make run`: a tenant and an app key, so the README's curl works."""
+    engine, store = _store(settings)
+    try:
+        if await store.list_tenants():
+            return None
+        await store.create_tenant("demo")
+        _, raw = await store.create_key("demo", ["app"], name="demo app key")
+        return raw
+    finally:
+        await engine.dispose()
+
+
+def serve(args, settings: Settings) -> int:
+    if args.bootstrap_demo:
+        raw = asyncio.run(bootstrap_demo(settings))
+        if raw:
+            print("Created tenant 'demo' and an app key (shown once, keep it):", flush=True)
+            print(raw, flush=True)
+    if args.server == "uvicorn":
+        import uvicorn
+
+        uvicorn.run("gateway.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                    loop="uvloop", http="httptools", access_log=False, log_level="warning", timeout_graceful_shutdown=25)
+        return 0
+    from granian import Granian
+
+    Granian("gateway.app:create_app", factory=True, address=args.host, port=args.port, interface="asgi",
+            workers=args.workers, loop="uvloop", log_level="warning", workers_kill_timeout=30).serve()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=os.environ.get("BULKHEAD_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
+    if argv and argv[0] in DELEGATED:
+        import importlib
+
+        return importlib.import_module(DELEGATED[argv[0]]).main(argv[1:])
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    try:
+        if args.command == "serve":
+            return serve(args, settings)
+        if args.command == "migrate":
+            from gateway.migrate import upgrade
+
+            upgrade(settings.database_url, args.revision)
+            print(f"database at revision {args.revision}")
+            return 0
+        if args.command == "tenants":
+            return asyncio.run(_tenants(args, settings))
+        if args.command == "keys":
+            return asyncio.run(_keys(args, settings))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Process settings, read once from the environment (the documented contract)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DATA_DIR = Path(os.environ.get("BULKHEAD_DATA_DIR", "data"))
+
+
+def _default_database_url() -> str:
+    return f"sqlite+aiosqlite:///{DATA_DIR / 'bulkhead.db'}"
+
+
+def _load_or_create_secret() -> bytes:
+    """The key-HMAC secret: from BULKHEAD_SECRET, else generated once and kept under ./data/.
+
+    Losing it invalidates every key, so it is written with owner-only permissions and never
+    regenerated when present.
+    """
+    env = os.environ.get("BULKHEAD_SECRET")
+    if env:
+        return env.encode()
+    path = DATA_DIR / "secret"
+    if path.exists():
+        return path.read_bytes().strip()
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(value)
+    return value
+
+
+def _float_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
+@dataclass(slots=True)
+class Settings:
+    database_url: str = field(default_factory=lambda: os.environ.get("DATABASE_URL") or _default_database_url())
+    redis_url: str | None = field(default_factory=lambda: os.environ.get("REDIS_URL") or None)
+    policies_dir: Path = field(default_factory=lambda: Path(os.environ.get("BULKHEAD_POLICIES", "policies")))
+    max_body_bytes: int = field(default_factory=lambda: int(os.environ.get("BULKHEAD_MAX_BODY_BYTES", 4 * 1024 * 1024)))
+    upstream_timeout: float = field(default_factory=lambda: _float_env("BULKHEAD_UPSTREAM_TIMEOUT", 60.0))
+    audit_flush_interval: float = field(default_factory=lambda: _float_env("BULKHEAD_AUDIT_FLUSH_SECONDS", 0.05))
+    _secret: bytes | None = None
+
+    @property
+    def secret(self) -> bytes:
+        if self._secret is None:
+            self._secret = _load_or_create_secret()
+        return self._secret
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

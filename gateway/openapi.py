@@ -1,0 +1,100 @@
+"""`/openapi.json`, generated from the same pydantic models that validate requests, so the
+document cannot drift from what the gateway accepts."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import orjson
+from pydantic.json_schema import models_json_schema
+
+from gateway import __version__
+from gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "code"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "code": {"type": ["string", "null"]},
+                "param": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+OBJECT = {"type": "object", "additionalProperties": True}
+
+
+def _errors(*statuses: int) -> dict:
+    ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {str(s): {"description": "OpenAI-shaped error", **ref} for s in statuses}
+
+
+MODEL_ERRORS = (400, 401, 403, 404, 413, 422, 429, 502, 503, 504)
+
+
+def _model_op(summary: str, schema_ref: str, streams: bool) -> dict:
+    ok = {"application/json": {"schema": OBJECT}}
+    if streams:
+        ok["text/event-stream"] = {"schema": {"type": "string"}}
+    return {
+        "post": {
+            "summary": summary,
+            "security": [{"bearer": []}, {"apiKey": []}],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}},
+            },
+            "responses": {"200": {"description": "OK", "content": ok}, **_errors(*MODEL_ERRORS)},
+        }
+    }
+
+
+def _get(summary: str, auth: bool, *errors: int, params: list | None = None) -> dict:
+    op: dict = {"summary": summary, "responses": {"200": {"description": "OK", "content": {
+        "application/json": {"schema": OBJECT}}}, **_errors(*errors)}}
+    if auth:
+        op["security"] = [{"bearer": []}, {"apiKey": []}]
+    if params:
+        op["parameters"] = params
+    return {"get": op}
+
+
+@lru_cache(maxsize=1)
+def document() -> bytes:
+    _, defs = models_json_schema(
+        [(m, "validation") for m in (ChatCompletionRequest, CompletionRequest, EmbeddingRequest)],
+        ref_template="#/components/schemas/{model}",
+    )
+    schemas = {**defs["$defs"], "Error": ERROR}
+    model_param = [{"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}]
+    doc = {
+        "openapi": "3.1.0",
+        "info": {"title": "Bulkhead", "version": __version__,
+                 "description": "OpenAI-compatible gateway: PII scrubbing, policy routing, audit."},
+        "paths": {
+            "/v1/chat/completions": _model_op("Chat completion (JSON or SSE stream)", "ChatCompletionRequest", True),
+            "/v1/completions": _model_op("Legacy text completion", "CompletionRequest", True),
+            "/v1/embeddings": _model_op("Embeddings", "EmbeddingRequest", False),
+            "/v1/models": _get("Models this key may use", True, 401, 403),
+            "/v1/models/{model}": _get("One model", True, 401, 403, 404, params=model_param),
+            "/healthz": _get("Liveness", False),
+            "/readyz": _get("Readiness: database and Redis reachable", False, 503),
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
+                "description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/openapi.json": _get("This document", False),
+        },
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "api-key"},
+            },
+        },
+    }
+    return orjson.dumps(doc)

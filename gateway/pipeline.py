@@ -1,0 +1,203 @@
+"""The journey of one request, top to bottom.
+
+authenticate -> admit -> policy -> inspect -> decide -> transform -> call -> restore -> verify ->
+record -> respond. Each stage is a plain function of the values before it; `ctx` carries what the
+audit record and the response headers need. Stages that later issues fill in (inspect, transform,
+restore, verify) are the places marked below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from adapters.base import CallResult, UpstreamError, Usage
+from gateway import pricing
+from gateway.auth import AuthError, Principal, extract_key
+from gateway.context import RequestContext
+from gateway.errors import APIError, bad_request
+from gateway.policy import Backend
+from gateway.routing import decide
+from gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, check_headers, parse
+from gateway.state import GatewayState
+from gateway.telemetry import COST, TOKENS, UPSTREAM_ERRORS
+
+_AUTH_MESSAGES = {
+    "missing_api_key": "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+    "invalid_api_key": "Incorrect API key provided.",
+    "key_revoked": "This API key has been revoked.",
+    "key_expired": "This API key has expired.",
+}
+
+# The endpoint name, the request model, the adapter method and its streaming twin.
+ENDPOINTS = {
+    "chat": (ChatCompletionRequest, "chat", "stream_chat"),
+    "completions": (CompletionRequest, "completion", "stream_completion"),
+    "embeddings": (EmbeddingRequest, "embeddings", None),
+}
+
+
+async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mode: str) -> Response:
+    schema, method, stream_method = ENDPOINTS[mode]
+    with ctx.stage("authenticate"):
+        principal = await authenticate(gw, ctx, request, roles=("app", "admin"))
+    with ctx.stage("parse"):
+        check_headers(request.headers)
+        body = await read_json(request, gw.settings.max_body_bytes)
+        if isinstance(body, dict) and isinstance(body.get("model"), str):
+            ctx.requested_model = body["model"]
+        req = parse(schema, body)
+        ctx.stream = bool(getattr(req, "stream", False))
+    with ctx.stage("admit"):
+        await gw.limiter.admit(principal, gw.policy.limits)
+    policy = gw.policy
+    ctx.policy_version = gw.policy_version
+    # inspect: PII, secrets and risk signals are found here (PII and risk issues).
+    with ctx.stage("decide"):
+        route = decide(policy, principal, req.model, mode)
+    backend = route.backend
+    adapter = gw.adapters.get(backend.name)
+    ctx.backend, ctx.provider_model = backend.name, adapter.provider_model
+    # transform: the policy's PII treatment for the backend's trust zone is applied here.
+    outbound = {k: v for k, v in body.items() if k != "bulkhead"}
+    if ctx.stream:
+        if stream_method is None or not hasattr(adapter, stream_method):
+            raise bad_request(f"The model '{req.model}' does not support streaming here.", "stream")
+        return await stream(gw, ctx, backend, getattr(adapter, stream_method), outbound, req)
+    with ctx.stage("call"):
+        result = await call(ctx, backend, getattr(adapter, method), outbound)
+    # restore and verify: placeholders back into the answer; hallucination checks (later issues).
+    record_usage(ctx, backend, result.usage)
+    return json_response(result.body)
+
+
+async def authenticate(gw: GatewayState, ctx: RequestContext, request: Request, roles: tuple[str, ...]) -> Principal:
+    raw = extract_key(request.headers)
+    if not raw:
+        raise APIError(401, _AUTH_MESSAGES["missing_api_key"], "missing_api_key")
+    try:
+        principal = await gw.keys.authenticate(raw)
+    except AuthError as exc:
+        code = str(exc)
+        raise APIError(401, _AUTH_MESSAGES.get(code, "Invalid API key."), code) from None
+    ctx.principal = principal
+    if not principal.has_role(*roles):
+        raise APIError(403, f"This key's role may not call {ctx.endpoint}.", "insufficient_role")
+    return principal
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    ctype = request.headers.get("content-type", "")
+    if ctype and ctype.split(";")[0].strip().lower() != "application/json":
+        raise bad_request("Content-Type must be application/json.", code="unsupported_content_type")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise APIError(413, f"Request body exceeds {limit} bytes.", "request_too_large")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise APIError(413, f"Request body exceeds {limit} bytes.", "request_too_large")
+        chunks.append(chunk)
+    try:
+        return orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError:
+        raise bad_request("The request body is not valid JSON.", code="invalid_json") from None
+
+
+def upstream_error(exc: UpstreamError) -> APIError:
+    if exc.kind == "timeout":
+        return APIError(504, "The upstream model timed out.", "upstream_timeout")
+    if exc.kind == "rate_limited":
+        return APIError(429, "The upstream model is rate limited; retry later.", "upstream_rate_limited",
+                        retry_after=exc.retry_after or 1)
+    if exc.kind == "unavailable":
+        if exc.status is None or exc.status == 503:
+            return APIError(503, "The upstream model is unavailable.", "upstream_unavailable")
+        return APIError(502, f"The upstream model failed ({exc.status}).", "upstream_error")
+    if exc.kind == "rejected":
+        status = exc.status if exc.status in (400, 404, 413, 422) else 400
+        return APIError(status, "The upstream model rejected the request.", "upstream_rejected")
+    return APIError(502, "The upstream model returned an invalid response.", "upstream_bad_response")
+
+
+async def call(ctx: RequestContext, backend: Backend, fn, body: dict[str, Any]) -> CallResult:
+    """One backend, with its configured retries for transient failures (timeouts, 429, 5xx)."""
+    for attempt in range(backend.max_retries + 1):
+        ctx.attempts += 1
+        try:
+            return await fn(body, timeout=backend.timeout_s)
+        except UpstreamError as exc:
+            UPSTREAM_ERRORS.labels(backend.name, exc.kind).inc()
+            if not exc.retryable or attempt == backend.max_retries:
+                raise upstream_error(exc) from None
+            await asyncio.sleep(min(exc.retry_after or 0.1 * 2**attempt, 2.0))
+    raise AssertionError("unreachable")
+
+
+async def stream(gw: GatewayState, ctx: RequestContext, backend: Backend, fn, body: dict[str, Any], req) -> Response:
+    """Retries happen only until the first chunk arrives; after that, a failure ends the stream
+    with an error event (the client has already seen a 200)."""
+    client_wants_usage = bool(req.stream_options and req.stream_options.include_usage)
+
+    async def opened(body: dict[str, Any], timeout: float) -> tuple[AsyncIterator[dict], dict]:
+        it = fn(body, timeout=timeout)
+        try:
+            return it, await anext(it)
+        except StopAsyncIteration:
+            raise UpstreamError("bad_response", "upstream stream was empty") from None
+        except BaseException:
+            await it.aclose()
+            raise
+
+    with ctx.stage("call"):
+        it, first = await call(ctx, backend, opened, body)
+
+    async def events() -> AsyncIterator[bytes]:
+        usage = Usage()
+        try:
+            async with contextlib.aclosing(it):
+                chunk = first
+                while True:
+                    if chunk.get("usage"):
+                        usage = Usage.from_openai(chunk["usage"])
+                        if not client_wants_usage:
+                            chunk = {k: v for k, v in chunk.items() if k != "usage"}
+                    # restore: placeholders are re-inserted into each delta here (PII issue).
+                    if chunk.get("choices") or (client_wants_usage and "usage" in chunk):
+                        yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+                    try:
+                        chunk = await anext(it)
+                    except StopAsyncIteration:
+                        break
+            yield b"data: [DONE]\n\n"
+        except UpstreamError as exc:
+            UPSTREAM_ERRORS.labels(backend.name, exc.kind).inc()
+            err = upstream_error(exc)
+            ctx.error_code = "stream_" + err.code
+            yield b"data: " + orjson.dumps(err.body()) + b"\n\n"
+        except asyncio.CancelledError:
+            ctx.error_code = "client_disconnected"
+            raise
+        finally:
+            record_usage(ctx, backend, usage)
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+
+
+def record_usage(ctx: RequestContext, backend: Backend, usage: Usage) -> None:
+    ctx.usage = usage
+    ctx.cost_usd = pricing.cost_usd(backend, usage)
+    TOKENS.labels(backend.name, "in").inc(usage.prompt_tokens)
+    TOKENS.labels(backend.name, "out").inc(usage.completion_tokens)
+    COST.labels(backend.name).inc(ctx.cost_usd)
+
+
+def json_response(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status, media_type="application/json")

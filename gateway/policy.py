@@ -1,0 +1,96 @@
+"""The tenant policy: one pydantic model is the single definition of what the YAML may say.
+
+Loading is strict (unknown keys are errors) because a typo in a security policy that is silently
+ignored is worse than a refused file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+import orjson
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Price(Strict):
+    """USD per million tokens; overrides litellm's offline price map for this backend."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
+class Backend(Strict):
+    name: str = Field(min_length=1, max_length=100, description="The `model` name apps ask for.")
+    adapter: Literal["litellm", "openai", "local_moe"] = "litellm"
+    model: str = Field(min_length=1, description="Provider model: a litellm model string, or the upstream's name.")
+    api_base: str | None = None
+    api_key_env: str | None = Field(None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    trust: Literal["internal", "external"] = "external"
+    region: str | None = None
+    price: Price | None = None
+    modes: list[Literal["chat", "completions", "embeddings"]] = Field(default_factory=lambda: ["chat", "completions"])
+    via: Literal["auto", "litellm", "direct"] = Field(
+        "auto",
+        description="litellm adapter only: `auto` serves OpenAI-compatible providers through the gateway's own "
+        "pooled client (measured ~10x cheaper per call) and everything else through litellm.",
+    )
+    timeout_s: float = Field(60.0, gt=0, le=600)
+    max_retries: int = Field(1, ge=0, le=2)
+    model_dir: str | None = Field(None, description="local_moe adapter: checkpoint directory.")
+
+    @field_validator("api_base")
+    @classmethod
+    def _http_only(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("api_base must be an http(s) URL")
+        return v
+
+
+class Limits(Strict):
+    rpm_per_key: int | None = Field(None, ge=1)
+    rpm_per_tenant: int | None = Field(None, ge=1)
+
+
+class Policy(Strict):
+    backends: list[Backend] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Policy:
+        seen: set[str] = set()
+        for b in self.backends:
+            if b.name in seen:
+                raise ValueError(f"backend name {b.name!r} is declared twice")
+            seen.add(b.name)
+        return self
+
+    @property
+    def version(self) -> str:
+        canonical = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(canonical).hexdigest()
+
+    def backend(self, name: str) -> Backend | None:
+        return next((b for b in self.backends if b.name == name), None)
+
+
+class PolicyError(Exception):
+    pass
+
+
+def load_policy(directory: Path) -> Policy:
+    path = directory / "default.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise PolicyError(f"{path}: {exc}") from exc
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as exc:
+        raise PolicyError(f"{path}: {exc}") from exc

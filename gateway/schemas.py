@@ -1,0 +1,171 @@
+"""Request bodies the gateway accepts, as pydantic models: the single source for validation and for
+`/openapi.json`. Only parameters of the OpenAI API pass through; anything else is refused, because
+a pass-through field is how clients of other gateways reached `api_base` or provider switches."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gateway.errors import APIError, bad_request, invalid_param
+
+# Names that would let a client choose the upstream or its credentials.
+UPSTREAM_OVERRIDES = {
+    "api_base", "base_url", "api_key", "api_version", "api_type", "custom_llm_provider", "organization",
+    "deployment_id", "endpoint", "upstream", "provider", "aws_access_key_id", "aws_secret_access_key",
+    "vertex_credentials", "vertex_project", "azure_ad_token", "extra_headers", "headers", "mock_response",
+}
+UPSTREAM_OVERRIDE_HEADERS = {
+    "api_base", "base_url", "api_version", "upstream", "upstream_url", "target_url", "provider_url",
+    "litellm_api_base", "openai_base_url", "azure_endpoint", "endpoint",
+}
+
+
+class Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FunctionCall(Open):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCall(Open):
+    id: str | None = None
+    type: str = "function"
+    function: FunctionCall
+
+
+class Message(Open):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+
+class StreamOptions(Open):
+    include_usage: bool | None = None
+
+
+class BulkheadExtension(Closed):
+    """Gateway-only options, sent with the OpenAI SDK's `extra_body={"bulkhead": {...}}`."""
+
+    context: list[str] | None = Field(None, description="Documents an answer must be grounded in.")
+
+
+Stop = str | list[str] | None
+
+
+class ChatCompletionRequest(Closed):
+    model: str = Field(min_length=1, max_length=200)
+    messages: list[Message] = Field(min_length=1, max_length=2048)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    n: int | None = Field(None, ge=1, le=16)
+    stop: Stop = None
+    max_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    max_completion_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    logit_bias: dict[str, float] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    user: str | None = Field(None, max_length=256)
+    seed: int | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: dict[str, Any] | None = None
+    functions: list[dict[str, Any]] | None = None
+    function_call: str | dict[str, Any] | None = None
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+    reasoning_effort: str | None = None
+    modalities: list[str] | None = None
+    service_tier: str | None = None
+    prediction: dict[str, Any] | None = None
+    verbosity: str | None = None
+    bulkhead: BulkheadExtension | None = None
+
+
+class CompletionRequest(Closed):
+    model: str = Field(min_length=1, max_length=200)
+    prompt: str | list[str] | list[int] | list[list[int]]
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    n: int | None = Field(None, ge=1, le=16)
+    stop: Stop = None
+    max_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    logit_bias: dict[str, float] | None = None
+    logprobs: int | None = Field(None, ge=0, le=5)
+    echo: bool | None = None
+    best_of: int | None = Field(None, ge=1, le=16)
+    suffix: str | None = None
+    user: str | None = Field(None, max_length=256)
+    seed: int | None = None
+    bulkhead: BulkheadExtension | None = None
+
+
+class EmbeddingRequest(Closed):
+    model: str = Field(min_length=1, max_length=200)
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: int | None = Field(None, ge=1, le=65536)
+    user: str | None = Field(None, max_length=256)
+    bulkhead: BulkheadExtension | None = None
+
+
+def _param(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("str", "list[dict[str,any]]", "function-after") or "[" in str(part):
+            continue  # pydantic's union-branch labels are not parameter names
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def parse(model: type[BaseModel], body: Any) -> BaseModel:
+    """Validate a decoded JSON body; raise the OpenAI-shaped error a client can act on."""
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.")
+    for key in body:
+        if key in UPSTREAM_OVERRIDES:
+            raise bad_request(
+                f"'{key}' is not allowed: the gateway chooses the upstream from its policy.", key,
+                code="upstream_override_forbidden",
+            )
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False, include_input=False)[0]
+        param = _param(err["loc"])
+        if err["type"] == "extra_forbidden":
+            raise bad_request(f"Unrecognized request argument supplied: {param}", param, "unknown_parameter") from None
+        if err["type"] == "missing":
+            raise invalid_param(f"Missing required parameter: '{param}'.", param) from None
+        raise invalid_param(f"Invalid value for '{param}': {err['msg']}.", param) from None
+
+
+def check_headers(headers) -> None:
+    for name in headers.keys():
+        norm = name.lower().removeprefix("x-").replace("-", "_")
+        if norm in UPSTREAM_OVERRIDE_HEADERS:
+            raise APIError(
+                400, f"Header '{name}' is not allowed: the gateway chooses the upstream from its policy.",
+                "upstream_override_forbidden", param=name,
+            )

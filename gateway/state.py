@@ -1,0 +1,91 @@
+"""Everything a request needs that outlives it: one instance per process, built at start-up."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from adapters.registry import AdapterRegistry
+from gateway.audit.writer import AuditWriter
+from gateway.auth import KeyStore
+from gateway.config import Settings
+from gateway.db import create_engine, sessionmaker
+from gateway.limits import LocalLimiter, RedisLimiter
+from gateway.policy import Policy, load_policy
+
+log = logging.getLogger("bulkhead")
+
+
+@dataclass
+class GatewayState:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker
+    keys: KeyStore
+    policy: Policy
+    policy_version: str
+    adapters: AdapterRegistry
+    limiter: LocalLimiter | RedisLimiter
+    audit: AuditWriter
+    redis: object | None = None
+    draining: bool = False
+    extras: dict = field(default_factory=dict)
+
+    @classmethod
+    async def start(cls, settings: Settings) -> GatewayState:
+        engine = create_engine(settings.database_url)
+        sessions = sessionmaker(engine)
+        policy = load_policy(settings.policies_dir)
+        adapters = AdapterRegistry()
+        adapters.sync(policy.backends)
+        redis = None
+        limiter: LocalLimiter | RedisLimiter = LocalLimiter()
+        if settings.redis_url:
+            import redis.asyncio as aioredis
+
+            redis = aioredis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+            limiter = RedisLimiter(redis)
+        audit = AuditWriter(engine, flush_interval=settings.audit_flush_interval)
+        audit.start()
+        log.info("policy %s loaded with %d backends", policy.version[:12], len(policy.backends))
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            keys=KeyStore(sessions, settings.secret),
+            policy=policy,
+            policy_version=policy.version,
+            adapters=adapters,
+            limiter=limiter,
+            audit=audit,
+            redis=redis,
+        )
+
+    async def readiness(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure means not ready; the type is enough to diagnose
+            checks["database"] = f"error: {type(exc).__name__}"
+        if self.redis is not None:
+            try:
+                await self.redis.ping()
+                checks["redis"] = "ok"
+            except Exception as exc:
+                checks["redis"] = f"error: {type(exc).__name__}"
+        if self.draining:
+            checks["shutdown"] = "draining"
+        return checks
+
+    async def close(self) -> None:
+        self.draining = True
+        await self.audit.close()
+        await self.adapters.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.engine.dispose()
