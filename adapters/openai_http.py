@@ -7,7 +7,6 @@ upstreams are served here and litellm keeps the providers that need translation.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -123,7 +122,8 @@ class OpenAIHTTPAdapter:
         # answer is fine and a stalled upstream is not.
         client_timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
         try:
-            async with self._client().post(self._base + path, data=self._payload(payload), timeout=client_timeout) as resp:
+            request = self._client().post(self._base + path, data=self._payload(payload), timeout=client_timeout)
+            async with request as resp:
                 if resp.status != 200:
                     await resp.read()
                     raise _status_error(resp.status, resp.headers)
@@ -153,7 +153,7 @@ class OpenAIHTTPAdapter:
         try:
             async with self._client().get(self._base + "/models", timeout=aiohttp.ClientTimeout(total=5)) as resp:
                 return resp.status < 500
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             return False
 
     async def aclose(self) -> None:

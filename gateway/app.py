@@ -91,7 +91,8 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     checks = await request.app.state.gw.readiness()
     ready = all(v == "ok" for v in checks.values())
-    return pipeline.json_response({"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503)
+    body = {"status": "ready" if ready else "not_ready", "checks": checks}
+    return pipeline.json_response(body, 200 if ready else 503)
 
 
 async def metrics(request: Request) -> Response:

@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--server", choices=("granian", "uvicorn"), default=os.environ.get("BULKHEAD_SERVER", "granian"))
+    serve.add_argument("--server", choices=("granian", "uvicorn"), default=os.environ.get("BULKHEAD_SERVER", "uvicorn"))
     serve.add_argument("--bootstrap-demo", action="store_true",
                        help="on an empty database, create tenant 'demo' and print an app key once")
 
@@ -141,7 +141,8 @@ def serve(args, settings: Settings) -> int:
         import uvicorn
 
         uvicorn.run("gateway.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                    loop="uvloop", http="httptools", access_log=False, log_level="warning", timeout_graceful_shutdown=25)
+                    loop="uvloop", http="httptools", access_log=False, log_level="warning",
+                    timeout_graceful_shutdown=25)
         return 0
     from granian import Granian
 
@@ -152,7 +153,8 @@ def serve(args, settings: Settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=os.environ.get("BULKHEAD_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
+    level = os.environ.get("BULKHEAD_LOG_LEVEL", "INFO" if argv[:1] == ["serve"] else "WARNING")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if argv and argv[0] in DELEGATED:
         import importlib
 

@@ -162,7 +162,7 @@ def parse(model: type[BaseModel], body: Any) -> BaseModel:
 
 
 def check_headers(headers) -> None:
-    for name in headers.keys():
+    for name in headers:
         norm = name.lower().removeprefix("x-").replace("-", "_")
         if norm in UPSTREAM_OVERRIDE_HEADERS:
             raise APIError(

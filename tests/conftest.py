@@ -131,7 +131,7 @@ class Gateway:
         return self.proc.returncode
 
 
-def start_gateway(tmp: Path, database_url: str, standin: StandIn, *, server: str = "granian",
+def start_gateway(tmp: Path, database_url: str, standin: StandIn, *, server: str = "uvicorn",
                   redis: bool = True, extra_env: dict | None = None) -> Gateway:
     policies = tmp / "policies"
     write_policy(policies, standin, free_port())

@@ -78,7 +78,8 @@ class StandIn:
         if model == "fail-503" or (model == "flaky" and self._calls[model] % 2 == 1):
             return body, web.json_response({"error": {"message": "overloaded"}}, status=503)
         if model == "fail-429":
-            return body, web.json_response({"error": {"message": "slow down"}}, status=429, headers={"retry-after": "7"})
+            limited = {"error": {"message": "slow down"}}
+            return body, web.json_response(limited, status=429, headers={"retry-after": "7"})
         if model == "reject":
             return body, web.json_response({"error": {"message": "bad", "type": "invalid_request_error"}}, status=400)
         if model == "malformed":

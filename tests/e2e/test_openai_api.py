@@ -115,7 +115,8 @@ def test_tools_non_streaming_and_streaming(gateway, standin):
     ) as resp:
         remember(gateway, resp.headers, 200)
         chunks = list(resp.parse())
-    args = "".join(tc.function.arguments or "" for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or []))
+    deltas = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    args = "".join(tc.function.arguments or "" for tc in deltas)
     assert json.loads(args) == {"echo": "echo: hello there"}
 
     # a tool result sent back through the gateway reaches the provider unchanged
@@ -308,7 +309,8 @@ async def test_every_request_has_one_audit_row(gateway):
         assert len(by_id.get(rid, [])) == 1, f"{rid} has {len(by_id.get(rid, []))} audit rows"
         assert by_id[rid][0]["status"] == status
     assert len(rows) == len(by_id), "duplicate audit rows"
-    ok = [by_id[rid][0] for rid, status in seen if status == 200 and by_id[rid][0]["endpoint"] == "/v1/chat/completions"]
+    chat = "/v1/chat/completions"
+    ok = [by_id[rid][0] for rid, status in seen if status == 200 and by_id[rid][0]["endpoint"] == chat]
     assert all(r["tenant_id"] and r["key_id"] and r["backend"] and r["policy_version"] for r in ok)
     assert all(r["tokens_in"] > 0 and r["tokens_out"] > 0 for r in ok if not r["error_code"])
     assert any(float(r["cost_usd"]) > 0 for r in ok if r["backend"] == "gpt-4o-mini")  # litellm price map

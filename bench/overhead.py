@@ -1,0 +1,227 @@
+"""What the gateway costs on top of a direct call to the provider.
+
+Starts the stand-in upstream (no body recording) and the gateway as separate processes, then
+drives both with a closed-loop aiohttp client: direct-to-upstream versus through the gateway, at
+concurrency 1, 16 and 64 (non-streaming) and streaming time-to-first-byte at 16. Prints
+requests/s, p50, p99, added p50 latency and gateway CPU per request (from /proc, so it counts only
+the gateway process). The gateway is pinned to CPU 0, upstream and load generator to CPU 1.
+
+    python bench/overhead.py                       # granian and uvicorn, SQLite audit
+    python bench/overhead.py --servers granian --seconds 10
+    python bench/overhead.py --litellm-calls 300   # what litellm.acompletion itself costs per call
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import cli, free_port  # noqa: E402
+
+BODY = {"model": "bench", "messages": [{"role": "user", "content": "Summarise the quarterly report in one line."}]}
+HAS_TWO_CPUS = len(os.sched_getaffinity(0)) >= 2
+
+
+def pin(cpu: int) -> list[str]:
+    return ["taskset", "-c", str(cpu)] if HAS_TWO_CPUS else []
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU of a server and its worker processes (granian forks workers)."""
+    total = cpu_seconds(pid)
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        total += process_tree_cpu(int(child))
+    return total
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} never answered")
+
+
+async def closed_loop(url: str, headers: dict, concurrency: int, seconds: float, stream: bool) -> dict:
+    """Each worker sends its next request as soon as the last one finished."""
+    latencies: list[float] = []
+    errors = 0
+    body = orjson.dumps({**BODY, "stream": stream})
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, headers={**headers, "content-type": "application/json"}) as s:
+        stop = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                try:
+                    async with s.post(url, data=body) as resp:
+                        if stream:
+                            await resp.content.readany()  # first byte of the first event
+                            latencies.append(time.perf_counter() - t0)
+                            await resp.read()
+                        else:
+                            await resp.read()
+                            latencies.append(time.perf_counter() - t0)
+                        if resp.status != 200:
+                            errors += 1
+                except aiohttp.ClientError:
+                    errors += 1
+
+        # warm-up outside the measured window
+        async with s.post(url, data=body) as resp:
+            await resp.read()
+        t_start = time.perf_counter()
+        stop = t_start + seconds
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - t_start
+    latencies.sort()
+    n = len(latencies)
+    return {
+        "n": n,
+        "rps": n / elapsed,
+        "p50": latencies[n // 2] * 1000 if n else float("nan"),
+        "p99": latencies[min(n - 1, int(n * 0.99))] * 1000 if n else float("nan"),
+        "errors": errors,
+    }
+
+
+def start_upstream(port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([*pin(1), sys.executable, "-m", "tests.standin", "--port", str(port), "--no-record"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_http(f"http://127.0.0.1:{port}/v1/models", proc)
+    return proc
+
+
+def start_gateway(server: str, upstream: str, tmp: Path, extra_env: dict) -> tuple[subprocess.Popen, str, str]:
+    policies = tmp / "policies"
+    policies.mkdir(exist_ok=True)
+    (policies / "default.yaml").write_text(
+        f"backends:\n  - {{name: bench, adapter: openai, model: echo, api_base: '{upstream}', trust: internal}}\n"
+        f"  - {{name: bench-litellm, adapter: litellm, via: litellm, model: openai/echo, api_base: '{upstream}',"
+        " api_key_env: BENCH_UPSTREAM_KEY, trust: internal}\n"
+    )
+    env = {**os.environ, "BULKHEAD_POLICIES": str(policies), "BULKHEAD_DATA_DIR": str(tmp / "data"),
+           "BULKHEAD_SECRET": "bench", "BULKHEAD_LOG_LEVEL": "WARNING", "BENCH_UPSTREAM_KEY": "unused",
+           **extra_env}
+    env.setdefault("DATABASE_URL", f"sqlite+aiosqlite:///{tmp / 'bench.db'}")
+    cli(env, "migrate")
+    if "bench" not in cli(env, "tenants", "list"):
+        cli(env, "tenants", "create", "bench")
+    key = cli(env, "keys", "create", "--tenant", "bench", "--role", "app").strip().splitlines()[-1]
+    port = free_port()
+    proc = subprocess.Popen([*pin(0), sys.executable, "-m", "gateway.cli", "serve", "--server", server,
+                             "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr)
+    wait_http(f"http://127.0.0.1:{port}/readyz", proc)
+    return proc, f"http://127.0.0.1:{port}", key
+
+
+SCENARIOS = [("chat c=1", 1, False), ("chat c=16", 16, False), ("chat c=64", 64, False), ("stream TTFB c=16", 16, True)]
+
+
+def row(label: str, r: dict, base: dict | None, cpu_ms: float | None) -> str:
+    added = f"{r['p50'] - base['p50']:+8.2f}" if base else "       -"
+    ratio = f"{r['rps'] / base['rps']:5.2f}" if base else "    -"
+    cpu = f"{cpu_ms:7.2f}" if cpu_ms is not None else "      -"
+    return (f"{label:<28}{r['rps']:>9.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{added:>11}{ratio:>8}{cpu:>10}"
+            f"{r['errors']:>7}")
+
+
+async def measure_litellm(upstream: str, calls: int) -> None:
+    """CPU per call of litellm.acompletion versus the gateway's own pooled client, same upstream."""
+    os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    from adapters.litellm_adapter import LiteLLMAdapter
+    from adapters.openai_http import OpenAIHTTPAdapter
+
+    body = {k: v for k, v in BODY.items() if k != "model"}
+    ours = OpenAIHTTPAdapter("direct", "echo", upstream)
+    lite = LiteLLMAdapter("litellm", "openai/echo", api_base=upstream, api_key_env=None)
+    os.environ.setdefault("OPENAI_API_KEY", "unused")
+    print(f"\nPer-call CPU in this process ({calls} sequential calls each, upstream in another process):")
+    for name, adapter in (("own pooled aiohttp client", ours), ("litellm.acompletion", lite)):
+        for _ in range(20):
+            await adapter.chat(body, timeout=10)
+        c0, t0 = time.process_time(), time.perf_counter()
+        for _ in range(calls):
+            await adapter.chat(body, timeout=10)
+        cpu = (time.process_time() - c0) / calls * 1000
+        wall = (time.perf_counter() - t0) / calls * 1000
+        print(f"  {name:<28} {cpu:6.2f} ms CPU/call   {wall:6.2f} ms wall/call")
+    await ours.aclose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--servers", default="uvicorn,granian")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--litellm-calls", type=int, default=200)
+    parser.add_argument("--via-litellm", action="store_true", help="also measure the litellm path through the gateway")
+    args = parser.parse_args()
+    if HAS_TWO_CPUS:
+        os.sched_setaffinity(0, {1})
+    up_port = free_port()
+    upstream = start_upstream(up_port)
+    up_base = f"http://127.0.0.1:{up_port}/v1"
+    print(f"cpus={os.cpu_count()} pinned={'yes' if HAS_TWO_CPUS else 'no'} seconds/scenario={args.seconds}")
+    header = f"{'scenario':<28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'added p50':>11}{'ratio':>8}{'CPU ms/req':>10}{'errors':>7}"
+    try:
+        direct = {}
+        print("\n" + header)
+        for label, conc, stream in SCENARIOS:
+            direct[label] = asyncio.run(closed_loop(up_base + "/chat/completions", {}, conc, args.seconds, stream))
+            print(row(f"direct {label}", direct[label], None, None))
+        for server in args.servers.split(","):
+            with tempfile.TemporaryDirectory() as tmp:
+                gw, base, key = start_gateway(server, up_base, Path(tmp), {})
+                try:
+                    models = ["bench"] + (["bench-litellm"] if args.via_litellm else [])
+                    for model in models:
+                        BODY["model"] = model
+                        for label, conc, stream in SCENARIOS:
+                            cpu0 = process_tree_cpu(gw.pid)
+                            r = asyncio.run(closed_loop(base + "/v1/chat/completions",
+                                                        {"authorization": f"Bearer {key}"}, conc, args.seconds, stream))
+                            cpu_ms = (process_tree_cpu(gw.pid) - cpu0) / max(r["n"] + 1, 1) * 1000
+                            print(row(f"{server}/{model} {label}", r, direct[label], cpu_ms))
+                    BODY["model"] = "bench"
+                finally:
+                    gw.terminate()
+                    gw.wait(60)
+        if args.litellm_calls:
+            asyncio.run(measure_litellm(up_base, args.litellm_calls))
+    finally:
+        upstream.terminate()
+        upstream.wait(10)
+    print("\nadded p50 = gateway p50 - direct p50 at the same concurrency; ratio = gateway req/s / direct req/s;"
+          "\nCPU ms/req = gateway process CPU seconds / requests (audit writes included).")
+
+
+if __name__ == "__main__":
+    main()
