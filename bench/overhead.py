@@ -150,7 +150,7 @@ def row(label: str, r: dict, base: dict | None, cpu_ms: float | None) -> str:
     added = f"{r['p50'] - base['p50']:+8.2f}" if base else "       -"
     ratio = f"{r['rps'] / base['rps']:5.2f}" if base else "    -"
     cpu = f"{cpu_ms:7.2f}" if cpu_ms is not None else "      -"
-    return (f"{label:<28}{r['rps']:>9.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{added:>11}{ratio:>8}{cpu:>10}"
+    return (f"{label:<34}{r['rps']:>9.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{added:>11}{ratio:>8}{cpu:>12}"
             f"{r['errors']:>7}")
 
 
@@ -190,7 +190,8 @@ def main() -> None:
     upstream = start_upstream(up_port)
     up_base = f"http://127.0.0.1:{up_port}/v1"
     print(f"cpus={os.cpu_count()} pinned={'yes' if HAS_TWO_CPUS else 'no'} seconds/scenario={args.seconds}")
-    header = f"{'scenario':<28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'added p50':>11}{'ratio':>8}{'CPU ms/req':>10}{'errors':>7}"
+    header = (f"{'scenario':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'added p50':>11}{'ratio':>8}"
+              f"{'CPU ms/req':>12}{'errors':>7}")
     try:
         direct = {}
         print("\n" + header)

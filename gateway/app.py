@@ -22,7 +22,7 @@ from gateway.context import RequestContext
 from gateway.errors import APIError
 from gateway.routing import visible_backends
 from gateway.state import GatewayState
-from gateway.telemetry import CONTENT_TYPE, LATENCY, REQUESTS, metrics_payload, setup_tracing, tracer
+from gateway.telemetry import CONTENT_TYPE, LATENCY, REQUESTS, metrics_payload, setup_tracing, shutdown_tracing, tracer
 
 log = logging.getLogger("bulkhead")
 
@@ -197,6 +197,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             await app.state.gw.close()
+            shutdown_tracing()
 
     app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={HTTPException: http_error})
     app.add_middleware(RequestEnvelope)

@@ -158,7 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in DELEGATED:
         import importlib
 
-        return importlib.import_module(DELEGATED[argv[0]]).main(argv[1:])
+        try:
+            module = importlib.import_module(DELEGATED[argv[0]])
+        except ModuleNotFoundError:
+            print(f"error: `bulkhead {argv[0]}` is not available in this installation", file=sys.stderr)
+            return 2
+        return module.main(argv[1:])
     args = _parser().parse_args(argv)
     settings = Settings()
     try:
