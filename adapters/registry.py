@@ -1,5 +1,6 @@
-"""Builds one adapter per policy backend and keeps it for the life of the process (one connection
-pool each). Rebuilt only when a backend's definition changes."""
+"""One adapter per distinct backend definition, kept for the life of the process (one connection
+pool each). Keyed by the definition itself, so a tenant overlay that changes a backend's
+`api_base` gets its own adapter instead of sharing another tenant's."""
 
 from __future__ import annotations
 
@@ -23,29 +24,29 @@ def build_adapter(backend) -> Any:
     raise ValueError(f"unknown adapter {backend.adapter!r}")
 
 
+def _key(backend) -> str:
+    return backend.model_dump_json()
+
+
 class AdapterRegistry:
     def __init__(self) -> None:
-        self._adapters: dict[str, tuple[Any, Any]] = {}
-        # Adapters of changed backends may still serve in-flight requests; closed at shutdown.
+        self._adapters: dict[str, Any] = {}
+        # Adapters of removed backends may still serve in-flight requests; closed at shutdown.
         self._retired: list[Any] = []
 
     def sync(self, backends) -> None:
-        wanted = {b.name: b for b in backends}
-        for name in list(self._adapters):
-            if name not in wanted or self._adapters[name][0] != wanted[name]:
-                self._retired.append(self._adapters.pop(name)[1])
-        for name, backend in wanted.items():
-            if name not in self._adapters:
-                self._adapters[name] = (backend, build_adapter(backend))
+        wanted = {_key(b): b for b in backends}
+        for key in [k for k in self._adapters if k not in wanted]:
+            self._retired.append(self._adapters.pop(key))
+        for key, backend in wanted.items():
+            if key not in self._adapters:
+                self._adapters[key] = build_adapter(backend)
 
-    def get(self, name: str):
-        entry = self._adapters.get(name)
-        return entry[1] if entry else None
+    def get(self, backend):
+        return self._adapters.get(_key(backend))
 
     async def aclose(self) -> None:
-        for _, adapter in self._adapters.values():
-            await adapter.aclose()
-        for adapter in self._retired:
+        for adapter in [*self._adapters.values(), *self._retired]:
             await adapter.aclose()
         self._adapters.clear()
         self._retired.clear()

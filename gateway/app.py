@@ -68,7 +68,7 @@ def _model_card(backend) -> dict:
 @api
 async def list_models(gw, ctx, request):
     principal = await pipeline.authenticate(gw, ctx, request, roles=("app", "admin"))
-    data = [_model_card(b) for b in visible_backends(gw.policy, principal)]
+    data = [_model_card(b) for b in visible_backends(gw.policies.for_tenant(principal.tenant), principal)]
     return pipeline.json_response({"object": "list", "data": data})
 
 
@@ -77,7 +77,7 @@ async def get_model(gw, ctx, request):
     principal = await pipeline.authenticate(gw, ctx, request, roles=("app", "admin"))
     name = request.path_params["model"]
     ctx.requested_model = name
-    for backend in visible_backends(gw.policy, principal):
+    for backend in visible_backends(gw.policies.for_tenant(principal.tenant), principal):
         if backend.name == name:
             return pipeline.json_response(_model_card(backend))
     raise APIError(404, f"The model '{name}' does not exist or you do not have access to it.", "model_not_found",

@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument("--tenant")
     keys.add_parser("revoke").add_argument("key_id")
 
+    policy = sub.add_parser("policy", help="policy tools").add_subparsers(dest="action", required=True)
+    check = policy.add_parser("check", help="validate policy files or directories; exit 1 with located errors")
+    check.add_argument("paths", nargs="*", help="files or directories (default: BULKHEAD_POLICIES)")
+
     for name in DELEGATED:
         sub.add_parser(name, help=f"{name} tools (see `bulkhead {name} --help`)", add_help=False)
     return p
@@ -118,6 +122,21 @@ async def _keys(args, settings: Settings) -> int:
         await engine.dispose()
 
 
+def _policy(args, settings: Settings) -> int:
+    from pathlib import Path
+
+    from gateway.policy_loader import check_files
+
+    paths = [Path(p) for p in args.paths] or [settings.policies_dir]
+    errors = check_files(paths)
+    for err in errors:
+        print(err)
+    if errors:
+        return 1
+    print(f"ok: {', '.join(map(str, paths))}")
+    return 0
+
+
 async def bootstrap_demo(settings: Settings) -> str | None:
     """The first start of `make run`: a tenant and an app key, so the README's curl works."""
     engine, store = _store(settings)
@@ -131,6 +150,29 @@ async def bootstrap_demo(settings: Settings) -> str | None:
         await engine.dispose()
 
 
+def _serve_uvicorn(args) -> int:
+    import signal
+
+    import uvicorn
+
+    options = dict(factory=True, host=args.host, port=args.port, loop="uvloop", http="httptools", access_log=False,
+                   log_level="warning", timeout_graceful_shutdown=25)
+    if args.workers > 1:
+        uvicorn.run("gateway.app:create_app", workers=args.workers, **options)
+        return 0
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            super().handle_exit(sig, frame)
+            # uvicorn re-raises the signal after draining, which turns a clean SIGTERM stop into
+            # exit status -15; orchestrators should see the drained stop as success.
+            if sig == signal.SIGTERM:
+                self._captured_signals.remove(sig)
+
+    Server(uvicorn.Config("gateway.app:create_app", **options)).run()
+    return 0
+
+
 def serve(args, settings: Settings) -> int:
     if args.bootstrap_demo:
         raw = asyncio.run(bootstrap_demo(settings))
@@ -138,12 +180,7 @@ def serve(args, settings: Settings) -> int:
             print("Created tenant 'demo' and an app key (shown once, keep it):", flush=True)
             print(raw, flush=True)
     if args.server == "uvicorn":
-        import uvicorn
-
-        uvicorn.run("gateway.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                    loop="uvloop", http="httptools", access_log=False, log_level="warning",
-                    timeout_graceful_shutdown=25)
-        return 0
+        return _serve_uvicorn(args)
     from granian import Granian
 
     Granian("gateway.app:create_app", factory=True, address=args.host, port=args.port, interface="asgi",
@@ -179,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_tenants(args, settings))
         if args.command == "keys":
             return asyncio.run(_keys(args, settings))
+        if args.command == "policy":
+            return _policy(args, settings)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -54,15 +54,15 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
             ctx.requested_model = body["model"]
         req = parse(schema, body)
         ctx.stream = bool(getattr(req, "stream", False))
+    policy = gw.policies.for_tenant(principal.tenant)
+    ctx.policy_version = policy.version
     with ctx.stage("admit"):
-        await gw.limiter.admit(principal, gw.policy.limits)
-    policy = gw.policy
-    ctx.policy_version = gw.policy_version
+        await gw.limiter.admit(principal, policy.limits)
     # inspect: PII, secrets and risk signals are found here (PII and risk issues).
     with ctx.stage("decide"):
         route = decide(policy, principal, req.model, mode)
     backend = route.backend
-    adapter = gw.adapters.get(backend.name)
+    adapter = gw.adapters.get(backend)
     ctx.backend, ctx.provider_model = backend.name, adapter.provider_model
     # transform: the policy's PII treatment for the backend's trust zone is applied here.
     outbound = {k: v for k, v in body.items() if k != "bulkhead"}

@@ -7,12 +7,11 @@ ignored is worse than a refused file.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+from functools import cached_property
 from typing import Literal
 
 import orjson
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Strict(BaseModel):
@@ -58,8 +57,14 @@ class Limits(Strict):
     rpm_per_tenant: int | None = Field(None, ge=1)
 
 
+class Access(Strict):
+    models: list[str] | None = Field(
+        None, description="Backends this tenant may use (by name); unset means every backend in the policy.")
+
+
 class Policy(Strict):
     backends: list[Backend] = Field(default_factory=list)
+    access: Access = Field(default_factory=Access)
     limits: Limits = Field(default_factory=Limits)
 
     @model_validator(mode="after")
@@ -71,7 +76,7 @@ class Policy(Strict):
             seen.add(b.name)
         return self
 
-    @property
+    @cached_property
     def version(self) -> str:
         canonical = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(canonical).hexdigest()
@@ -79,18 +84,5 @@ class Policy(Strict):
     def backend(self, name: str) -> Backend | None:
         return next((b for b in self.backends if b.name == name), None)
 
-
-class PolicyError(Exception):
-    pass
-
-
-def load_policy(directory: Path) -> Policy:
-    path = directory / "default.yaml"
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise PolicyError(f"{path}: {exc}") from exc
-    try:
-        return Policy.model_validate(raw)
-    except ValidationError as exc:
-        raise PolicyError(f"{path}: {exc}") from exc
+    def tenant_may_use(self, name: str) -> bool:
+        return self.access.models is None or name in self.access.models

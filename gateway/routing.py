@@ -19,7 +19,7 @@ class RouteDecision:
 
 
 def visible_backends(policy: Policy, principal: Principal) -> list[Backend]:
-    return [b for b in policy.backends if principal.may_use(b.name)]
+    return [b for b in policy.backends if policy.tenant_may_use(b.name) and principal.may_use(b.name)]
 
 
 def decide(policy: Policy, principal: Principal, model: str, mode: str) -> RouteDecision:
@@ -27,6 +27,8 @@ def decide(policy: Policy, principal: Principal, model: str, mode: str) -> Route
     if backend is None:
         raise APIError(404, f"The model '{model}' does not exist or you do not have access to it.",
                        "model_not_found", param="model")
+    if not policy.tenant_may_use(model):
+        raise APIError(403, f"This tenant may not use the model '{model}'.", "model_not_allowed", param="model")
     if not principal.may_use(model):
         raise APIError(403, f"This key may not use the model '{model}'.", "model_not_allowed", param="model")
     if mode not in backend.modes:

@@ -14,9 +14,13 @@ from gateway.auth import KeyStore
 from gateway.config import Settings
 from gateway.db import create_engine, sessionmaker
 from gateway.limits import LocalLimiter, RedisLimiter
-from gateway.policy import Policy, load_policy
+from gateway.policy_loader import PolicySet, load_policy_set
 
 log = logging.getLogger("bulkhead")
+
+
+def all_backends(policies: PolicySet) -> list:
+    return [b for p in (policies.default, *policies.tenants.values()) for b in p.backends]
 
 
 @dataclass
@@ -25,8 +29,7 @@ class GatewayState:
     engine: AsyncEngine
     sessions: async_sessionmaker
     keys: KeyStore
-    policy: Policy
-    policy_version: str
+    policies: PolicySet
     adapters: AdapterRegistry
     limiter: LocalLimiter | RedisLimiter
     audit: AuditWriter
@@ -38,9 +41,9 @@ class GatewayState:
     async def start(cls, settings: Settings) -> GatewayState:
         engine = create_engine(settings.database_url)
         sessions = sessionmaker(engine)
-        policy = load_policy(settings.policies_dir)
+        policies = load_policy_set(settings.policies_dir)
         adapters = AdapterRegistry()
-        adapters.sync(policy.backends)
+        adapters.sync(all_backends(policies))
         redis = None
         limiter: LocalLimiter | RedisLimiter = LocalLimiter()
         if settings.redis_url:
@@ -50,14 +53,13 @@ class GatewayState:
             limiter = RedisLimiter(redis)
         audit = AuditWriter(engine, flush_interval=settings.audit_flush_interval)
         audit.start()
-        log.info("policy %s loaded with %d backends", policy.version[:12], len(policy.backends))
+        log.info("policy %s loaded (%d tenant overlays)", policies.default.version[:12], len(policies.tenants))
         return cls(
             settings=settings,
             engine=engine,
             sessions=sessions,
             keys=KeyStore(sessions, settings.secret),
-            policy=policy,
-            policy_version=policy.version,
+            policies=policies,
             adapters=adapters,
             limiter=limiter,
             audit=audit,

@@ -5,14 +5,15 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import APIError
-from gateway.policy import Policy, PolicyError, load_policy
+from gateway.policy import Policy
+from gateway.policy_loader import PolicyError, load_policy_set
 from gateway.schemas import ChatCompletionRequest, EmbeddingRequest, check_headers, parse
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_default_policy_is_valid():
-    policy = load_policy(ROOT / "policies")
+    policy = load_policy_set(ROOT / "policies").default
     assert policy.backends and len(policy.version) == 64
 
 
@@ -26,7 +27,7 @@ def test_policy_version_is_stable_and_content_addressed():
 def test_policy_rejects_unknown_keys_duplicates_and_bad_urls(tmp_path):
     (tmp_path / "default.yaml").write_text("backends:\n  - {name: a, model: m, colour: red}\n")
     with pytest.raises(PolicyError, match="colour"):
-        load_policy(tmp_path)
+        load_policy_set(tmp_path)
     with pytest.raises(ValueError, match="twice"):
         Policy.model_validate({"backends": [{"name": "a", "model": "m"}, {"name": "a", "model": "n"}]})
     with pytest.raises(ValueError, match="http"):
