@@ -17,7 +17,8 @@ class UpstreamError(Exception):
     """A backend failed. `kind` drives retry and status mapping in the pipeline.
 
     kind: "timeout" (504), "rate_limited" (429), "unavailable" (503), "bad_response" (502),
-    "rejected" (the upstream refused the request itself: 400-class, passed through, not retried).
+    "rejected" (the upstream refused the request itself: 400-class, passed through, not retried),
+    "unconfigured" (503: the backend's credentials are not set; nothing was sent).
     The message must never carry request content.
     """
 

@@ -72,7 +72,9 @@ class LiteLLMAdapter:
         if self._api_base:
             kwargs["api_base"] = self._api_base
         if self._api_key_env:
-            kwargs["api_key"] = os.environ.get(self._api_key_env) or "missing"
+            kwargs["api_key"] = os.environ.get(self._api_key_env)
+            if not kwargs["api_key"]:
+                raise UpstreamError("unconfigured", f"{self._api_key_env} is not set")
         return kwargs
 
     async def _run(self, fn, body: dict[str, Any], timeout: float) -> CallResult:

@@ -59,6 +59,8 @@ class OpenAIHTTPAdapter:
         if self._session is None or self._session.closed:
             headers = {"content-type": "application/json"}
             key = os.environ.get(self._api_key_env) if self._api_key_env else None
+            if self._api_key_env and not key:
+                raise UpstreamError("unconfigured", f"{self._api_key_env} is not set")
             if key:
                 headers["authorization"] = f"Bearer {key}"
             self._session = aiohttp.ClientSession(

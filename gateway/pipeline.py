@@ -117,6 +117,9 @@ def upstream_error(exc: UpstreamError) -> APIError:
     if exc.kind == "rate_limited":
         return APIError(429, "The upstream model is rate limited; retry later.", "upstream_rate_limited",
                         retry_after=exc.retry_after or 1)
+    if exc.kind == "unconfigured":
+        return APIError(503, "This backend has no provider credentials configured on the gateway.",
+                        "backend_not_configured")
     if exc.kind == "unavailable":
         if exc.status is None or exc.status == 503:
             return APIError(503, "The upstream model is unavailable.", "upstream_unavailable")

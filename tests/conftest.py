@@ -144,6 +144,7 @@ def start_gateway(tmp: Path, database_url: str, standin: StandIn, *, server: str
         "PYTHONUNBUFFERED": "1",
         "HF_HUB_OFFLINE": "1",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "STANDIN_API_KEY": "sk-standin-provider-key",
         **(extra_env or {}),
     }
     env.pop("REDIS_URL", None)

@@ -69,6 +69,8 @@ def test_chat_fast_path_and_litellm_path_agree(gateway, standin):
         assert raw.headers["x-bulkhead-route"] == model
         sent = standin.bodies()[-1]
         assert sent["model"] == "gpt-4o-mini"  # the provider model, prefix stripped
+        # the provider key comes from the environment variable the policy names, never from the client
+        assert standin.requests[-1].headers["Authorization"] == "Bearer sk-standin-provider-key"
         assert sent["max_completion_tokens"] == 20
         assert sent["response_format"] == {"type": "text"}
 
@@ -245,6 +247,7 @@ def test_422_wrong_types(gateway):
         ("fail-503", openai.InternalServerError, 503, "upstream_unavailable"),
         ("down", openai.InternalServerError, 503, "upstream_unavailable"),
         ("slow", openai.InternalServerError, 504, "upstream_timeout"),
+        ("no-credentials", openai.InternalServerError, 503, "backend_not_configured"),
     ],
 )
 def test_upstream_failures(gateway, model, exc, status, code):
