@@ -3,8 +3,10 @@ metrics) and OpenAI-shaped errors for everything that goes wrong."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import signal
 import time
 
 from starlette.applications import Starlette
@@ -15,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import openapi, pipeline
+from gateway import admin, openapi, pipeline
 from gateway.audit.writer import event_from
 from gateway.config import Settings
 from gateway.context import RequestContext
@@ -113,6 +115,7 @@ ROUTES = [
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
     Route("/openapi.json", openapi_json, methods=["GET"]),
+    *admin.routes(api),
 ]
 
 
@@ -184,6 +187,15 @@ class RequestEnvelope:
                 LATENCY.labels(label).observe(ctx.elapsed_ms() / 1000)
 
 
+def _reload_on_sighup(gw: GatewayState) -> None:
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(gw.reloader.reload("sighup")))
+    except (NotImplementedError, RuntimeError, ValueError):
+        # not the main thread (some servers run the app elsewhere): the watcher and the API remain
+        log.info("SIGHUP reload unavailable in this server process")
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
 
@@ -192,6 +204,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         setup_tracing()
         t0 = time.perf_counter()
         app.state.gw = await GatewayState.start(settings)
+        _reload_on_sighup(app.state.gw)
         log.info("bulkhead ready in %.0f ms", (time.perf_counter() - t0) * 1000)
         try:
             yield

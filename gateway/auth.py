@@ -154,10 +154,13 @@ class KeyStore:
         async with self._sessions() as s:
             return [(k, t) for k, t in (await s.execute(query)).all()]
 
-    async def revoke_key(self, key_id: str) -> bool:
+    async def revoke_key(self, key_id: str, tenant_id: str | None = None) -> bool:
+        """Revokes an active key; with `tenant_id`, only a key of that tenant (another tenant's key id
+        behaves exactly like an unknown one)."""
+        query = update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+        if tenant_id is not None:
+            query = query.where(ApiKey.tenant_id == tenant_id)
         async with self._sessions() as s:
-            result = await s.execute(
-                update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())
-            )
+            result = await s.execute(query.values(revoked_at=utcnow()))
             await s.commit()
             return result.rowcount == 1

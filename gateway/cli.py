@@ -14,6 +14,7 @@ import re
 import sys
 from datetime import UTC, datetime, timedelta
 
+from gateway import policy_cli
 from gateway.auth import ROLES, KeyStore
 from gateway.config import Settings
 from gateway.db import create_engine, sessionmaker
@@ -69,9 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument("--tenant")
     keys.add_parser("revoke").add_argument("key_id")
 
-    policy = sub.add_parser("policy", help="policy tools").add_subparsers(dest="action", required=True)
-    check = policy.add_parser("check", help="validate policy files or directories; exit 1 with located errors")
-    check.add_argument("paths", nargs="*", help="files or directories (default: BULKHEAD_POLICIES)")
+    policy_cli.add_parsers(sub)
 
     for name in DELEGATED:
         sub.add_parser(name, help=f"{name} tools (see `bulkhead {name} --help`)", add_help=False)
@@ -120,21 +119,6 @@ async def _keys(args, settings: Settings) -> int:
         return 0
     finally:
         await engine.dispose()
-
-
-def _policy(args, settings: Settings) -> int:
-    from pathlib import Path
-
-    from gateway.policy_loader import check_files
-
-    paths = [Path(p) for p in args.paths] or [settings.policies_dir]
-    errors = check_files(paths)
-    for err in errors:
-        print(err)
-    if errors:
-        return 1
-    print(f"ok: {', '.join(map(str, paths))}")
-    return 0
 
 
 async def bootstrap_demo(settings: Settings) -> str | None:
@@ -217,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "keys":
             return asyncio.run(_keys(args, settings))
         if args.command == "policy":
-            return _policy(args, settings)
+            return policy_cli.run(args, settings.policies_dir)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

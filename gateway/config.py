@@ -47,6 +47,9 @@ class Settings:
     max_body_bytes: int = field(default_factory=lambda: int(os.environ.get("BULKHEAD_MAX_BODY_BYTES", 4 * 1024 * 1024)))
     upstream_timeout: float = field(default_factory=lambda: _float_env("BULKHEAD_UPSTREAM_TIMEOUT", 60.0))
     audit_flush_interval: float = field(default_factory=lambda: _float_env("BULKHEAD_AUDIT_FLUSH_SECONDS", 0.05))
+    policy_watch_seconds: float = field(default_factory=lambda: _float_env("BULKHEAD_POLICY_WATCH_SECONDS", 1.0))
+    # Admin keys of this tenant may create tenants over HTTP; every other admin manages only its own.
+    platform_tenant: str | None = field(default_factory=lambda: os.environ.get("BULKHEAD_PLATFORM_TENANT") or None)
     _secret: bytes | None = None
 
     @property

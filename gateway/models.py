@@ -107,3 +107,5 @@ class AuditEvent(Base):
     stages: Mapped[dict] = mapped_column(JSON)
     policy_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    kind: Mapped[str] = mapped_column(String(32), default="request", server_default="request")
+    detail: Mapped[dict | None] = mapped_column(JSON, nullable=True)

@@ -9,6 +9,7 @@ import orjson
 from pydantic.json_schema import models_json_schema
 
 from gateway import __version__
+from gateway.admin import KeyCreate, TenantCreate
 from gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 
 ERROR = {
@@ -65,10 +66,23 @@ def _get(summary: str, auth: bool, *errors: int, params: list | None = None) -> 
     return {"get": op}
 
 
+def _post(summary: str, schema_ref: str | None, *errors: int, params: list | None = None) -> dict:
+    op: dict = {"summary": summary, "security": [{"bearer": []}, {"apiKey": []}],
+                "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": OBJECT}}},
+                              **_errors(*errors)}}
+    if schema_ref:
+        op["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}}
+    if params:
+        op["parameters"] = params
+    return {"post": op}
+
+
 @lru_cache(maxsize=1)
 def document() -> bytes:
     _, defs = models_json_schema(
-        [(m, "validation") for m in (ChatCompletionRequest, CompletionRequest, EmbeddingRequest)],
+        [(m, "validation") for m in (ChatCompletionRequest, CompletionRequest, EmbeddingRequest, KeyCreate,
+                                     TenantCreate)],
         ref_template="#/components/schemas/{model}",
     )
     schemas = {**defs["$defs"], "Error": ERROR}
@@ -88,6 +102,17 @@ def document() -> bytes:
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
                 "description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
             "/openapi.json": _get("This document", False),
+            "/v1/bulkhead/admin/policies/reload": _post("Validate and apply the policy directory (admin)",
+                                                        None, 401, 403, 422),
+            "/v1/bulkhead/admin/tenants": {**_get("Tenants visible to this admin key", True, 401, 403),
+                                           **_post("Create a tenant (platform admin)", "TenantCreate",
+                                                   400, 401, 403, 409, 422)},
+            "/v1/bulkhead/admin/keys": {**_get("Keys of this admin key's tenant", True, 401, 403),
+                                        **_post("Create a key in this tenant; the key is shown once", "KeyCreate",
+                                                400, 401, 403, 422)},
+            "/v1/bulkhead/admin/keys/{key_id}/revoke": _post("Revoke a key of this tenant", None, 401, 403, 404,
+                                                             params=[{"name": "key_id", "in": "path",
+                                                                      "required": True, "schema": {"type": "string"}}]),
         },
         "components": {
             "schemas": schemas,

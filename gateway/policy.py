@@ -86,3 +86,12 @@ class Policy(Strict):
 
     def tenant_may_use(self, name: str) -> bool:
         return self.access.models is None or name in self.access.models
+
+
+def json_schema() -> dict:
+    """The JSON Schema editors use to validate and autocomplete policy YAML (`policies/schema.json`)."""
+    schema = Policy.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Bulkhead policy"
+    schema["description"] = "policies/default.yaml, or an overlay in policies/tenants/<tenant>.yaml"
+    return schema

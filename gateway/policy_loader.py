@@ -237,6 +237,9 @@ class PolicySet:
     def for_tenant(self, tenant: str) -> Policy:
         return self.tenants.get(tenant, self.default)
 
+    def all_backends(self) -> list:
+        return [b for p in (self.default, *self.tenants.values()) for b in p.backends]
+
 
 def load_policy_set(directory: Path) -> PolicySet:
     """All or nothing: every file is validated, and any error anywhere rejects the whole set."""

@@ -19,10 +19,6 @@ from gateway.policy_loader import PolicySet, load_policy_set
 log = logging.getLogger("bulkhead")
 
 
-def all_backends(policies: PolicySet) -> list:
-    return [b for p in (policies.default, *policies.tenants.values()) for b in p.backends]
-
-
 @dataclass
 class GatewayState:
     settings: Settings
@@ -34,6 +30,7 @@ class GatewayState:
     limiter: LocalLimiter | RedisLimiter
     audit: AuditWriter
     redis: object | None = None
+    reloader: object | None = None
     draining: bool = False
     extras: dict = field(default_factory=dict)
 
@@ -43,7 +40,7 @@ class GatewayState:
         sessions = sessionmaker(engine)
         policies = load_policy_set(settings.policies_dir)
         adapters = AdapterRegistry()
-        adapters.sync(all_backends(policies))
+        adapters.sync(policies.all_backends())
         redis = None
         limiter: LocalLimiter | RedisLimiter = LocalLimiter()
         if settings.redis_url:
@@ -54,7 +51,7 @@ class GatewayState:
         audit = AuditWriter(engine, flush_interval=settings.audit_flush_interval)
         audit.start()
         log.info("policy %s loaded (%d tenant overlays)", policies.default.version[:12], len(policies.tenants))
-        return cls(
+        state = cls(
             settings=settings,
             engine=engine,
             sessions=sessions,
@@ -65,6 +62,12 @@ class GatewayState:
             audit=audit,
             redis=redis,
         )
+        from gateway.policy_reload import PolicyReloader
+
+        state.reloader = PolicyReloader(state, settings.policies_dir, settings.policy_watch_seconds or 1.0)
+        if settings.policy_watch_seconds > 0:
+            state.reloader.start()
+        return state
 
     async def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
@@ -86,6 +89,8 @@ class GatewayState:
 
     async def close(self) -> None:
         self.draining = True
+        if self.reloader is not None:
+            await self.reloader.stop()
         await self.audit.close()
         await self.adapters.aclose()
         if self.redis is not None:

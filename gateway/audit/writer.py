@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import uuid
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.context import RequestContext
-from gateway.models import AuditEvent
+from gateway.models import AuditEvent, utcnow
 from gateway.telemetry import AUDIT_FAILURES, AUDIT_PENDING
 
 log = logging.getLogger("bulkhead.audit")
@@ -43,6 +44,36 @@ def event_from(ctx: RequestContext) -> dict:
         "stages": ctx.stages,
         "policy_version": ctx.policy_version,
         "attempts": ctx.attempts,
+        "kind": "request",
+        "detail": None,
+    }
+
+
+def system_event(kind: str, detail: dict, *, tenant_id: str | None = None, key_id: str | None = None,
+                 status: int = 200, error_code: str | None = None, policy_version: str | None = None) -> dict:
+    """An audit record that is not an API request (a policy applied or rejected, say)."""
+    return {
+        "request_id": "evt_" + uuid.uuid4().hex,
+        "ts": utcnow(),
+        "tenant_id": tenant_id,
+        "key_id": key_id,
+        "method": "EVENT",
+        "endpoint": kind,
+        "requested_model": None,
+        "backend": None,
+        "provider_model": None,
+        "status": status,
+        "error_code": error_code,
+        "stream": False,
+        "tokens_in": 0,
+        "tokens_out": 0,
+        "cost_usd": 0,
+        "latency_ms": 0.0,
+        "stages": {},
+        "policy_version": policy_version,
+        "attempts": 0,
+        "kind": kind,
+        "detail": detail,
     }
 
 

@@ -142,3 +142,13 @@ def test_check_cli(tmp_path):
                          cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 1 and "default.yaml:7:16" in bad.stdout
     assert check_files([ROOT / "policies"]) == []
+
+
+def test_schema_json_is_current():
+    import json
+
+    from gateway.policy import json_schema
+
+    shipped = json.loads((ROOT / "policies" / "schema.json").read_text())
+    assert shipped == json.loads(json.dumps(json_schema())), (
+        "policies/schema.json is stale: run `bulkhead policy schema --write policies/schema.json`")

@@ -1,0 +1,104 @@
+"""Admin and security HTTP endpoints under /v1/bulkhead/. Every one checks the caller's role and
+scopes what it touches to the caller's own tenant; another tenant's ids answer like unknown ones."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+from starlette.routing import Route
+
+from gateway import pipeline
+from gateway.auth import ROLES
+from gateway.errors import APIError
+from gateway.schemas import Closed, parse
+
+
+class KeyCreate(Closed):
+    roles: list[str] = Field(min_length=1, max_length=4)
+    expires_at: datetime | None = None
+    models: list[str] | None = None
+    name: str | None = Field(None, max_length=100)
+
+
+class TenantCreate(Closed):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _key_card(key, tenant: str) -> dict:
+    return {
+        "id": key.id, "tenant": tenant, "prefix": key.prefix, "roles": key.roles, "models": key.models,
+        "name": key.name, "created_at": key.created_at.isoformat(),
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+    }
+
+
+async def reload_policies(gw, ctx, request):
+    principal = await pipeline.authenticate(gw, ctx, request, roles=("admin",))
+    result = await gw.reloader.reload("api", actor=principal.key_id)
+    if not result.applied:
+        raise APIError(422, "The policy change is invalid; the last good policy stays in force: "
+                       + " | ".join(result.errors[:20]), "policy_invalid")
+    return pipeline.json_response({"applied": True, "version": result.version, "changes": result.changes})
+
+
+async def list_tenants(gw, ctx, request):
+    principal = await pipeline.authenticate(gw, ctx, request, roles=("admin",))
+    tenants = await gw.keys.list_tenants()
+    visible = [t for t in tenants if t.id == principal.tenant_id or principal.tenant == gw.settings.platform_tenant]
+    return pipeline.json_response({"object": "list", "data": [
+        {"id": t.id, "name": t.name, "created_at": t.created_at.isoformat()} for t in visible]})
+
+
+async def create_tenant(gw, ctx, request):
+    principal = await pipeline.authenticate(gw, ctx, request, roles=("admin",))
+    if principal.tenant != gw.settings.platform_tenant:
+        raise APIError(403, "Only admin keys of the platform tenant may create tenants.", "insufficient_role")
+    body = parse(TenantCreate, await pipeline.read_json(request, gw.settings.max_body_bytes))
+    try:
+        tenant = await gw.keys.create_tenant(body.name)
+    except ValueError:
+        raise APIError(409, f"A tenant named '{body.name}' already exists.", "tenant_exists", param="name") from None
+    return pipeline.json_response({"id": tenant.id, "name": tenant.name}, 201)
+
+
+async def list_keys(gw, ctx, request):
+    principal = await pipeline.authenticate(gw, ctx, request, roles=("admin",))
+    keys = await gw.keys.list_keys(principal.tenant)
+    return pipeline.json_response({"object": "list", "data": [_key_card(k, t) for k, t in keys]})
+
+
+async def create_key(gw, ctx, request):
+    principal = await pipeline.authenticate(gw, ctx, request, roles=("admin",))
+    body = parse(KeyCreate, await pipeline.read_json(request, gw.settings.max_body_bytes))
+    bad = [r for r in body.roles if r not in ROLES]
+    if bad:
+        raise APIError(422, f"Unknown role '{bad[0]}'; roles are {', '.join(ROLES)}.", "invalid_parameter",
+                       param="roles")
+    if body.expires_at is not None and body.expires_at.tzinfo is None:
+        raise APIError(422, "expires_at needs a time zone (e.g. 2027-01-01T00:00:00Z).", "invalid_parameter",
+                       param="expires_at")
+    key, raw = await gw.keys.create_key(principal.tenant, body.roles, expires_at=body.expires_at,
+                                        models=body.models, name=body.name)
+    return pipeline.json_response({**_key_card(key, principal.tenant), "key": raw}, 201)
+
+
+async def revoke_key(gw, ctx, request):
+    principal = await pipeline.authenticate(gw, ctx, request, roles=("admin",))
+    key_id = request.path_params["key_id"]
+    if not await gw.keys.revoke_key(key_id, tenant_id=principal.tenant_id):
+        raise APIError(404, "No active key with that id.", "key_not_found")
+    return pipeline.json_response({"id": key_id, "revoked": True})
+
+
+def routes(api) -> list[Route]:
+    base = "/v1/bulkhead/admin"
+    return [
+        Route(f"{base}/policies/reload", api(reload_policies), methods=["POST"]),
+        Route(f"{base}/tenants", api(list_tenants), methods=["GET"]),
+        Route(f"{base}/tenants", api(create_tenant), methods=["POST"]),
+        Route(f"{base}/keys", api(list_keys), methods=["GET"]),
+        Route(f"{base}/keys", api(create_key), methods=["POST"]),
+        Route(f"{base}/keys/{{key_id}}/revoke", api(revoke_key), methods=["POST"]),
+    ]

@@ -1,0 +1,116 @@
+"""`bulkhead policy check | schema | explain | diff`: the policy tools for security teams."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gateway.auth import Principal
+from gateway.errors import APIError
+from gateway.policy import json_schema
+from gateway.policy_diff import diff_policies, diff_sets
+from gateway.policy_loader import PolicyError, check_files, compile_documents, load_policy_set, read_document
+from gateway.routing import verdicts
+from gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, parse
+
+MODES = {"chat": ChatCompletionRequest, "completions": CompletionRequest, "embeddings": EmbeddingRequest}
+
+
+def add_parsers(sub) -> None:
+    policy = sub.add_parser("policy", help="policy tools").add_subparsers(dest="action", required=True)
+    check = policy.add_parser("check", help="validate policy files or directories; exit 1 with located errors")
+    check.add_argument("paths", nargs="*", help="files or directories (default: BULKHEAD_POLICIES)")
+    schema = policy.add_parser("schema", help="print (or --write) the policy JSON Schema")
+    schema.add_argument("--write", metavar="FILE", help="write it to FILE, e.g. policies/schema.json")
+    explain = policy.add_parser("explain", help="the decision for a request, without calling any backend")
+    explain.add_argument("--tenant", required=True)
+    explain.add_argument("--request", required=True, help="a JSON request body (file, or - for stdin)")
+    explain.add_argument("--mode", choices=sorted(MODES), default="chat")
+    explain.add_argument("--key-models", help="comma-separated allowlist of the calling key, if it has one")
+    diff = policy.add_parser("diff", help="what would change in effect between two policy files or directories")
+    diff.add_argument("old")
+    diff.add_argument("new")
+
+
+def run(args, policies_dir: Path) -> int:
+    try:
+        return {"check": _check, "schema": _schema, "explain": _explain, "diff": _diff}[args.action](args, policies_dir)
+    except PolicyError as exc:
+        for err in exc.errors:
+            print(err)
+        return 1
+
+
+def _check(args, policies_dir: Path) -> int:
+    paths = [Path(p) for p in args.paths] or [policies_dir]
+    errors = check_files(paths)
+    for err in errors:
+        print(err)
+    if errors:
+        return 1
+    print(f"ok: {', '.join(map(str, paths))}")
+    return 0
+
+
+def _schema(args, policies_dir: Path) -> int:
+    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    if args.write:
+        Path(args.write).write_text(text)
+    else:
+        print(text, end="")
+    return 0
+
+
+def _explain(args, policies_dir: Path) -> int:
+    import sys
+
+    raw = sys.stdin.read() if args.request == "-" else Path(args.request).read_text()
+    policy = load_policy_set(policies_dir).for_tenant(args.tenant)
+    print(f"tenant: {args.tenant}   policy version: {policy.version[:16]}")
+    try:
+        req = parse(MODES[args.mode], json.loads(raw))
+    except (APIError, json.JSONDecodeError) as exc:
+        print(f"request rejected before routing: {getattr(exc, 'message', exc)}")
+        return 1
+    models = tuple(m.strip() for m in args.key_models.split(",")) if args.key_models else None
+    principal = Principal(tenant_id="-", tenant=args.tenant, key_id="-", roles=("app",), models=models)
+    print(f"requested model: {req.model}   endpoint: {args.mode}   stream: {getattr(req, 'stream', False)}")
+    print("signals: none evaluated (this policy has no PII or risk detectors configured)")
+    print("candidates:")
+    chosen = None
+    for v in verdicts(policy, principal, req.model, args.mode):
+        print(f"  {'ACCEPT' if v.accepted else 'reject'}  {v.backend:<24} {v.reason}")
+        chosen = chosen or (v.backend if v.accepted else None)
+    if chosen:
+        b = policy.backend(chosen)
+        print(f"decision: {chosen} ({b.adapter} {b.model}, trust {b.trust}, timeout {b.timeout_s}s, "
+              f"retries {b.max_retries})")
+    else:
+        print("decision: refused (no backend accepts this request)")
+    limits = policy.limits
+    print(f"limits: rpm_per_key={limits.rpm_per_key or 'none'} rpm_per_tenant={limits.rpm_per_tenant or 'none'}")
+    return 0 if chosen else 1
+
+
+def _load_any(path: Path):
+    if path.is_dir():
+        return load_policy_set(path)
+    return compile_documents([read_document(path)])
+
+
+def _diff(args, policies_dir: Path) -> int:
+    old, new = _load_any(Path(args.old)), _load_any(Path(args.new))
+    if hasattr(old, "tenants") and hasattr(new, "tenants"):
+        changes = diff_sets(old, new)
+    else:
+        old_p = old.default if hasattr(old, "default") else old
+        new_p = new.default if hasattr(new, "default") else new
+        changes = {"policy": diff_policies(old_p, new_p)} if diff_policies(old_p, new_p) else {}
+    if not changes:
+        print("no change in effect")
+        return 0
+    for scope, lines in changes.items():
+        print(f"{scope}:")
+        for line in lines:
+            print(f"  - {line}")
+    return 0
