@@ -45,10 +45,8 @@ async def reload_policies(gw, ctx, request):
 
 async def list_tenants(gw, ctx, request):
     principal = await pipeline.authenticate(gw, ctx, request, roles=("admin",))
-    tenants = await gw.keys.list_tenants()
-    visible = [t for t in tenants if t.id == principal.tenant_id or principal.tenant == gw.settings.platform_tenant]
-    return pipeline.json_response({"object": "list", "data": [
-        {"id": t.id, "name": t.name, "created_at": t.created_at.isoformat()} for t in visible]})
+    # Row-level security shows an admin key its own tenant only, the platform tenant's included.
+    return pipeline.json_response({"object": "list", "data": [{"id": principal.tenant_id, "name": principal.tenant}]})
 
 
 async def create_tenant(gw, ctx, request):
@@ -65,7 +63,7 @@ async def create_tenant(gw, ctx, request):
 
 async def list_keys(gw, ctx, request):
     principal = await pipeline.authenticate(gw, ctx, request, roles=("admin",))
-    keys = await gw.keys.list_keys(principal.tenant)
+    keys = await gw.keys.list_keys(tenant_id=principal.tenant_id)
     return pipeline.json_response({"object": "list", "data": [_key_card(k, t) for k, t in keys]})
 
 
@@ -80,7 +78,7 @@ async def create_key(gw, ctx, request):
         raise APIError(422, "expires_at needs a time zone (e.g. 2027-01-01T00:00:00Z).", "invalid_parameter",
                        param="expires_at")
     key, raw = await gw.keys.create_key(principal.tenant, body.roles, expires_at=body.expires_at,
-                                        models=body.models, name=body.name)
+                                        models=body.models, name=body.name, tenant_id=principal.tenant_id)
     return pipeline.json_response({**_key_card(key, principal.tenant), "key": raw}, 201)
 
 

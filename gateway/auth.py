@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from gateway.models import ApiKey, Tenant, utcnow
+from gateway.tenancy import scope
 
 ROLES = ("app", "security", "compliance", "admin")
 KEY_PREFIX = "bh-"
@@ -62,6 +64,25 @@ def extract_key(headers) -> str | None:
     return key.strip() if key else None
 
 
+_LOOKUP = text(
+    "SELECT k.id, k.tenant_id, k.key_hash, k.roles, k.models, k.expires_at, k.revoked_at, t.name AS tenant_name "
+    "FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_hash = :h"
+)
+_PG_LOOKUP = text("SELECT * FROM bulkhead_key_lookup(:h)")
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _utc(value):
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
 class KeyStore:
     def __init__(self, sessions: async_sessionmaker, secret: bytes) -> None:
         self._sessions = sessions
@@ -72,37 +93,37 @@ class KeyStore:
             raise AuthError("invalid_api_key")
         digest = hash_key(self._secret, raw_key)
         async with self._sessions() as s:
-            row = (
-                await s.execute(
-                    select(ApiKey, Tenant.name)
-                    .join(Tenant, Tenant.id == ApiKey.tenant_id)
-                    .where(ApiKey.key_hash == digest)
-                )
-            ).first()
+            if s.bind.dialect.name == "postgresql":
+                # Before the tenant is known, RLS hides every key: a SECURITY DEFINER function
+                # returns exactly the row with this HMAC and nothing else.
+                row = (await s.execute(_PG_LOOKUP, {"h": digest})).mappings().first()
+            else:
+                row = (await s.execute(_LOOKUP, {"h": digest})).mappings().first()
         # The index lookup is on an HMAC, which leaks nothing useful; the constant-time compare
         # guards the equality the database already established against any collation surprises.
-        if row is None or not hmac.compare_digest(row[0].key_hash, digest):
+        if row is None or not hmac.compare_digest(row["key_hash"], digest):
             raise AuthError("invalid_api_key")
-        key, tenant_name = row
-        now = utcnow()
-        if key.revoked_at is not None:
+        if row["revoked_at"] is not None:
             raise AuthError("key_revoked")
-        if key.expires_at is not None and key.expires_at <= now:
+        expires_at = _utc(row["expires_at"])
+        if expires_at is not None and expires_at <= utcnow():
             raise AuthError("key_expired")
+        roles, models = _json(row["roles"]), _json(row["models"])
         return Principal(
-            tenant_id=key.tenant_id,
-            tenant=tenant_name,
-            key_id=key.id,
-            roles=tuple(key.roles),
-            models=tuple(key.models) if key.models is not None else None,
+            tenant_id=row["tenant_id"],
+            tenant=row["tenant_name"],
+            key_id=row["id"],
+            roles=tuple(roles),
+            models=tuple(models) if models is not None else None,
         )
 
     async def create_tenant(self, name: str) -> Tenant:
         tenant = Tenant(id="ten_" + uuid.uuid4().hex[:20], name=name, created_at=utcnow())
-        async with self._sessions() as s:
+        async with self._sessions() as s, s.begin():
+            await scope(s, tenant.id)
             s.add(tenant)
             try:
-                await s.commit()
+                await s.flush()
             except IntegrityError as exc:
                 raise ValueError(f"tenant {name!r} already exists") from exc
         return tenant
@@ -123,17 +144,22 @@ class KeyStore:
         expires_at: datetime | None = None,
         models: list[str] | None = None,
         name: str | None = None,
+        tenant_id: str | None = None,
     ) -> tuple[ApiKey, str]:
+        """By tenant name (operators' CLI), or by `tenant_id` when the caller's tenant is known
+        (the admin API, which runs under row-level security and sees only its own tenant)."""
         bad = [r for r in roles if r not in ROLES]
         if bad or not roles:
             raise ValueError(f"unknown role(s) {bad}; roles are {', '.join(ROLES)}")
-        tenant = await self.get_tenant(tenant_name)
-        if tenant is None:
-            raise ValueError(f"no tenant named {tenant_name!r}")
+        if tenant_id is None:
+            tenant = await self.get_tenant(tenant_name)
+            if tenant is None:
+                raise ValueError(f"no tenant named {tenant_name!r}")
+            tenant_id = tenant.id
         raw = generate_key()
         key = ApiKey(
             id="key_" + uuid.uuid4().hex[:20],
-            tenant_id=tenant.id,
+            tenant_id=tenant_id,
             key_hash=hash_key(self._secret, raw),
             prefix=raw[:10],
             roles=list(dict.fromkeys(roles)),
@@ -142,16 +168,21 @@ class KeyStore:
             created_at=utcnow(),
             expires_at=expires_at,
         )
-        async with self._sessions() as s:
+        async with self._sessions() as s, s.begin():
+            await scope(s, tenant_id)
             s.add(key)
-            await s.commit()
         return key, raw
 
-    async def list_keys(self, tenant_name: str | None = None) -> list[tuple[ApiKey, str]]:
+    async def list_keys(self, tenant_name: str | None = None, tenant_id: str | None = None
+                        ) -> list[tuple[ApiKey, str]]:
         query = select(ApiKey, Tenant.name).join(Tenant, Tenant.id == ApiKey.tenant_id).order_by(ApiKey.created_at)
         if tenant_name:
             query = query.where(Tenant.name == tenant_name)
-        async with self._sessions() as s:
+        if tenant_id:
+            query = query.where(ApiKey.tenant_id == tenant_id)
+        async with self._sessions() as s, s.begin():
+            if tenant_id:
+                await scope(s, tenant_id)
             return [(k, t) for k, t in (await s.execute(query)).all()]
 
     async def revoke_key(self, key_id: str, tenant_id: str | None = None) -> bool:
@@ -160,7 +191,8 @@ class KeyStore:
         query = update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
         if tenant_id is not None:
             query = query.where(ApiKey.tenant_id == tenant_id)
-        async with self._sessions() as s:
+        async with self._sessions() as s, s.begin():
+            if tenant_id is not None:
+                await scope(s, tenant_id)
             result = await s.execute(query.values(revoked_at=utcnow()))
-            await s.commit()
             return result.rowcount == 1

@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _store(settings: Settings):
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.admin_database_url)
     return engine, KeyStore(sessionmaker(engine), settings.secret)
 
 
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "migrate":
             from gateway.migrate import upgrade
 
-            upgrade(settings.database_url, args.revision)
+            upgrade(settings.admin_database_url, args.revision)
             print(f"database at revision {args.revision}")
             return 0
         if args.command == "tenants":

@@ -42,6 +42,11 @@ def _float_env(name: str, default: float) -> float:
 @dataclass(slots=True)
 class Settings:
     database_url: str = field(default_factory=lambda: os.environ.get("DATABASE_URL") or _default_database_url())
+    # The schema owner's URL for `bulkhead migrate` and the operators' tenant/key commands; the
+    # gateway itself connects with DATABASE_URL as a role that row-level security applies to.
+    admin_database_url: str = field(
+        default_factory=lambda: os.environ.get("BULKHEAD_ADMIN_DATABASE_URL") or os.environ.get("DATABASE_URL")
+        or _default_database_url())
     redis_url: str | None = field(default_factory=lambda: os.environ.get("REDIS_URL") or None)
     policies_dir: Path = field(default_factory=lambda: Path(os.environ.get("BULKHEAD_POLICIES", "policies")))
     max_body_bytes: int = field(default_factory=lambda: int(os.environ.get("BULKHEAD_MAX_BODY_BYTES", 4 * 1024 * 1024)))

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Numeric,
     String,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -70,10 +71,11 @@ class Tenant(Base):
 
 class ApiKey(Base):
     __tablename__ = "api_keys"
+    __table_args__ = (UniqueConstraint("tenant_id", "key_hash"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
-    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64), index=True)
     prefix: Mapped[str] = mapped_column(String(16))
     roles: Mapped[list] = mapped_column(JSON)
     models: Mapped[list | None] = mapped_column(JSON, nullable=True)
@@ -85,10 +87,13 @@ class ApiKey(Base):
 
 class AuditEvent(Base):
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_tenant_ts", "tenant_id", "ts"),)
+    __table_args__ = (
+        Index("ix_audit_events_tenant_ts", "tenant_id", "ts"),
+        UniqueConstraint("tenant_id", "request_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    request_id: Mapped[str] = mapped_column(String(40), unique=True)
+    request_id: Mapped[str] = mapped_column(String(40))
     ts: Mapped[datetime]
     tenant_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     key_id: Mapped[str | None] = mapped_column(String(40), nullable=True)

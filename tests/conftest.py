@@ -66,6 +66,13 @@ def _pg_url(name: str) -> str:
     return base.rsplit("/", 1)[0] + "/" + name
 
 
+def app_role_url(owner_url: str) -> str:
+    """The same database as the row-level-security-bound role the gateway runs as."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(owner_url).set(username="bulkhead_app", password=None).render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
 def pg_database_factory():
     """Creates throwaway databases on the test server and drops them at the end of the session."""
@@ -135,9 +142,11 @@ def start_gateway(tmp: Path, database_url: str, standin: StandIn, *, server: str
                   redis: bool = True, extra_env: dict | None = None) -> Gateway:
     policies = tmp / "policies"
     write_policy(policies, standin, free_port())
+    serving_url = app_role_url(database_url) if database_url.startswith("postgresql") else database_url
     env = {
         **os.environ,
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": serving_url,
+        "BULKHEAD_ADMIN_DATABASE_URL": database_url,
         "BULKHEAD_POLICIES": str(policies),
         "BULKHEAD_SECRET": TEST_SECRET,
         "BULKHEAD_DATA_DIR": str(tmp / "data"),

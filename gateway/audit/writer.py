@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.context import RequestContext
 from gateway.models import AuditEvent, utcnow
 from gateway.telemetry import AUDIT_FAILURES, AUDIT_PENDING
+from gateway.tenancy import scope
 
 log = logging.getLogger("bulkhead.audit")
 
@@ -120,9 +121,15 @@ class AuditWriter:
     async def _drain(self) -> bool:
         while self._queue:
             batch = [self._queue.popleft() for _ in range(min(self._batch_max, len(self._queue)))]
+            by_tenant: dict[str | None, list[dict]] = {}
+            for row in batch:
+                by_tenant.setdefault(row["tenant_id"], []).append(row)
             try:
                 async with self._engine.begin() as conn:
-                    await conn.execute(insert(AuditEvent.__table__), batch)
+                    for tenant_id, rows in by_tenant.items():
+                        if tenant_id is not None:
+                            await scope(conn, tenant_id)  # row-level security checks every row's tenant
+                        await conn.execute(insert(AuditEvent.__table__), rows)
             except Exception as exc:  # any database failure: keep the rows, retry later
                 self._queue.extendleft(reversed(batch))
                 AUDIT_FAILURES.inc()
