@@ -4,12 +4,13 @@ scopes what it touches to the caller's own tenant; another tenant's ids answer l
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import Field
 from starlette.routing import Route
 
 from gateway import pipeline
-from gateway.auth import ROLES
+from gateway.auth import ROLES, Principal
 from gateway.errors import APIError
 from gateway.schemas import Closed, parse
 
@@ -90,6 +91,31 @@ async def revoke_key(gw, ctx, request):
     return pipeline.json_response({"id": key_id, "revoked": True})
 
 
+class ExplainRequest(Closed):
+    request: dict = Field(description="The chat, completions or embeddings body to explain.")
+    mode: Literal["chat", "completions", "embeddings"] = "chat"
+
+
+async def explain(gw, ctx, request):
+    """The routing decision for a request under the caller's own tenant policy; nothing is called."""
+    from gateway.policy_cli import MODES
+    from gateway.routing import verdicts
+
+    principal = await pipeline.authenticate(gw, ctx, request, roles=("security", "admin"))
+    body = parse(ExplainRequest, await pipeline.read_json(request, gw.settings.max_body_bytes))
+    req = parse(MODES[body.mode], body.request)
+    policy = gw.policies.for_tenant(principal.tenant)
+    # as an app key of this tenant without a model allowlist would be routed
+    app_key = Principal(tenant_id=principal.tenant_id, tenant=principal.tenant, key_id="-", roles=("app",))
+    trace = verdicts(policy, app_key, req.model, body.mode)
+    chosen = next((v.backend for v in trace if v.accepted), None)
+    return pipeline.json_response({
+        "tenant": principal.tenant, "policy_version": policy.version, "model": req.model, "mode": body.mode,
+        "candidates": [{"backend": v.backend, "accepted": v.accepted, "reason": v.reason} for v in trace],
+        "decision": chosen, "limits": policy.limits.model_dump(),
+    })
+
+
 def routes(api) -> list[Route]:
     base = "/v1/bulkhead/admin"
     return [
@@ -99,4 +125,5 @@ def routes(api) -> list[Route]:
         Route(f"{base}/keys", api(list_keys), methods=["GET"]),
         Route(f"{base}/keys", api(create_key), methods=["POST"]),
         Route(f"{base}/keys/{{key_id}}/revoke", api(revoke_key), methods=["POST"]),
+        Route("/v1/bulkhead/policy/explain", api(explain), methods=["POST"]),
     ]

@@ -154,6 +154,7 @@ def start_gateway(tmp: Path, database_url: str, standin: StandIn, *, server: str
         "HF_HUB_OFFLINE": "1",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         "STANDIN_API_KEY": "sk-standin-provider-key",
+        "STANDIN_BASE": standin.base_url,
         **(extra_env or {}),
     }
     env.pop("REDIS_URL", None)

@@ -152,3 +152,33 @@ def test_admin_key_validation(gw):
     assert r.status_code == 422 and r.json()["error"]["param"] == "roles"
     r = httpx.post(base, headers=h(gw, "alpha_admin"), json={"roles": ["app"], "api_key": "x"})
     assert r.status_code == 400
+
+
+def test_tenant_overlay_backend_is_invisible_to_other_tenants(gw):
+    overlay = gw.policy_file.parent / "tenants" / "alpha.yaml"
+    overlay.parent.mkdir(exist_ok=True)
+    overlay.write_text("backends:\n  - {name: alpha-only, adapter: openai, model: echo, api_base: '"
+                       + gw.env["STANDIN_BASE"] + "'}\n")
+    r = httpx.post(gw.base_url + "/v1/bulkhead/admin/policies/reload", headers=h(gw, "ops_admin"))
+    assert r.status_code == 200 and "alpha" in r.json()["changes"]
+    gw.keys["beta_app"] = gw.keys.get("beta_app") or gw.new_key("beta", "app")
+    assert "alpha-only" in models(gw, "alpha_app") and "alpha-only" not in models(gw, "beta_app")
+    body = {"model": "alpha-only", "messages": [{"role": "user", "content": "hi"}]}
+    ok = httpx.post(gw.base_url + "/v1/chat/completions", headers=h(gw, "alpha_app"), json=body)
+    assert ok.status_code == 200 and ok.headers["x-bulkhead-route"] == "alpha-only"
+    denied = httpx.post(gw.base_url + "/v1/chat/completions", headers=h(gw, "beta_app"), json=body)
+    assert denied.status_code == 404 and "alpha" not in denied.text.replace("alpha-only", "")
+
+
+def test_security_role_explains_under_its_own_tenant(gw):
+    gw.keys["alpha_sec"] = gw.new_key("alpha", "security")
+    body = {"request": {"model": "alpha-only", "messages": [{"role": "user", "content": "x"}]}}
+    r = httpx.post(gw.base_url + "/v1/bulkhead/policy/explain", headers=h(gw, "alpha_sec"), json=body)
+    assert r.status_code == 200 and r.json()["decision"] == "alpha-only"
+    assert any(c["backend"] == "echo" and not c["accepted"] for c in r.json()["candidates"])
+    gw.keys["beta_sec"] = gw.new_key("beta", "security")
+    r = httpx.post(gw.base_url + "/v1/bulkhead/policy/explain", headers=h(gw, "beta_sec"), json=body)
+    assert r.status_code == 200 and r.json()["decision"] is None
+    assert all(c["backend"] != "alpha-only" for c in r.json()["candidates"])
+    r = httpx.post(gw.base_url + "/v1/bulkhead/policy/explain", headers=h(gw, "alpha_app"), json=body)
+    assert r.status_code == 403
