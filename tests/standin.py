@@ -166,6 +166,19 @@ class StandIn:
         prompt = body.get("prompt")
         prompt = prompt if isinstance(prompt, str) else " ".join(map(str, prompt or []))
         text = "echo: " + prompt
+        if body.get("stream"):
+            resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+            await resp.prepare(request)
+            base = {"id": "cmpl-standin", "object": "text_completion", "created": int(time.time()),
+                    "model": body["model"]}
+            for i in range(0, len(text), self.chunk_size):
+                chunk = {**base, "choices": [{"index": 0, "text": text[i:i + self.chunk_size], "finish_reason": None}]}
+                await resp.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+            if (body.get("stream_options") or {}).get("include_usage"):
+                await resp.write(b"data: " + orjson.dumps({**base, "choices": [], "usage": self._usage(prompt, text)})
+                                 + b"\n\n")
+            await resp.write(b"data: [DONE]\n\n")
+            return resp
         return web.json_response({"id": "cmpl-standin", "object": "text_completion", "created": int(time.time()),
                                   "model": body["model"],
                                   "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],

@@ -138,6 +138,23 @@ def test_completions(gateway):
     assert raw.parse().choices[0].text == "echo: say hi"
 
 
+def test_completions_streaming(gateway):
+    with client(gateway).completions.with_streaming_response.create(
+        model="echo", prompt="stream me", stream=True,
+    ) as resp:
+        remember(gateway, resp.headers, 200)
+        chunks = list(resp.parse())
+    assert chunks and all(c.object == "text_completion" for c in chunks)
+
+
+def test_model_names_shaped_like_urls_reach_nothing(gateway, standin):
+    before = len(standin.requests)
+    for model in ("http://127.0.0.2:9/v1", "openai/gpt-4o-mini", "../echo", "echo@127.0.0.3"):
+        expect_error(gateway, openai.NotFoundError, lambda m=model: client(gateway).chat.completions.create(
+            model=m, messages=MESSAGES), 404, "model_not_found")
+    assert len(standin.requests) == before
+
+
 @pytest.mark.parametrize("model", ["embed", "embed-litellm"])
 def test_embeddings(gateway, model):
     raw = client(gateway).embeddings.with_raw_response.create(model=model, input=["alpha", "beta"])
