@@ -35,6 +35,7 @@ class RequestContext:
     error_code: str | None = None
     policy_version: str | None = None
     attempts: int = 0
+    reservation: object | None = None
     stages: dict[str, float] = field(default_factory=dict)
     span: trace.Span | None = None
 

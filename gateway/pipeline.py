@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,11 +23,14 @@ from gateway import pricing
 from gateway.auth import AuthError, Principal, extract_key
 from gateway.context import RequestContext
 from gateway.errors import APIError, bad_request
+from gateway.limits import MICRO_USD, estimate_tokens
 from gateway.policy import Backend
 from gateway.routing import decide
 from gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, check_headers, parse
 from gateway.state import GatewayState
 from gateway.telemetry import COST, TOKENS, UPSTREAM_ERRORS
+
+log = logging.getLogger("bulkhead")
 
 _AUTH_MESSAGES = {
     "missing_api_key": "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
@@ -56,12 +60,13 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
         ctx.stream = bool(getattr(req, "stream", False))
     policy = gw.policies.for_tenant(principal.tenant)
     ctx.policy_version = policy.version
-    with ctx.stage("admit"):
-        await gw.limiter.admit(principal, policy.limits)
     # inspect: PII, secrets and risk signals are found here (PII and risk issues).
     with ctx.stage("decide"):
         route = decide(policy, principal, req.model, mode)
     backend = route.backend
+    with ctx.stage("admit"):
+        tokens = estimate_tokens(body)
+        ctx.reservation = await gw.limiter.admit(principal, policy, tokens, pricing.micro_usd(backend, tokens, body))
     adapter = gw.adapters.get(backend)
     ctx.backend, ctx.provider_model = backend.name, adapter.provider_model
     # transform: the policy's PII treatment for the backend's trust zone is applied here.
@@ -69,11 +74,19 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
     if ctx.stream:
         if stream_method is None or not hasattr(adapter, stream_method):
             raise bad_request(f"The model '{req.model}' does not support streaming here.", "stream")
-        return await stream(gw, ctx, backend, getattr(adapter, stream_method), outbound, req)
-    with ctx.stage("call"):
-        result = await call(ctx, backend, getattr(adapter, method), outbound)
+        try:
+            return await stream(gw, ctx, backend, getattr(adapter, stream_method), outbound, req)
+        except APIError:
+            await settle(gw, ctx, backend, Usage())
+            raise
+    try:
+        with ctx.stage("call"):
+            result = await call(ctx, backend, getattr(adapter, method), outbound)
+    except APIError:
+        await settle(gw, ctx, backend, Usage())
+        raise
     # restore and verify: placeholders back into the answer; hallucination checks (later issues).
-    record_usage(ctx, backend, result.usage)
+    await settle(gw, ctx, backend, result.usage)
     return json_response(result.body)
 
 
@@ -189,14 +202,22 @@ async def stream(gw: GatewayState, ctx: RequestContext, backend: Backend, fn, bo
             ctx.error_code = "client_disconnected"
             raise
         finally:
-            record_usage(ctx, backend, usage)
+            await settle(gw, ctx, backend, usage)
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
 
-def record_usage(ctx: RequestContext, backend: Backend, usage: Usage) -> None:
+async def settle(gw: GatewayState, ctx: RequestContext, backend: Backend, usage: Usage) -> None:
+    """Record what the call used and correct the admission estimates (tokens, budget) by it."""
     ctx.usage = usage
     ctx.cost_usd = pricing.cost_usd(backend, usage)
+    if ctx.reservation is not None:
+        reservation, ctx.reservation = ctx.reservation, None
+        try:
+            await gw.limiter.settle(reservation, usage.prompt_tokens + usage.completion_tokens,
+                                    int(ctx.cost_usd * MICRO_USD))
+        except Exception as exc:  # a failed correction must not fail an answered request
+            log.warning("could not settle limits (%s)", type(exc).__name__)
     TOKENS.labels(backend.name, "in").inc(usage.prompt_tokens)
     TOKENS.labels(backend.name, "out").inc(usage.completion_tokens)
     COST.labels(backend.name).inc(ctx.cost_usd)

@@ -53,8 +53,16 @@ class Backend(Strict):
 
 
 class Limits(Strict):
-    rpm_per_key: int | None = Field(None, ge=1)
-    rpm_per_tenant: int | None = Field(None, ge=1)
+    rpm_per_key: int | None = Field(None, ge=1, description="Requests per minute per API key.")
+    rpm_per_tenant: int | None = Field(None, ge=1, description="Requests per minute for the tenant.")
+    tpm_per_key: int | None = Field(None, ge=1, description="Tokens per minute per API key (estimated, then settled).")
+    tpm_per_tenant: int | None = Field(None, ge=1, description="Tokens per minute for the tenant.")
+
+
+class Budgets(Strict):
+    period: Literal["day", "month"] = "day"
+    tenant_usd: float | None = Field(None, ge=0, description="USD the tenant may spend per period.")
+    key_usd: float | None = Field(None, ge=0, description="USD one API key may spend per period.")
 
 
 class Access(Strict):
@@ -66,6 +74,7 @@ class Policy(Strict):
     backends: list[Backend] = Field(default_factory=list)
     access: Access = Field(default_factory=Access)
     limits: Limits = Field(default_factory=Limits)
+    budgets: Budgets = Field(default_factory=Budgets)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Policy:

@@ -29,6 +29,13 @@ def per_token_rates(backend) -> tuple[float, float]:
     return _rates(backend.model)
 
 
+def micro_usd(backend, tokens: int, body: dict) -> int:
+    """Admission's cost estimate in micro-USD: every estimated token priced as output (the dearer
+    rate), so the reservation errs on the side of the budget."""
+    rate_in, rate_out = per_token_rates(backend)
+    return int(tokens * max(rate_in, rate_out) * 1_000_000) + 1 if (rate_in or rate_out) else 0
+
+
 def cost_usd(backend, usage: Usage) -> float:
     rate_in, rate_out = per_token_rates(backend)
     return usage.prompt_tokens * rate_in + usage.completion_tokens * rate_out

@@ -182,3 +182,23 @@ def test_security_role_explains_under_its_own_tenant(gw):
     assert all(c["backend"] != "alpha-only" for c in r.json()["candidates"])
     r = httpx.post(gw.base_url + "/v1/bulkhead/policy/explain", headers=h(gw, "alpha_app"), json=body)
     assert r.status_code == 403
+
+
+def test_budget_exhaustion_answers_429(gw):
+    overlay = gw.policy_file.parent / "tenants" / "beta.yaml"
+    overlay.write_text("budgets: {period: day, tenant_usd: 0.00004}\nlimits: {tpm_per_tenant: 100000}\n")
+    r = httpx.post(gw.base_url + "/v1/bulkhead/admin/policies/reload", headers=h(gw, "ops_admin"))
+    assert r.status_code == 200, r.text
+    gw.keys["beta_app"] = gw.keys.get("beta_app") or gw.new_key("beta", "app")
+    small = {"model": "echo", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    first = httpx.post(gw.base_url + "/v1/chat/completions", headers=h(gw, "beta_app"), json=small)
+    assert first.status_code == 200  # ~8 tokens at $2/Mtok reserved, then settled to actual use
+    big = {**small, "max_tokens": 4000}
+    refused = httpx.post(gw.base_url + "/v1/chat/completions", headers=h(gw, "beta_app"), json=big)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "budget_exceeded"
+    assert int(refused.headers["retry-after"]) > 0
+    # another tenant's budget is untouched
+    other = httpx.post(gw.base_url + "/v1/chat/completions", headers=h(gw, "alpha_app"), json=big)
+    assert other.status_code == 200
+    overlay.unlink()
+    httpx.post(gw.base_url + "/v1/bulkhead/admin/policies/reload", headers=h(gw, "ops_admin"))
