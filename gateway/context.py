@@ -36,6 +36,7 @@ class RequestContext:
     policy_version: str | None = None
     attempts: int = 0
     reservation: object | None = None
+    cache: str | None = None
     stages: dict[str, float] = field(default_factory=dict)
     span: trace.Span | None = None
 

@@ -18,8 +18,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from adapters.base import CallResult, UpstreamError, Usage
-from gateway import pricing
+from adapters.base import UpstreamError, Usage
+from gateway import cache, pricing
 from gateway.auth import AuthError, Principal, extract_key
 from gateway.context import RequestContext
 from gateway.errors import APIError, bad_request
@@ -28,7 +28,7 @@ from gateway.policy import Backend
 from gateway.routing import decide
 from gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, check_headers, parse
 from gateway.state import GatewayState
-from gateway.telemetry import COST, TOKENS, UPSTREAM_ERRORS
+from gateway.telemetry import CACHE, COST, TOKENS, UPSTREAM_ERRORS
 
 log = logging.getLogger("bulkhead")
 
@@ -64,29 +64,42 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
     with ctx.stage("decide"):
         route = decide(policy, principal, req.model, mode)
     backend = route.backend
+    # transform: the policy's PII treatment for the backend's trust zone is applied here.
+    outbound = {k: v for k, v in body.items() if k != "bulkhead"}
+    cache_key = None
+    if policy.cache.enabled and not ctx.stream:
+        cache_key = cache.cache_key(principal.tenant_id, backend, mode, outbound)
+        with ctx.stage("cache"):
+            hit = await gw.cache.get(cache_key)
+        CACHE.labels("hit" if hit else "miss").inc()
+        if hit is not None:
+            ctx.cache = "hit"
+            ctx.usage = Usage.from_openai(hit.get("usage"))
+            return json_response(hit, headers={"x-bulkhead-cache": "hit"})
     with ctx.stage("admit"):
         tokens = estimate_tokens(body)
         ctx.reservation = await gw.limiter.admit(principal, policy, tokens, pricing.micro_usd(backend, tokens, body))
     adapter = gw.adapters.get(backend)
     ctx.backend, ctx.provider_model = backend.name, adapter.provider_model
-    # transform: the policy's PII treatment for the backend's trust zone is applied here.
-    outbound = {k: v for k, v in body.items() if k != "bulkhead"}
     if ctx.stream:
         if stream_method is None or not hasattr(adapter, stream_method):
             raise bad_request(f"The model '{req.model}' does not support streaming here.", "stream")
         try:
-            return await stream(gw, ctx, backend, getattr(adapter, stream_method), outbound, req)
+            return await stream(gw, ctx, policy, backend, getattr(adapter, stream_method), outbound, req)
         except APIError:
             await settle(gw, ctx, backend, Usage())
             raise
     try:
         with ctx.stage("call"):
-            result = await call(ctx, backend, getattr(adapter, method), outbound)
+            result = await call(gw, ctx, policy, backend, getattr(adapter, method), outbound)
     except APIError:
         await settle(gw, ctx, backend, Usage())
         raise
     # restore and verify: placeholders back into the answer; hallucination checks (later issues).
     await settle(gw, ctx, backend, result.usage)
+    if cache_key is not None:
+        await gw.cache.set(cache_key, result.body, policy.cache.ttl_seconds)
+        return json_response(result.body, headers={"x-bulkhead-cache": "miss"})
     return json_response(result.body)
 
 
@@ -143,21 +156,35 @@ def upstream_error(exc: UpstreamError) -> APIError:
     return APIError(502, "The upstream model returned an invalid response.", "upstream_bad_response")
 
 
-async def call(ctx: RequestContext, backend: Backend, fn, body: dict[str, Any]) -> CallResult:
-    """One backend, with its configured retries for transient failures (timeouts, 429, 5xx)."""
+BREAKER_FAULTS = {"timeout", "unavailable", "bad_response"}
+
+
+async def call(gw: GatewayState, ctx: RequestContext, policy, backend: Backend, fn, body: dict[str, Any]):
+    """One backend behind its circuit breaker, with its configured retries for transient failures
+    (timeouts, 429, 5xx)."""
+    tenant = ctx.principal.tenant_id
     for attempt in range(backend.max_retries + 1):
+        if not await gw.breakers.allow(tenant, backend, policy.breaker):
+            raise APIError(503, f"The backend '{backend.name}' is failing; its circuit breaker is open.",
+                           "backend_circuit_open", retry_after=policy.breaker.open_seconds)
         ctx.attempts += 1
         try:
-            return await fn(body, timeout=backend.timeout_s)
+            result = await fn(body, timeout=backend.timeout_s)
         except UpstreamError as exc:
             UPSTREAM_ERRORS.labels(backend.name, exc.kind).inc()
+            if exc.kind in BREAKER_FAULTS:
+                await gw.breakers.record(tenant, backend, policy.breaker, ok=False)
             if not exc.retryable or attempt == backend.max_retries:
                 raise upstream_error(exc) from None
             await asyncio.sleep(min(exc.retry_after or 0.1 * 2**attempt, 2.0))
+        else:
+            await gw.breakers.record(tenant, backend, policy.breaker, ok=True)
+            return result
     raise AssertionError("unreachable")
 
 
-async def stream(gw: GatewayState, ctx: RequestContext, backend: Backend, fn, body: dict[str, Any], req) -> Response:
+async def stream(gw: GatewayState, ctx: RequestContext, policy, backend: Backend, fn, body: dict[str, Any],
+                 req) -> Response:
     """Retries happen only until the first chunk arrives; after that, a failure ends the stream
     with an error event (the client has already seen a 200)."""
     client_wants_usage = bool(req.stream_options and req.stream_options.include_usage)
@@ -173,7 +200,7 @@ async def stream(gw: GatewayState, ctx: RequestContext, backend: Backend, fn, bo
             raise
 
     with ctx.stage("call"):
-        it, first = await call(ctx, backend, opened, body)
+        it, first = await call(gw, ctx, policy, backend, opened, body)
 
     async def events() -> AsyncIterator[bytes]:
         usage = Usage()
@@ -223,5 +250,5 @@ async def settle(gw: GatewayState, ctx: RequestContext, backend: Backend, usage:
     COST.labels(backend.name).inc(ctx.cost_usd)
 
 
-def json_response(body: dict[str, Any], status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status, media_type="application/json")
+def json_response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")

@@ -65,6 +65,16 @@ class Budgets(Strict):
     key_usd: float | None = Field(None, ge=0, description="USD one API key may spend per period.")
 
 
+class Breaker(Strict):
+    failure_threshold: int = Field(5, ge=1, le=1000, description="Consecutive upstream failures that open it.")
+    open_seconds: float = Field(30, gt=0, le=3600, description="How long it stays open before one probe.")
+
+
+class Cache(Strict):
+    enabled: bool = Field(False, description="Exact-match response cache (non-streaming), per tenant and backend.")
+    ttl_seconds: int = Field(300, ge=1, le=86400)
+
+
 class Access(Strict):
     models: list[str] | None = Field(
         None, description="Backends this tenant may use (by name); unset means every backend in the policy.")
@@ -75,6 +85,8 @@ class Policy(Strict):
     access: Access = Field(default_factory=Access)
     limits: Limits = Field(default_factory=Limits)
     budgets: Budgets = Field(default_factory=Budgets)
+    breaker: Breaker = Field(default_factory=Breaker)
+    cache: Cache = Field(default_factory=Cache)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Policy:

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from adapters.registry import AdapterRegistry
 from gateway.audit.writer import AuditWriter
 from gateway.auth import KeyStore
+from gateway.breaker import LocalBreakers, RedisBreakers
+from gateway.cache import LocalCache, RedisCache
 from gateway.config import Settings
 from gateway.db import create_engine, sessionmaker
 from gateway.limits import LocalLimiter, RedisLimiter
@@ -28,6 +30,8 @@ class GatewayState:
     policies: PolicySet
     adapters: AdapterRegistry
     limiter: LocalLimiter | RedisLimiter
+    breakers: LocalBreakers | RedisBreakers
+    cache: LocalCache | RedisCache
     audit: AuditWriter
     redis: object | None = None
     reloader: object | None = None
@@ -43,11 +47,15 @@ class GatewayState:
         adapters.sync(policies.all_backends())
         redis = None
         limiter: LocalLimiter | RedisLimiter = LocalLimiter()
+        breakers: LocalBreakers | RedisBreakers = LocalBreakers()
+        response_cache: LocalCache | RedisCache = LocalCache()
         if settings.redis_url:
             import redis.asyncio as aioredis
 
             redis = aioredis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
             limiter = RedisLimiter(redis)
+            breakers = RedisBreakers(redis)
+            response_cache = RedisCache(redis)
         audit = AuditWriter(engine, flush_interval=settings.audit_flush_interval)
         audit.start()
         log.info("policy %s loaded (%d tenant overlays)", policies.default.version[:12], len(policies.tenants))
@@ -59,6 +67,8 @@ class GatewayState:
             policies=policies,
             adapters=adapters,
             limiter=limiter,
+            breakers=breakers,
+            cache=response_cache,
             audit=audit,
             redis=redis,
         )

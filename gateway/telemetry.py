@@ -37,6 +37,8 @@ UPSTREAM_ERRORS = Counter("bulkhead_upstream_errors", "Upstream failures", ["bac
 AUDIT_PENDING = Histogram(
     "bulkhead_audit_batch_size", "Audit rows written per batch", buckets=(1, 5, 10, 50, 100, 500), registry=REGISTRY
 )
+BREAKER_OPENED = Counter("bulkhead_breaker_opened", "Circuit breaker openings", ["backend"], registry=REGISTRY)
+CACHE = Counter("bulkhead_cache", "Response cache lookups", ["result"], registry=REGISTRY)
 POLICY_RELOADS = Counter("bulkhead_policy_reloads", "Policy reloads by result", ["result"], registry=REGISTRY)
 AUDIT_FAILURES = Counter("bulkhead_audit_write_failures", "Failed audit batch writes", registry=REGISTRY)
 

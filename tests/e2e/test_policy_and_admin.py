@@ -202,3 +202,56 @@ def test_budget_exhaustion_answers_429(gw):
     assert other.status_code == 200
     overlay.unlink()
     httpx.post(gw.base_url + "/v1/bulkhead/admin/policies/reload", headers=h(gw, "ops_admin"))
+
+
+def _reload_with_overlay(gw, tenant: str, text: str | None) -> None:
+    overlay = gw.policy_file.parent / "tenants" / f"{tenant}.yaml"
+    overlay.parent.mkdir(exist_ok=True)
+    if text is None:
+        overlay.unlink(missing_ok=True)
+    else:
+        overlay.write_text(text)
+    r = httpx.post(gw.base_url + "/v1/bulkhead/admin/policies/reload", headers=h(gw, "ops_admin"))
+    assert r.status_code == 200, r.text
+
+
+def test_circuit_breaker_opens_then_lets_one_probe_through(gw, standin):
+    _reload_with_overlay(gw, "alpha", "breaker: {failure_threshold: 2, open_seconds: 1}\n")
+    body = {"model": "fail-503", "messages": [{"role": "user", "content": "x"}]}
+    url = gw.base_url + "/v1/chat/completions"
+    codes = [httpx.post(url, headers=h(gw, "alpha_app"), json=body).json()["error"]["code"] for _ in range(2)]
+    assert codes == ["upstream_unavailable"] * 2
+    sent = sum(1 for r in standin.requests if r.body.get("model") == "fail-503")
+    refused = httpx.post(url, headers=h(gw, "alpha_app"), json=body)
+    assert refused.status_code == 503 and refused.json()["error"]["code"] == "backend_circuit_open"
+    assert sum(1 for r in standin.requests if r.body.get("model") == "fail-503") == sent  # nothing sent
+    # another tenant's breaker for the same backend is its own
+    gw.keys["beta_app"] = gw.keys.get("beta_app") or gw.new_key("beta", "app")
+    other = httpx.post(url, headers=h(gw, "beta_app"), json=body)
+    assert other.json()["error"]["code"] == "upstream_unavailable"
+    time.sleep(1.1)
+    probe = httpx.post(url, headers=h(gw, "alpha_app"), json=body)
+    assert probe.json()["error"]["code"] == "upstream_unavailable"  # half-open: the probe reached upstream
+    assert sum(1 for r in standin.requests if r.body.get("model") == "fail-503") == sent + 2
+    again = httpx.post(url, headers=h(gw, "alpha_app"), json=body)
+    assert again.json()["error"]["code"] == "backend_circuit_open"  # the failed probe reopened it
+    _reload_with_overlay(gw, "alpha", None)
+
+
+def test_response_cache_is_per_tenant(gw, standin):
+    _reload_with_overlay(gw, "alpha", "cache: {enabled: true, ttl_seconds: 60}\n")
+    _reload_with_overlay(gw, "beta", "cache: {enabled: true, ttl_seconds: 60}\n")
+    body = {"model": "echo", "messages": [{"role": "user", "content": "cache me " + str(time.time())}]}
+    url = gw.base_url + "/v1/chat/completions"
+    before = len(standin.requests)
+    first = httpx.post(url, headers=h(gw, "alpha_app"), json=body)
+    second = httpx.post(url, headers=h(gw, "alpha_app"), json=body)
+    assert first.headers["x-bulkhead-cache"] == "miss" and second.headers["x-bulkhead-cache"] == "hit"
+    assert first.json() == second.json()
+    assert len(standin.requests) == before + 1
+    beta = httpx.post(url, headers=h(gw, "beta_app"), json=body)
+    assert beta.headers["x-bulkhead-cache"] == "miss" and len(standin.requests) == before + 2
+    streamed = httpx.post(url, headers=h(gw, "alpha_app"), json={**body, "stream": True})
+    assert "x-bulkhead-cache" not in streamed.headers  # streams are never cached
+    _reload_with_overlay(gw, "alpha", None)
+    _reload_with_overlay(gw, "beta", None)

@@ -91,3 +91,24 @@ def test_token_estimate_counts_prompt_and_completion_budget():
     body = {"messages": [{"role": "user", "content": "x" * 400}], "max_tokens": 50, "n": 2}
     assert estimate_tokens(body) == 101 + 100
     assert estimate_tokens({"input": ["abcd", "efgh"]}) == 3 + 1024
+
+
+@pytest.mark.parametrize("kind", ["redis", "local"])
+async def test_breaker_closes_after_a_successful_probe(redis_pair, kind):
+    import asyncio
+
+    from gateway.breaker import LocalBreakers, RedisBreakers
+    from gateway.policy import Backend, Breaker
+
+    breakers = RedisBreakers(redis_pair[2]) if kind == "redis" else LocalBreakers()
+    backend = Backend(name="b-" + uuid.uuid4().hex[:6], model="m", timeout_s=1)
+    cfg, tenant = Breaker(failure_threshold=2, open_seconds=0.2), uuid.uuid4().hex
+    await breakers.record(tenant, backend, cfg, ok=False)
+    assert await breakers.allow(tenant, backend, cfg)
+    await breakers.record(tenant, backend, cfg, ok=False)
+    assert not await breakers.allow(tenant, backend, cfg)
+    await asyncio.sleep(0.25)
+    assert await breakers.allow(tenant, backend, cfg)  # the probe
+    assert not await breakers.allow(tenant, backend, cfg)  # only one at a time
+    await breakers.record(tenant, backend, cfg, ok=True)
+    assert await breakers.allow(tenant, backend, cfg) and await breakers.allow(tenant, backend, cfg)

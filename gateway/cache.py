@@ -1,0 +1,50 @@
+"""Exact-match response cache, opt-in per policy. The key is the tenant, the backend's full
+definition and the request exactly as it would be sent upstream (after the policy's PII
+treatment), so an answer is never shared between tenants and never outlives a backend change."""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import time
+
+import orjson
+
+
+def cache_key(tenant_id: str, backend, mode: str, outbound: dict) -> str:
+    material = orjson.dumps([backend.model_dump(mode="json"), mode, outbound], option=orjson.OPT_SORT_KEYS)
+    return f"bulkhead:{tenant_id}:cache:{hashlib.sha256(material).hexdigest()}"
+
+
+class RedisCache:
+    def __init__(self, redis) -> None:
+        self._redis = redis
+
+    async def get(self, key: str) -> dict | None:
+        raw = await self._redis.get(key)
+        return orjson.loads(raw) if raw else None
+
+    async def set(self, key: str, body: dict, ttl: int) -> None:
+        await self._redis.set(key, orjson.dumps(body), px=ttl * 1000)
+
+
+class LocalCache:
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._data: collections.OrderedDict[str, tuple[float, bytes]] = collections.OrderedDict()
+        self._max = max_entries
+
+    async def get(self, key: str) -> dict | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if entry[0] < time.monotonic():
+            del self._data[key]
+            return None
+        self._data.move_to_end(key)
+        return orjson.loads(entry[1])
+
+    async def set(self, key: str, body: dict, ttl: int) -> None:
+        self._data[key] = (time.monotonic() + ttl, orjson.dumps(body))
+        self._data.move_to_end(key)
+        while len(self._data) > self._max:
+            self._data.popitem(last=False)
