@@ -160,6 +160,11 @@ class RequestEnvelope:
                 headers = MutableHeaders(scope=message)
                 headers["x-bulkhead-request-id"] = ctx.request_id
                 headers["x-bulkhead-route"] = ctx.backend or "none"
+                # What the gateway itself added: everything so far except waiting on the upstream.
+                overhead = ctx.elapsed_ms() - ctx.stages.get("call", 0.0)
+                headers["x-bulkhead-overhead-ms"] = f"{overhead:.2f}"
+                if not ctx.stream and ctx.backend and ctx.status < 400:
+                    headers["x-bulkhead-cost-usd"] = f"{ctx.cost_usd:.8f}"
             await send(message)
 
         with tracer().start_as_current_span("request", attributes={"http.route": scope["path"]}) as span:

@@ -53,6 +53,10 @@ def test_chat_non_streaming(gateway, standin):
     assert resp.choices[0].message.content == "echo: hello there"
     assert len(resp.choices) == 2
     assert raw.headers["x-bulkhead-route"] == "echo"
+    assert float(raw.headers["x-bulkhead-overhead-ms"]) >= 0
+    usage = resp.usage  # echo is priced at $1 in / $2 out per million tokens in the test policy
+    expected = (usage.prompt_tokens * 1.0 + usage.completion_tokens * 2.0) / 1e6
+    assert float(raw.headers["x-bulkhead-cost-usd"]) == pytest.approx(expected, abs=1e-8)
     sent = standin.bodies()[-1]
     assert sent["model"] == "echo"
     assert sent["temperature"] == 0.2 and sent["seed"] == 7 and sent["stop"] == ["zz"] and sent["n"] == 2
