@@ -98,8 +98,9 @@ class ExplainRequest(Closed):
 
 async def explain(gw, ctx, request):
     """The routing decision for a request under the caller's own tenant policy; nothing is called."""
+    from gateway.limits import estimate_tokens
     from gateway.policy_cli import MODES
-    from gateway.routing import verdicts
+    from gateway.routing import explain as explain_route
 
     principal = await pipeline.authenticate(gw, ctx, request, roles=("security", "admin"))
     body = parse(ExplainRequest, await pipeline.read_json(request, gw.settings.max_body_bytes))
@@ -107,12 +108,15 @@ async def explain(gw, ctx, request):
     policy = gw.policies.for_tenant(principal.tenant)
     # as an app key of this tenant without a model allowlist would be routed
     app_key = Principal(tenant_id=principal.tenant_id, tenant=principal.tenant, key_id="-", roles=("app",))
-    trace = verdicts(policy, app_key, req.model, body.mode)
-    chosen = next((v.backend for v in trace if v.accepted), None)
+    trace, decision, why = explain_route(policy, app_key, req.model, body.mode, body.request,
+                                         prompt_tokens=estimate_tokens(body.request))
     return pipeline.json_response({
         "tenant": principal.tenant, "policy_version": policy.version, "model": req.model, "mode": body.mode,
-        "candidates": [{"backend": v.backend, "accepted": v.accepted, "reason": v.reason} for v in trace],
-        "decision": chosen, "limits": policy.limits.model_dump(),
+        "candidates": [{"backend": v.backend, "accepted": v.accepted, "reason": v.reason,
+                        "expected_cost_usd": v.expected_cost_usd} for v in trace],
+        "decision": decision.backend.name if decision else None,
+        "fallbacks": [b.name for b in decision.fallbacks] if decision else [],
+        "reason": why, "limits": policy.limits.model_dump(), "budgets": policy.budgets.model_dump(),
     })
 
 

@@ -37,6 +37,7 @@ class RequestContext:
     attempts: int = 0
     reservation: object | None = None
     cache: str | None = None
+    route: object | None = None
     stages: dict[str, float] = field(default_factory=dict)
     span: trace.Span | None = None
 

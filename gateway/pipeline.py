@@ -25,10 +25,11 @@ from gateway.context import RequestContext
 from gateway.errors import APIError, bad_request
 from gateway.limits import MICRO_USD, estimate_tokens
 from gateway.policy import Backend
-from gateway.routing import decide
+from gateway.routing import Risk, decide
 from gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, check_headers, parse
 from gateway.state import GatewayState
 from gateway.telemetry import CACHE, COST, TOKENS, UPSTREAM_ERRORS
+from gateway.upstream import call_route, upstream_error
 
 log = logging.getLogger("bulkhead")
 
@@ -52,23 +53,25 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
     with ctx.stage("authenticate"):
         principal = await authenticate(gw, ctx, request, roles=("app", "admin"))
     with ctx.stage("parse"):
-        check_headers(request.headers)
-        body = await read_json(request, gw.settings.max_body_bytes)
-        if isinstance(body, dict) and isinstance(body.get("model"), str):
-            ctx.requested_model = body["model"]
-        req = parse(schema, body)
-        ctx.stream = bool(getattr(req, "stream", False))
+        body, req = await parse_request(ctx, request, schema, gw.settings.max_body_bytes)
     policy = gw.policies.for_tenant(principal.tenant)
     ctx.policy_version = policy.version
+    tokens = estimate_tokens(body)
     # inspect: PII, secrets and risk signals are found here (PII and risk issues).
+    risk = Risk()
     with ctx.stage("decide"):
-        route = decide(policy, principal, req.model, mode)
-    backend = route.backend
-    # transform: the policy's PII treatment for the backend's trust zone is applied here.
-    outbound = {k: v for k, v in body.items() if k != "bulkhead"}
+        latency = await gw.latency.snapshot(principal.tenant_id) if req.model in policy.routing.aliases else None
+        route = decide(policy, principal, req.model, mode, body, risk=risk, prompt_tokens=tokens, latency_ms=latency)
+        ctx.backend = route.backend.name
+        ctx.route = route
+
+    # transform: the policy's PII treatment for each backend's trust zone is applied here.
+    def outbound(backend) -> dict[str, Any]:
+        return {k: v for k, v in body.items() if k != "bulkhead"}
+
     cache_key = None
     if policy.cache.enabled and not ctx.stream:
-        cache_key = cache.cache_key(principal.tenant_id, backend, mode, outbound)
+        cache_key = cache.cache_key(principal.tenant_id, route.backend, mode, outbound(route.backend))
         with ctx.stage("cache"):
             hit = await gw.cache.get(cache_key)
         CACHE.labels("hit" if hit else "miss").inc()
@@ -77,30 +80,41 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
             ctx.usage = Usage.from_openai(hit.get("usage"))
             return json_response(hit, headers={"x-bulkhead-cache": "hit"})
     with ctx.stage("admit"):
-        tokens = estimate_tokens(body)
-        ctx.reservation = await gw.limiter.admit(principal, policy, tokens, pricing.micro_usd(backend, tokens, body))
-    adapter = gw.adapters.get(backend)
-    ctx.backend, ctx.provider_model = backend.name, adapter.provider_model
+        ctx.reservation = await gw.limiter.admit(principal, policy, tokens,
+                                                 pricing.micro_usd(route.backend, tokens, body))
     if ctx.stream:
-        if stream_method is None or not hasattr(adapter, stream_method):
-            raise bad_request(f"The model '{req.model}' does not support streaming here.", "stream")
+        if stream_method is None:
+            raise bad_request(f"The model '{req.model}' does not support streaming.", "stream")
         try:
-            return await stream(gw, ctx, policy, backend, getattr(adapter, stream_method), outbound, req)
+            with ctx.stage("call"):
+                backend, (it, first) = await call_route(gw, ctx, policy, route, stream_method, outbound, stream=True)
         except APIError:
-            await settle(gw, ctx, backend, Usage())
+            await settle(gw, ctx, route.backend, Usage())
             raise
+        return stream_response(gw, ctx, backend, it, first, req)
     try:
         with ctx.stage("call"):
-            result = await call(gw, ctx, policy, backend, getattr(adapter, method), outbound)
+            backend, result = await call_route(gw, ctx, policy, route, method, outbound)
     except APIError:
-        await settle(gw, ctx, backend, Usage())
+        await settle(gw, ctx, route.backend, Usage())
         raise
     # restore and verify: placeholders back into the answer; hallucination checks (later issues).
     await settle(gw, ctx, backend, result.usage)
+    headers = {}
     if cache_key is not None:
         await gw.cache.set(cache_key, result.body, policy.cache.ttl_seconds)
-        return json_response(result.body, headers={"x-bulkhead-cache": "miss"})
-    return json_response(result.body)
+        headers["x-bulkhead-cache"] = "miss"
+    return json_response(result.body, headers=headers)
+
+
+async def parse_request(ctx: RequestContext, request: Request, schema, limit: int) -> tuple[dict, Any]:
+    check_headers(request.headers)
+    body = await read_json(request, limit)
+    if isinstance(body, dict) and isinstance(body.get("model"), str):
+        ctx.requested_model = body["model"]
+    req = parse(schema, body)
+    ctx.stream = bool(getattr(req, "stream", False))
+    return body, req
 
 
 async def authenticate(gw: GatewayState, ctx: RequestContext, request: Request, roles: tuple[str, ...]) -> Principal:
@@ -137,70 +151,11 @@ async def read_json(request: Request, limit: int) -> Any:
         raise bad_request("The request body is not valid JSON.", code="invalid_json") from None
 
 
-def upstream_error(exc: UpstreamError) -> APIError:
-    if exc.kind == "timeout":
-        return APIError(504, "The upstream model timed out.", "upstream_timeout")
-    if exc.kind == "rate_limited":
-        return APIError(429, "The upstream model is rate limited; retry later.", "upstream_rate_limited",
-                        retry_after=exc.retry_after or 1)
-    if exc.kind == "unconfigured":
-        return APIError(503, "This backend has no provider credentials configured on the gateway.",
-                        "backend_not_configured")
-    if exc.kind == "unavailable":
-        if exc.status is None or exc.status == 503:
-            return APIError(503, "The upstream model is unavailable.", "upstream_unavailable")
-        return APIError(502, f"The upstream model failed ({exc.status}).", "upstream_error")
-    if exc.kind == "rejected":
-        status = exc.status if exc.status in (400, 404, 413, 422) else 400
-        return APIError(status, "The upstream model rejected the request.", "upstream_rejected")
-    return APIError(502, "The upstream model returned an invalid response.", "upstream_bad_response")
-
-
-BREAKER_FAULTS = {"timeout", "unavailable", "bad_response"}
-
-
-async def call(gw: GatewayState, ctx: RequestContext, policy, backend: Backend, fn, body: dict[str, Any]):
-    """One backend behind its circuit breaker, with its configured retries for transient failures
-    (timeouts, 429, 5xx)."""
-    tenant = ctx.principal.tenant_id
-    for attempt in range(backend.max_retries + 1):
-        if not await gw.breakers.allow(tenant, backend, policy.breaker):
-            raise APIError(503, f"The backend '{backend.name}' is failing; its circuit breaker is open.",
-                           "backend_circuit_open", retry_after=policy.breaker.open_seconds)
-        ctx.attempts += 1
-        try:
-            result = await fn(body, timeout=backend.timeout_s)
-        except UpstreamError as exc:
-            UPSTREAM_ERRORS.labels(backend.name, exc.kind).inc()
-            if exc.kind in BREAKER_FAULTS:
-                await gw.breakers.record(tenant, backend, policy.breaker, ok=False)
-            if not exc.retryable or attempt == backend.max_retries:
-                raise upstream_error(exc) from None
-            await asyncio.sleep(min(exc.retry_after or 0.1 * 2**attempt, 2.0))
-        else:
-            await gw.breakers.record(tenant, backend, policy.breaker, ok=True)
-            return result
-    raise AssertionError("unreachable")
-
-
-async def stream(gw: GatewayState, ctx: RequestContext, policy, backend: Backend, fn, body: dict[str, Any],
-                 req) -> Response:
-    """Retries happen only until the first chunk arrives; after that, a failure ends the stream
-    with an error event (the client has already seen a 200)."""
+def stream_response(gw: GatewayState, ctx: RequestContext, backend: Backend, it: AsyncIterator[dict], first: dict,
+                    req) -> Response:
+    """After the first chunk a failure can no longer change the status: it ends the stream with an
+    error event (the client has already seen a 200)."""
     client_wants_usage = bool(req.stream_options and req.stream_options.include_usage)
-
-    async def opened(body: dict[str, Any], timeout: float) -> tuple[AsyncIterator[dict], dict]:
-        it = fn(body, timeout=timeout)
-        try:
-            return it, await anext(it)
-        except StopAsyncIteration:
-            raise UpstreamError("bad_response", "upstream stream was empty") from None
-        except BaseException:
-            await it.aclose()
-            raise
-
-    with ctx.stage("call"):
-        it, first = await call(gw, ctx, policy, backend, opened, body)
 
     async def events() -> AsyncIterator[bytes]:
         usage = Usage()

@@ -43,6 +43,9 @@ class Backend(Strict):
     timeout_s: float = Field(60.0, gt=0, le=600)
     max_retries: int = Field(1, ge=0, le=2)
     model_dir: str | None = Field(None, description="local_moe adapter: checkpoint directory.")
+    quality: int = Field(3, ge=1, le=5, description="Capability, 1 (small) to 5 (frontier): the router's "
+                         "'good enough' scale.")
+    context_window: int | None = Field(None, ge=1, description="Prompt tokens it accepts; unset means no check.")
 
     @field_validator("api_base")
     @classmethod
@@ -75,6 +78,31 @@ class Cache(Strict):
     ttl_seconds: int = Field(300, ge=1, le=86400)
 
 
+class Alias(Strict):
+    min_quality: int = Field(1, ge=1, le=5, description="The least quality any request to this alias gets.")
+
+
+class Routing(Strict):
+    aliases: dict[str, Alias] = Field(
+        default_factory=lambda: {"bulkhead/auto": Alias()},
+        description="Model names that mean 'let the router choose', e.g. bulkhead/auto.")
+    substitute_named: bool = Field(
+        False, description="May the router replace a model the app named (for cost, or when its risk requires "
+        "an internal backend)? Off: a named model is served as named or refused.")
+    min_quality: dict[int, int] = Field(
+        default_factory=lambda: {1: 1, 2: 2, 3: 4},
+        description="Estimated task difficulty (1 simple, 2 moderate, 3 hard) -> least backend quality.")
+    regions: list[str] | None = Field(None, description="Residency: only backends in these regions (unset: any).")
+    max_attempts: int = Field(3, ge=1, le=3, description="Attempts per request across retries and fallbacks.")
+
+    @field_validator("min_quality")
+    @classmethod
+    def _levels(cls, v: dict[int, int]) -> dict[int, int]:
+        if set(v) != {1, 2, 3} or any(not 1 <= q <= 5 for q in v.values()):
+            raise ValueError("min_quality maps each difficulty 1, 2 and 3 to a quality from 1 to 5")
+        return v
+
+
 class Access(Strict):
     models: list[str] | None = Field(
         None, description="Backends this tenant may use (by name); unset means every backend in the policy.")
@@ -87,6 +115,7 @@ class Policy(Strict):
     budgets: Budgets = Field(default_factory=Budgets)
     breaker: Breaker = Field(default_factory=Breaker)
     cache: Cache = Field(default_factory=Cache)
+    routing: Routing = Field(default_factory=Routing)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Policy:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from gateway.auth import Principal
 from gateway.errors import APIError
+from gateway.limits import estimate_tokens
 from gateway.policy import json_schema
 from gateway.policy_diff import diff_policies, diff_sets
 from gateway.policy_loader import PolicyError, check_files, compile_documents, load_policy_set, read_document
-from gateway.routing import verdicts
+from gateway.routing import Risk, explain
 from gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, parse
 
 MODES = {"chat": ChatCompletionRequest, "completions": CompletionRequest, "embeddings": EmbeddingRequest}
@@ -27,6 +28,8 @@ def add_parsers(sub) -> None:
     explain.add_argument("--request", required=True, help="a JSON request body (file, or - for stdin)")
     explain.add_argument("--mode", choices=sorted(MODES), default="chat")
     explain.add_argument("--key-models", help="comma-separated allowlist of the calling key, if it has one")
+    explain.add_argument("--risk-action", choices=("allow", "require_internal", "block"), default="allow",
+                         help="assume this risk action (until the risk stage explains it itself)")
     diff = policy.add_parser("diff", help="what would change in effect between two policy files or directories")
     diff.add_argument("old")
     diff.add_argument("new")
@@ -75,20 +78,30 @@ def _explain(args, policies_dir: Path) -> int:
     models = tuple(m.strip() for m in args.key_models.split(",")) if args.key_models else None
     principal = Principal(tenant_id="-", tenant=args.tenant, key_id="-", roles=("app",), models=models)
     print(f"requested model: {req.model}   endpoint: {args.mode}   stream: {getattr(req, 'stream', False)}")
-    print("signals: none evaluated (this policy has no PII or risk detectors configured)")
+    print(f"signals: risk action assumed '{args.risk_action}'")
+    body = json.loads(raw)
+    tokens = estimate_tokens(body)
+    risk = Risk(tier="high" if args.risk_action != "allow" else "low", action=args.risk_action)
+    trace, decision, why = explain(policy, principal, req.model, args.mode, body, risk=risk, prompt_tokens=tokens)
+    print(f"estimated prompt+answer tokens: {tokens}")
     print("candidates:")
-    chosen = None
-    for v in verdicts(policy, principal, req.model, args.mode):
-        print(f"  {'ACCEPT' if v.accepted else 'reject'}  {v.backend:<24} {v.reason}")
-        chosen = chosen or (v.backend if v.accepted else None)
-    if chosen:
-        b = policy.backend(chosen)
+    for v in trace:
+        cost = f"${v.expected_cost_usd:.6f}" if v.expected_cost_usd is not None else "-"
+        print(f"  {'ACCEPT' if v.accepted else 'reject'}  {v.backend:<24} {cost:>11}  {v.reason}")
+    chosen = decision.backend.name if decision else None
+    if decision:
+        b = decision.backend
         print(f"decision: {chosen} ({b.adapter} {b.model}, trust {b.trust}, timeout {b.timeout_s}s, "
-              f"retries {b.max_retries})")
+              f"retries {b.max_retries}) — {why}")
+        if decision.fallbacks:
+            print(f"fallbacks: {', '.join(f.name for f in decision.fallbacks)}")
     else:
-        print("decision: refused (no backend accepts this request)")
-    limits = policy.limits
-    print(f"limits: rpm_per_key={limits.rpm_per_key or 'none'} rpm_per_tenant={limits.rpm_per_tenant or 'none'}")
+        print(f"decision: refused — {why}")
+    limits, budgets = policy.limits, policy.budgets
+    print(f"limits: rpm_per_key={limits.rpm_per_key or 'none'} rpm_per_tenant={limits.rpm_per_tenant or 'none'} "
+          f"tpm_per_key={limits.tpm_per_key or 'none'} tpm_per_tenant={limits.tpm_per_tenant or 'none'}")
+    print(f"budgets: per {budgets.period}: tenant=${budgets.tenant_usd if budgets.tenant_usd is not None else 'none'}"
+          f" key=${budgets.key_usd if budgets.key_usd is not None else 'none'}")
     return 0 if chosen else 1
 
 

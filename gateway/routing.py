@@ -1,12 +1,19 @@
-"""The `decide` stage. For now the honest minimum: the app names a backend and gets exactly that
-one, if the tenant's policy and the key allow it and the backend serves the endpoint. Every
-backend's verdict is kept, so `bulkhead policy explain` and the audit can say why. The risk- and
-cost-aware router replaces `decide` without changing its signature."""
+"""The `decide` stage: every request goes to the cheapest backend that is allowed for its risk and
+good enough for its task, and the decision says why, backend by backend.
+
+Allowed: the endpoint's mode, the tenant's access list, the key's allowlist, the risk action's trust
+zone (`require_internal` admits internal backends only), the policy's regions, the context window.
+Good enough: quality at least what the task's estimated difficulty asks for. Cheapest: expected
+cost from the price map (or the policy's override), ties broken by observed latency. Fallbacks come
+from the same allowed set only: nothing here can move a request across the trust boundary.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from gateway import pricing
 from gateway.auth import Principal
 from gateway.errors import APIError
 from gateway.policy import Backend, Policy
@@ -18,46 +25,155 @@ class Verdict:
     accepted: bool
     reason: str
     code: str = "accepted"
+    expected_cost_usd: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RouteDecision:
     backend: Backend
+    fallbacks: tuple[Backend, ...]
     verdicts: tuple[Verdict, ...]
     reason: str
+    difficulty: int
+    min_quality: int
+
+
+@dataclass(frozen=True, slots=True)
+class Risk:
+    tier: str = "low"
+    action: str = "allow"
 
 
 def visible_backends(policy: Policy, principal: Principal) -> list[Backend]:
     return [b for b in policy.backends if policy.tenant_may_use(b.name) and principal.may_use(b.name)]
 
 
-def _verdict(policy: Policy, principal: Principal, backend: Backend, model: str, mode: str) -> Verdict:
-    if backend.name != model:
-        return Verdict(backend.name, False, "not the requested model", "not_requested")
+_CODE = re.compile(r"```|\bdef |\bclass |\bfunction\b|#include|\bSELECT\b.+\bFROM\b|[{};]\s*\n", re.S)
+_REASONING = re.compile(
+    r"\b(step[- ]by[- ]step|prove|derive|explain why|trade-?offs?|analy[sz]e|compare|design|architecture|"
+    r"optimi[sz]e|debug|refactor|plan|reason|evaluate|critique)\b", re.I)
+
+
+def difficulty(body: dict, prompt_tokens: int) -> int:
+    """1 simple, 2 moderate, 3 hard: length, code, multi-step reasoning cues, a long conversation."""
+    text = " ".join(
+        m.get("content") if isinstance(m.get("content"), str) else ""
+        for m in body.get("messages") or [] if isinstance(m, dict)
+    ) or (body.get("prompt") if isinstance(body.get("prompt"), str) else "")
+    score = 0
+    score += 2 if prompt_tokens > 3000 else 1 if prompt_tokens > 600 else 0
+    score += 2 if _CODE.search(text) else 0
+    score += min(2, len(_REASONING.findall(text)))
+    score += 1 if len(body.get("messages") or []) > 8 else 0
+    score += 1 if body.get("tools") or body.get("response_format", {}).get("type") == "json_schema" else 0
+    return 3 if score >= 3 else 2 if score >= 1 else 1
+
+
+def _allowed(policy: Policy, principal: Principal, backend: Backend, mode: str, risk: Risk,
+             prompt_tokens: int) -> Verdict | None:
+    """The rejection that applies whatever the request asked for, or None."""
+    if mode not in backend.modes:
+        return Verdict(backend.name, False, f"does not serve {mode}", "mode")
     if not policy.tenant_may_use(backend.name):
         return Verdict(backend.name, False, "the tenant's access list excludes it", "tenant_access")
     if not principal.may_use(backend.name):
         return Verdict(backend.name, False, "the key's model allowlist excludes it", "key_allowlist")
-    if mode not in backend.modes:
-        return Verdict(backend.name, False, f"does not serve {mode}", "mode")
-    return Verdict(backend.name, True, "requested by name")
+    if risk.action == "require_internal" and backend.trust != "internal":
+        return Verdict(backend.name, False, f"risk tier {risk.tier} requires an internal backend", "trust")
+    regions = policy.routing.regions
+    if regions is not None and backend.region not in regions:
+        return Verdict(backend.name, False, f"region {backend.region or 'unset'} is outside {regions}", "region")
+    if backend.context_window and prompt_tokens > backend.context_window:
+        return Verdict(backend.name, False, f"~{prompt_tokens} prompt tokens exceed its context window", "context")
+    return None
 
 
-def verdicts(policy: Policy, principal: Principal, model: str, mode: str) -> tuple[Verdict, ...]:
-    return tuple(_verdict(policy, principal, b, model, mode) for b in policy.backends)
+def expected_cost(backend: Backend, prompt_tokens: int, completion_tokens: int) -> float:
+    rate_in, rate_out = pricing.per_token_rates(backend)
+    return prompt_tokens * rate_in + completion_tokens * rate_out
 
 
-def decide(policy: Policy, principal: Principal, model: str, mode: str) -> RouteDecision:
-    trace = verdicts(policy, principal, model, mode)
-    chosen = next((v for v in trace if v.accepted), None)
-    if chosen is not None:
-        return RouteDecision(policy.backend(chosen.backend), trace, chosen.reason)
-    named = next((v for v in trace if v.backend == model), None)
-    if named is None:
+@dataclass
+class _Evaluation:
+    verdicts: list[Verdict]
+    adequate: list[tuple[float, float, Backend]]
+    alias: object | None
+    named: Backend | None
+    level: int
+    min_quality: int
+
+
+def _evaluate(policy: Policy, principal: Principal, model: str, mode: str, body: dict, risk: Risk,
+              prompt_tokens: int, latency_ms: dict[str, float]) -> _Evaluation:
+    routing = policy.routing
+    alias = routing.aliases.get(model)
+    named = policy.backend(model)
+    level = difficulty(body, prompt_tokens)
+    min_quality = routing.min_quality[level] if alias is None else max(alias.min_quality, routing.min_quality[level])
+    completion = int(body.get("max_completion_tokens") or body.get("max_tokens") or 512)
+    out = _Evaluation([], [], alias, named, level, min_quality)
+    for b in policy.backends:
+        rejection = _allowed(policy, principal, b, mode, risk, prompt_tokens)
+        cost = expected_cost(b, prompt_tokens, completion)
+        if rejection is None and alias is None and b.name != model and not routing.substitute_named:
+            rejection = Verdict(b.name, False, "not the requested model (substitution is off)", "not_requested")
+        if rejection is None and (alias is not None or b.name != model) and b.quality < min_quality:
+            rejection = Verdict(b.name, False, f"quality {b.quality} below the {min_quality} this task needs",
+                                "quality")
+        if rejection is not None:
+            out.verdicts.append(Verdict(rejection.backend, False, rejection.reason, rejection.code, cost))
+            continue
+        out.adequate.append((cost, latency_ms.get(b.name, float("inf")), b))
+        out.verdicts.append(Verdict(b.name, True, "allowed", "accepted", cost))
+    return out
+
+
+def decide(policy: Policy, principal: Principal, model: str, mode: str, body: dict, *, risk: Risk = Risk(),
+           prompt_tokens: int = 0, latency_ms: dict[str, float] | None = None) -> RouteDecision:
+    if risk.action == "block":
+        raise APIError(403, f"The policy blocks requests of risk tier {risk.tier}.", "request_blocked")
+    ev = _evaluate(policy, principal, model, mode, body, risk, prompt_tokens, latency_ms or {})
+    if ev.alias is None and ev.named is None:
         raise APIError(404, f"The model '{model}' does not exist or you do not have access to it.",
                        "model_not_found", param="model")
-    if named.code == "tenant_access":
-        raise APIError(403, f"This tenant may not use the model '{model}'.", "model_not_allowed", param="model")
-    if named.code == "key_allowlist":
-        raise APIError(403, f"This key may not use the model '{model}'.", "model_not_allowed", param="model")
-    raise APIError(400, f"The model '{model}' does not support {mode}.", "unsupported_model_mode", param="model")
+    named = ev.named
+    if ev.alias is None and named is not None and any(b is named for _, _, b in ev.adequate):
+        # The app named a model it may use: it gets that model; substitutes only as fallbacks.
+        others = sorted(((c, lat, b) for c, lat, b in ev.adequate if b is not named and b.quality >= named.quality),
+                        key=lambda t: (t[0], t[1]))
+        ordered = [named, *(b for _, _, b in others)]
+        reason = "requested by name"
+    else:
+        if not ev.adequate:
+            _refuse(ev.verdicts, model, risk)
+        ordered = [b for _, _, b in sorted(ev.adequate, key=lambda t: (t[0], t[1]))]
+        target = f"alias {model}" if ev.alias else f"a substitute for {model}"
+        reason = f"cheapest adequate backend for {target} (difficulty {ev.level}, quality >= {ev.min_quality})"
+    return RouteDecision(ordered[0], tuple(ordered[1:]), tuple(ev.verdicts), reason, ev.level, ev.min_quality)
+
+
+def _refuse(verdicts: list[Verdict], model: str, risk: Risk):
+    mine = next((v for v in verdicts if v.backend == model), None)
+    if mine is not None and mine.code in ("tenant_access", "key_allowlist"):
+        who = "tenant" if mine.code == "tenant_access" else "key"
+        raise APIError(403, f"This {who} may not use the model '{model}'.", "model_not_allowed", param="model")
+    if mine is not None and mine.code == "mode":
+        raise APIError(400, f"The model '{model}' does not serve this endpoint.", "unsupported_model_mode",
+                       param="model")
+    if risk.action == "require_internal":
+        raise APIError(503, f"Risk tier {risk.tier} requires an internal backend and none is allowed and available "
+                       "for this request; it was not sent anywhere.", "no_allowed_backend")
+    raise APIError(503, "No backend the policy allows can serve this request; it was not sent anywhere.",
+                   "no_allowed_backend")
+
+
+def explain(policy: Policy, principal: Principal, model: str, mode: str, body: dict | None = None,
+            risk: Risk = Risk(), prompt_tokens: int = 0) -> tuple[tuple[Verdict, ...], RouteDecision | None, str]:
+    """For `policy explain`: every backend's verdict, the decision (or None) and why."""
+    body = body or {}
+    ev = _evaluate(policy, principal, model, mode, body, risk, prompt_tokens, {})
+    try:
+        decision = decide(policy, principal, model, mode, body, risk=risk, prompt_tokens=prompt_tokens)
+    except APIError as exc:
+        return tuple(ev.verdicts), None, exc.message
+    return decision.verdicts, decision, decision.reason

@@ -17,6 +17,7 @@ from gateway.config import Settings
 from gateway.db import create_engine, sessionmaker
 from gateway.limits import LocalLimiter, RedisLimiter
 from gateway.policy_loader import PolicySet, load_policy_set
+from gateway.upstream import LatencyTracker, RetryBudget
 
 log = logging.getLogger("bulkhead")
 
@@ -32,6 +33,8 @@ class GatewayState:
     limiter: LocalLimiter | RedisLimiter
     breakers: LocalBreakers | RedisBreakers
     cache: LocalCache | RedisCache
+    retry_budget: RetryBudget
+    latency: LatencyTracker
     audit: AuditWriter
     redis: object | None = None
     reloader: object | None = None
@@ -69,6 +72,8 @@ class GatewayState:
             limiter=limiter,
             breakers=breakers,
             cache=response_cache,
+            retry_budget=RetryBudget(),
+            latency=LatencyTracker(redis),
             audit=audit,
             redis=redis,
         )
