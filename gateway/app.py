@@ -63,14 +63,16 @@ async def embeddings(gw, ctx, request):
     return await pipeline.model_call(gw, ctx, request, "embeddings")
 
 
-def _model_card(backend) -> dict:
-    return {"id": backend.name, "object": "model", "created": 0, "owned_by": "bulkhead"}
+def _model_card(name: str) -> dict:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "bulkhead"}
 
 
 @api
 async def list_models(gw, ctx, request):
     principal = await pipeline.authenticate(gw, ctx, request, roles=("app", "admin"))
-    data = [_model_card(b) for b in visible_backends(gw.policies.for_tenant(principal.tenant), principal)]
+    policy = gw.policies.for_tenant(principal.tenant)
+    data = [_model_card(b.name) for b in visible_backends(policy, principal)]
+    data += [_model_card(alias) for alias in policy.routing.aliases]
     return pipeline.json_response({"object": "list", "data": data})
 
 
@@ -79,9 +81,9 @@ async def get_model(gw, ctx, request):
     principal = await pipeline.authenticate(gw, ctx, request, roles=("app", "admin"))
     name = request.path_params["model"]
     ctx.requested_model = name
-    for backend in visible_backends(gw.policies.for_tenant(principal.tenant), principal):
-        if backend.name == name:
-            return pipeline.json_response(_model_card(backend))
+    policy = gw.policies.for_tenant(principal.tenant)
+    if name in policy.routing.aliases or any(b.name == name for b in visible_backends(policy, principal)):
+        return pipeline.json_response(_model_card(name))
     raise APIError(404, f"The model '{name}' does not exist or you do not have access to it.", "model_not_found",
                    param="model")
 

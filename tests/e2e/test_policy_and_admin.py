@@ -255,3 +255,21 @@ def test_response_cache_is_per_tenant(gw, standin):
     assert "x-bulkhead-cache" not in streamed.headers  # streams are never cached
     _reload_with_overlay(gw, "alpha", None)
     _reload_with_overlay(gw, "beta", None)
+
+
+def test_alias_falls_back_inside_the_allowed_set(gw, standin):
+    _reload_with_overlay(gw, "alpha", "access: {models: [down, echo]}\n")
+    before = len(standin.requests)
+    r = httpx.post(gw.base_url + "/v1/chat/completions", headers=h(gw, "alpha_app"),
+                   json={"model": "bulkhead/auto", "messages": [{"role": "user", "content": "hello"}]})
+    assert r.status_code == 200 and r.headers["x-bulkhead-route"] == "echo"
+    assert r.json()["choices"][0]["message"]["content"] == "echo: hello"
+    # the only upstream that received anything is an allowed one
+    assert [x.body["model"] for x in standin.requests[before:]] == ["echo"]
+    assert "bulkhead/auto" in models(gw)
+    _reload_with_overlay(gw, "alpha", "access: {models: [down]}\n")
+    r = httpx.post(gw.base_url + "/v1/chat/completions", headers=h(gw, "alpha_app"),
+                   json={"model": "bulkhead/auto", "messages": [{"role": "user", "content": "hello"}]})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "upstream_unavailable"
+    assert len(standin.requests) == before + 1
+    _reload_with_overlay(gw, "alpha", None)
