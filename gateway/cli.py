@@ -40,6 +40,13 @@ def _parse_expiry(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _parse_since(value: str) -> datetime:
+    match = re.fullmatch(r"(\d+)([dhm])", value)
+    if match:
+        return datetime.now(UTC) - (_parse_expiry(value) - datetime.now(UTC))
+    return _parse_expiry(value)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bulkhead", description="Bulkhead, the secure LLM gateway.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -71,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_parser("revoke").add_argument("key_id")
 
     policy_cli.add_parsers(sub)
+    report = sub.add_parser("report", help="reports").add_subparsers(dest="action", required=True)
+    savings = report.add_parser("savings", help="actual cost versus the tenant's premium backend")
+    savings.add_argument("--tenant", required=True)
+    savings.add_argument("--since", type=_parse_since, required=True, help="ISO date/time, or 7d, 24h")
+    savings.add_argument("--json", action="store_true")
 
     for name in DELEGATED:
         sub.add_parser(name, help=f"{name} tools (see `bulkhead {name} --help`)", add_help=False)
@@ -119,6 +131,27 @@ async def _keys(args, settings: Settings) -> int:
         return 0
     finally:
         await engine.dispose()
+
+
+async def _report(args, settings: Settings) -> int:
+    import json
+
+    from gateway.policy_loader import load_policy_set
+    from gateway.report import savings
+
+    policy = load_policy_set(settings.policies_dir).for_tenant(args.tenant)
+    result = await savings(settings.admin_database_url, args.tenant, args.since, policy)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"tenant {result['tenant']} since {result['since']}: premium backend {result['premium_backend']}")
+    for row in result["by_backend"]:
+        print(f"  {row['backend']:<24} {row['requests']:>7} req  {row['tokens_in']:>9} in  {row['tokens_out']:>9} out"
+              f"  ${row['cost_usd']:>10.4f}  (on premium ${row['on_premium_usd']:.4f})")
+    ratio = f" ({result['saved_ratio']:.1%})" if result["saved_ratio"] is not None else ""
+    print(f"actual ${result['actual_usd']:.4f}  on premium ${result['on_premium_usd']:.4f}  "
+          f"saved ${result['saved_usd']:.4f}{ratio}")
+    return 0
 
 
 async def bootstrap_demo(settings: Settings) -> str | None:
@@ -200,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_tenants(args, settings))
         if args.command == "keys":
             return asyncio.run(_keys(args, settings))
+        if args.command == "report":
+            return asyncio.run(_report(args, settings))
         if args.command == "policy":
             return policy_cli.run(args, settings.policies_dir)
     except ValueError as exc:

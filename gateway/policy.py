@@ -46,6 +46,10 @@ class Backend(Strict):
     quality: int = Field(3, ge=1, le=5, description="Capability, 1 (small) to 5 (frontier): the router's "
                          "'good enough' scale.")
     context_window: int | None = Field(None, ge=1, description="Prompt tokens it accepts; unset means no check.")
+    gpu_hour_usd: float | None = Field(None, ge=0, description="Self-hosted backends: what an hour of its GPUs "
+                                       "costs; with tokens_per_second it prices each token.")
+    tokens_per_second: float | None = Field(None, gt=0, description="Self-hosted backends: measured throughput "
+                                            "(bench/moe.py prints it).")
 
     @field_validator("api_base")
     @classmethod
@@ -83,6 +87,8 @@ class Alias(Strict):
 
 
 class Routing(Strict):
+    premium: str | None = Field(None, description="The backend `bulkhead report savings` compares against "
+                                "(default: the highest-quality chat backend).")
     aliases: dict[str, Alias] = Field(
         default_factory=lambda: {"bulkhead/auto": Alias()},
         description="Model names that mean 'let the router choose', e.g. bulkhead/auto.")

@@ -24,6 +24,9 @@ def _rates(model: str) -> tuple[float, float]:
 def per_token_rates(backend) -> tuple[float, float]:
     if backend.price is not None:
         return backend.price.input_per_mtok / 1_000_000, backend.price.output_per_mtok / 1_000_000
+    if backend.gpu_hour_usd is not None and backend.tokens_per_second:
+        per_token = backend.gpu_hour_usd / 3600 / backend.tokens_per_second
+        return per_token, per_token
     if backend.adapter == "local_moe":
         return 0.0, 0.0
     return _rates(backend.model)
