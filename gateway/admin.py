@@ -120,6 +120,28 @@ async def explain(gw, ctx, request):
     })
 
 
+class AnalyzeRequest(Closed):
+    text: str = Field(max_length=400_000)
+    zone: Literal["external", "internal"] = "external"
+
+
+async def pii_analyze(gw, ctx, request):
+    """What the tenant's PII policy finds in one text and what a backend of `zone` would receive.
+    The response holds the caller's own text; nothing of it is logged or audited."""
+    from gateway.pii.analyzer import analyzer_for
+    from gateway.pii.entities import PiiAnalysisError
+    from gateway.pii.transform import scan_record
+
+    principal = await pipeline.authenticate(gw, ctx, request, roles=("security", "admin"))
+    body = parse(AnalyzeRequest, await pipeline.read_json(request, gw.settings.max_body_bytes))
+    policy = gw.policies.for_tenant(principal.tenant).pii
+    try:
+        [entities] = await analyzer_for(policy).aanalyze([body.text], policy.timeout_s)
+    except PiiAnalysisError:
+        raise APIError(503, "PII analysis failed; retry later.", "pii_analysis_failed") from None
+    return pipeline.json_response(scan_record(body.text, entities, policy, body.zone))
+
+
 def routes(api) -> list[Route]:
     base = "/v1/bulkhead/admin"
     return [
@@ -130,4 +152,5 @@ def routes(api) -> list[Route]:
         Route(f"{base}/keys", api(create_key), methods=["POST"]),
         Route(f"{base}/keys/{{key_id}}/revoke", api(revoke_key), methods=["POST"]),
         Route("/v1/bulkhead/policy/explain", api(explain), methods=["POST"]),
+        Route("/v1/bulkhead/pii/analyze", api(pii_analyze), methods=["POST"]),
     ]

@@ -165,6 +165,8 @@ class RequestEnvelope:
                 # What the gateway itself added: everything so far except waiting on the upstream.
                 overhead = ctx.elapsed_ms() - ctx.stages.get("call", 0.0)
                 headers["x-bulkhead-overhead-ms"] = f"{overhead:.2f}"
+                if ctx.risk:
+                    headers["x-bulkhead-risk-tier"] = ctx.risk["tier"]
                 if not ctx.stream and ctx.backend and ctx.status < 400:
                     headers["x-bulkhead-cost-usd"] = f"{ctx.cost_usd:.8f}"
             await send(message)

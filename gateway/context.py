@@ -38,6 +38,8 @@ class RequestContext:
     reservation: object | None = None
     cache: str | None = None
     route: object | None = None
+    pii: dict | None = None
+    risk: dict | None = None
     stages: dict[str, float] = field(default_factory=dict)
     span: trace.Span | None = None
 

@@ -114,3 +114,6 @@ class AuditEvent(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     kind: Mapped[str] = mapped_column(String(32), default="request", server_default="request")
     detail: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    pii: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    risk: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    route: Mapped[dict | None] = mapped_column(JSON, nullable=True)

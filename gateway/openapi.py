@@ -9,7 +9,7 @@ import orjson
 from pydantic.json_schema import models_json_schema
 
 from gateway import __version__
-from gateway.admin import ExplainRequest, KeyCreate, TenantCreate
+from gateway.admin import AnalyzeRequest, ExplainRequest, KeyCreate, TenantCreate
 from gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 
 ERROR = {
@@ -82,7 +82,7 @@ def _post(summary: str, schema_ref: str | None, *errors: int, params: list | Non
 def document() -> bytes:
     _, defs = models_json_schema(
         [(m, "validation") for m in (ChatCompletionRequest, CompletionRequest, EmbeddingRequest, KeyCreate,
-                                     TenantCreate, ExplainRequest)],
+                                     TenantCreate, ExplainRequest, AnalyzeRequest)],
         ref_template="#/components/schemas/{model}",
     )
     schemas = {**defs["$defs"], "Error": ERROR}
@@ -102,6 +102,8 @@ def document() -> bytes:
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
                 "description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
             "/openapi.json": _get("This document", False),
+            "/v1/bulkhead/pii/analyze": _post("PII found in one text, and the text as a backend of the zone "
+                                              "would receive it (security)", "AnalyzeRequest", 400, 401, 403, 422, 503),
             "/v1/bulkhead/policy/explain": _post("Explain the routing decision for a request (security)",
                                                  "ExplainRequest", 400, 401, 403, 404, 422),
             "/v1/bulkhead/admin/policies/reload": _post("Validate and apply the policy directory (admin)",

@@ -25,7 +25,9 @@ from gateway.context import RequestContext
 from gateway.errors import APIError, bad_request
 from gateway.limits import MICRO_USD, estimate_tokens
 from gateway.policy import Backend
-from gateway.routing import Risk, decide
+from gateway.privacy import Privacy, inspect, scan_answer
+from gateway.risk_stage import assess_risk
+from gateway.routing import decide
 from gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, check_headers, parse
 from gateway.state import GatewayState
 from gateway.telemetry import CACHE, COST, TOKENS, UPSTREAM_ERRORS
@@ -57,28 +59,33 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
     policy = gw.policies.for_tenant(principal.tenant)
     ctx.policy_version = policy.version
     tokens = estimate_tokens(body)
-    # inspect: PII, secrets and risk signals are found here (PII and risk issues).
-    risk = Risk()
+    request_body = {k: v for k, v in body.items() if k != "bulkhead"}
+    with ctx.stage("inspect"):
+        privacy = await inspect(policy.pii, request_body)
+    with ctx.stage("risk"):
+        risk, ctx.risk = await assess_risk(policy.risk, request_body, privacy, request.headers)
     with ctx.stage("decide"):
         latency = await gw.latency.snapshot(principal.tenant_id) if req.model in policy.routing.aliases else None
         route = decide(policy, principal, req.model, mode, body, risk=risk, prompt_tokens=tokens, latency_ms=latency)
         ctx.backend = route.backend.name
         ctx.route = route
 
-    # transform: the policy's PII treatment for each backend's trust zone is applied here.
-    def outbound(backend) -> dict[str, Any]:
-        return {k: v for k, v in body.items() if k != "bulkhead"}
-
+    with ctx.stage("transform"):
+        outbound = privacy.outbound  # the PII treatment of each backend's trust zone, computed once per zone
+        first_body = outbound(route.backend)
     cache_key = None
     if policy.cache.enabled and not ctx.stream:
-        cache_key = cache.cache_key(principal.tenant_id, route.backend, mode, outbound(route.backend))
+        # Keyed on the scrubbed request: two prompts that differ only in their PII share an answer,
+        # which this request's own vault then restores.
+        cache_key = cache.cache_key(principal.tenant_id, route.backend, mode, first_body)
         with ctx.stage("cache"):
             hit = await gw.cache.get(cache_key)
         CACHE.labels("hit" if hit else "miss").inc()
         if hit is not None:
             ctx.cache = "hit"
             ctx.usage = Usage.from_openai(hit.get("usage"))
-            return json_response(hit, headers={"x-bulkhead-cache": "hit"})
+            ctx.pii = privacy.audit(route.backend)
+            return json_response(privacy.restore(route.backend, hit), headers={"x-bulkhead-cache": "hit"})
     with ctx.stage("admit"):
         ctx.reservation = await gw.limiter.admit(principal, policy, tokens,
                                                  pricing.micro_usd(route.backend, tokens, body))
@@ -90,21 +97,29 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
                 backend, (it, first) = await call_route(gw, ctx, policy, route, stream_method, outbound, stream=True)
         except APIError:
             await settle(gw, ctx, route.backend, Usage())
+            ctx.pii = privacy.audit(None)
             raise
-        return stream_response(gw, ctx, backend, it, first, req)
+        return stream_response(gw, ctx, backend, it, first, req, privacy)
     try:
         with ctx.stage("call"):
             backend, result = await call_route(gw, ctx, policy, route, method, outbound)
     except APIError:
         await settle(gw, ctx, route.backend, Usage())
+        ctx.pii = privacy.audit(None)
         raise
-    # restore and verify: placeholders back into the answer; hallucination checks (later issues).
     await settle(gw, ctx, backend, result.usage)
     headers = {}
     if cache_key is not None:
         await gw.cache.set(cache_key, result.body, policy.cache.ttl_seconds)
         headers["x-bulkhead-cache"] = "miss"
-    return json_response(result.body, headers=headers)
+    with ctx.stage("restore"):
+        answer = privacy.restore(backend, result.body)
+        try:
+            answer = await scan_answer(privacy, answer)
+        finally:
+            ctx.pii = privacy.audit(backend)
+    # verify: hallucination checks (their own issue).
+    return json_response(answer, headers=headers)
 
 
 async def parse_request(ctx: RequestContext, request: Request, schema, limit: int) -> tuple[dict, Any]:
@@ -152,10 +167,13 @@ async def read_json(request: Request, limit: int) -> Any:
 
 
 def stream_response(gw: GatewayState, ctx: RequestContext, backend: Backend, it: AsyncIterator[dict], first: dict,
-                    req) -> Response:
-    """After the first chunk a failure can no longer change the status: it ends the stream with an
-    error event (the client has already seen a 200)."""
+                    req, privacy: Privacy) -> Response:
+    """Placeholders are restored chunk by chunk, holding back only text that could still be the
+    start of one. After the first chunk a failure can no longer change the status: it ends the
+    stream with an error event (the client has already seen a 200)."""
     client_wants_usage = bool(req.stream_options and req.stream_options.include_usage)
+    restorer = privacy.stream_restorer(backend)
+    answer = StreamText()
 
     async def events() -> AsyncIterator[bytes]:
         usage = Usage()
@@ -167,14 +185,25 @@ def stream_response(gw: GatewayState, ctx: RequestContext, backend: Backend, it:
                         usage = Usage.from_openai(chunk["usage"])
                         if not client_wants_usage:
                             chunk = {k: v for k, v in chunk.items() if k != "usage"}
-                    # restore: placeholders are re-inserted into each delta here (PII issue).
+                    if restorer is not None:
+                        chunk = restorer.feed_chunk(chunk)
+                    answer.add(chunk)
                     if chunk.get("choices") or (client_wants_usage and "usage" in chunk):
                         yield b"data: " + orjson.dumps(chunk) + b"\n\n"
                     try:
                         chunk = await anext(it)
                     except StopAsyncIteration:
                         break
+            if restorer is not None:
+                held = restorer.finish()
+                if held:
+                    tail = {**first, "choices": held}
+                    tail.pop("usage", None)
+                    answer.add(tail)
+                    yield b"data: " + orjson.dumps(tail) + b"\n\n"
             yield b"data: [DONE]\n\n"
+            # The stream is out: PII the model added can only be recorded now, not withheld.
+            await scan_answer(privacy, answer.as_body(), can_change=False)
         except UpstreamError as exc:
             UPSTREAM_ERRORS.labels(backend.name, exc.kind).inc()
             err = upstream_error(exc)
@@ -184,9 +213,29 @@ def stream_response(gw: GatewayState, ctx: RequestContext, backend: Backend, it:
             ctx.error_code = "client_disconnected"
             raise
         finally:
+            ctx.pii = privacy.audit(backend)
             await settle(gw, ctx, backend, usage)
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+
+
+class StreamText:
+    """The streamed answer's text per choice, kept for the output scan after the stream."""
+
+    def __init__(self) -> None:
+        self.parts: dict[int, list[str]] = {}
+
+    def add(self, chunk: dict) -> None:
+        for choice in chunk.get("choices") or []:
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+            text = delta.get("content") if delta else choice.get("text")
+            if isinstance(text, str):
+                self.parts.setdefault(int(choice.get("index") or 0), []).append(text)
+
+    def as_body(self) -> dict:
+        return {"choices": [{"message": {"content": "".join(p)}} for _, p in sorted(self.parts.items())]}
 
 
 async def settle(gw: GatewayState, ctx: RequestContext, backend: Backend, usage: Usage) -> None:

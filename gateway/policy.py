@@ -13,6 +13,9 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.pii.config import PiiPolicy
+from gateway.risk.config import RiskPolicy
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -122,6 +125,8 @@ class Policy(Strict):
     breaker: Breaker = Field(default_factory=Breaker)
     cache: Cache = Field(default_factory=Cache)
     routing: Routing = Field(default_factory=Routing)
+    pii: PiiPolicy = Field(default_factory=PiiPolicy)
+    risk: RiskPolicy = Field(default_factory=RiskPolicy)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Policy:

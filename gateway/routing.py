@@ -131,7 +131,7 @@ def _evaluate(policy: Policy, principal: Principal, model: str, mode: str, body:
 def decide(policy: Policy, principal: Principal, model: str, mode: str, body: dict, *, risk: Risk = Risk(),
            prompt_tokens: int = 0, latency_ms: dict[str, float] | None = None) -> RouteDecision:
     if risk.action == "block":
-        raise APIError(403, f"The policy blocks requests of risk tier {risk.tier}.", "request_blocked")
+        raise APIError(403, f"The policy blocks this request (risk tier {risk.tier}).", "request_blocked")
     ev = _evaluate(policy, principal, model, mode, body, risk, prompt_tokens, latency_ms or {})
     if ev.alias is None and ev.named is None:
         raise APIError(404, f"The model '{model}' does not exist or you do not have access to it.",

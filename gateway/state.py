@@ -22,6 +22,27 @@ from gateway.upstream import LatencyTracker, RetryBudget
 log = logging.getLogger("bulkhead")
 
 
+def _warm_up(policies: PolicySet) -> None:
+    """Load spaCy and the sentence-embedding model in the background, so neither lands on a
+    request (those that arrive first wait for the load instead of starting another)."""
+    import threading
+
+    def load() -> None:
+        from gateway.pii.analyzer import analyzer_for
+        from gateway.risk.assess import get_engine
+
+        try:
+            for policy in (policies.default, *policies.tenants.values()):
+                if policy.pii.enabled:
+                    analyzer_for(policy.pii)
+                if policy.risk.embeddings.enabled:
+                    get_engine().warm_up(policy.risk)
+        except Exception as exc:  # a failed warm-up is retried by the first request
+            log.warning("warm-up failed: %s", type(exc).__name__)
+
+    threading.Thread(target=load, name="warm-up", daemon=True).start()
+
+
 @dataclass
 class GatewayState:
     settings: Settings
@@ -79,6 +100,7 @@ class GatewayState:
         )
         from gateway.policy_reload import PolicyReloader
 
+        _warm_up(policies)
         state.reloader = PolicyReloader(state, settings.policies_dir, settings.policy_watch_seconds or 1.0)
         if settings.policy_watch_seconds > 0:
             state.reloader.start()

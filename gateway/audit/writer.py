@@ -47,6 +47,21 @@ def event_from(ctx: RequestContext) -> dict:
         "attempts": ctx.attempts,
         "kind": "request",
         "detail": {"cache": ctx.cache} if ctx.cache else None,
+        "pii": ctx.pii,
+        "risk": ctx.risk,
+        "route": _route(ctx.route),
+    }
+
+
+def _route(decision) -> dict | None:
+    if decision is None:
+        return None
+    return {
+        "chosen": decision.backend.name,
+        "fallbacks": [b.name for b in decision.fallbacks],
+        "reason": decision.reason,
+        "difficulty": decision.difficulty,
+        "rejected": {v.backend: v.reason for v in decision.verdicts if not v.accepted and v.code != "not_requested"},
     }
 
 
@@ -75,6 +90,9 @@ def system_event(kind: str, detail: dict, *, tenant_id: str | None = None, key_i
         "attempts": 0,
         "kind": kind,
         "detail": detail,
+        "pii": None,
+        "risk": None,
+        "route": None,
     }
 
 

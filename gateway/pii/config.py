@@ -1,0 +1,217 @@
+"""The `pii:` section of a tenant policy.
+
+`PiiPolicy()` with no arguments is the production default: the common personal data types and
+secrets are detected, anything crossing to an external backend is pseudonymized, secrets are
+blocked before any backend, and a failed or slow analysis fails the request closed.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from typing import Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Treatment = Literal["pseudonymize", "redact", "mask", "hash", "block", "allow"]
+Zone = Literal["external", "internal"]
+
+ENTITY_NAME = r"^[A-Z][A-Z0-9_]{0,63}$"
+
+# Entity types this engine can find. TITLE and AGE are deliberately absent: "Dr." or "42" alone
+# identify nobody, and rewriting them makes answers worse.
+KNOWN_ENTITIES: frozenset[str] = frozenset(
+    {
+        "PERSON",
+        "LOCATION",
+        "ADDRESS",
+        "ORGANIZATION",
+        "NRP",
+        "DATE_TIME",
+        "EMAIL_ADDRESS",
+        "PHONE_NUMBER",
+        "CREDIT_CARD",
+        "US_SSN",
+        "IBAN_CODE",
+        "IP_ADDRESS",
+        "URL",
+        "US_BANK_NUMBER",
+        "US_DRIVER_LICENSE",
+        "US_PASSPORT",
+        "US_ITIN",
+        "CRYPTO",
+        "MEDICAL_LICENSE",
+        "UK_NHS",
+        "MAC_ADDRESS",
+        "SECRET",
+    }
+)
+
+# Organisations, dates, nationalities and URLs are off by default: they are rarely personal on
+# their own, spaCy's small model is noisy on them, and scrubbing them breaks ordinary prompts.
+DEFAULT_ENTITIES: tuple[str, ...] = (
+    "PERSON",
+    "LOCATION",
+    "ADDRESS",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "US_SSN",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+    "US_BANK_NUMBER",
+    "US_DRIVER_LICENSE",
+    "US_PASSPORT",
+    "US_ITIN",
+    "CRYPTO",
+    "MEDICAL_LICENSE",
+    "UK_NHS",
+    "SECRET",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CustomRecognizer(_Strict):
+    """A tenant's own entity: regexes and/or a deny list (exact phrases, case-insensitive unless told)."""
+
+    name: str = Field(min_length=1, max_length=100)
+    entity: str = Field(pattern=ENTITY_NAME, description="Entity type reported, e.g. EMPLOYEE_ID.")
+    patterns: list[str] = Field(default_factory=list, max_length=50, description="Regular expressions.")
+    deny_list: list[str] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="Phrases that are always this entity (project code names).",
+    )
+    context: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Words that raise a pattern match's score when near it.",
+    )
+    score: float = Field(0.6, ge=0, le=1, description="Score of a pattern match without context.")
+    require_context: bool = Field(
+        False, description="Report pattern matches only when a context word is near."
+    )
+    case_sensitive: bool = False
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, v: list[str]) -> list[str]:
+        for p in v:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"pattern {p!r} is not a valid regular expression: {exc}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _something_to_match(self) -> CustomRecognizer:
+        if not self.patterns and not self.deny_list:
+            raise ValueError(f"custom recognizer {self.name!r} needs `patterns` or `deny_list`")
+        if self.require_context and not self.context:
+            raise ValueError(f"custom recognizer {self.name!r} sets require_context without `context` words")
+        return self
+
+
+def _zone_default(default: Treatment) -> dict[str, Treatment]:
+    return {"default": default, "SECRET": "block"}
+
+
+class Treatments(_Strict):
+    """Per trust zone: entity type -> treatment, with `default` for every type not named."""
+
+    external: dict[str, Treatment] = Field(default_factory=lambda: _zone_default("pseudonymize"))
+    internal: dict[str, Treatment] = Field(default_factory=lambda: _zone_default("allow"))
+
+    @field_validator("external", "internal")
+    @classmethod
+    def _keys(cls, v: dict[str, Treatment]) -> dict[str, Treatment]:
+        for key in v:
+            if key != "default" and not re.match(ENTITY_NAME, key):
+                raise ValueError(f"{key!r} is neither `default` nor an entity type name")
+        return v
+
+    def for_entity(self, zone: Zone, entity: str) -> Treatment:
+        table = self.external if zone == "external" else self.internal
+        if entity in table:
+            return table[entity]
+        # A zone table that omits `default` still never lets raw text out of the building by accident.
+        return table.get("default", "pseudonymize" if zone == "external" else "allow")
+
+
+class OutputScan(_Strict):
+    enabled: bool = True
+    action: Literal["redact", "flag", "block"] = Field(
+        "flag", description="What to do with PII in an answer that was not in the request."
+    )
+
+
+class PiiPolicy(_Strict):
+    enabled: bool = True
+    entities: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ENTITIES),
+        description="Entity types to detect (custom recognizer entities are added).",
+    )
+    score_threshold: float = Field(0.4, ge=0, le=1)
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="Per entity type, overrides the global."
+    )
+    allow_list: list[str] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="Values never treated as PII (exact, case-insensitive).",
+    )
+    custom_recognizers: list[CustomRecognizer] = Field(default_factory=list, max_length=100)
+    treatment: Treatments = Field(default_factory=Treatments)
+    output_scan: OutputScan = Field(default_factory=OutputScan)
+    on_error: Literal["fail", "internal"] = Field(
+        "fail",
+        description="Analysis failed or timed out: `fail` answers 503; `internal` routes to an internal "
+        "backend only. Nothing ever goes to an external backend unanalysed.",
+    )
+    timeout_s: float = Field(5.0, gt=0, le=60, description="Analysis time limit per request.")
+    max_chars: int = Field(400_000, ge=1, description="Longer requests fail closed (a 413-style refusal).")
+
+    @field_validator("entities")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        unknown = sorted(set(v) - KNOWN_ENTITIES)
+        if unknown:
+            raise ValueError(
+                f"unknown entity types {unknown}; known: {sorted(KNOWN_ENTITIES)} "
+                "(add your own with custom_recognizers)"
+            )
+        return v
+
+    @field_validator("thresholds")
+    @classmethod
+    def _threshold_range(cls, v: dict[str, float]) -> dict[str, float]:
+        for key, value in v.items():
+            if not re.match(ENTITY_NAME, key):
+                raise ValueError(f"{key!r} is not an entity type name")
+            if not 0 <= value <= 1:
+                raise ValueError(f"threshold for {key} must be between 0 and 1")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_recognizers(self) -> PiiPolicy:
+        names = [r.name for r in self.custom_recognizers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"custom recognizer names must be unique: {dupes}")
+        return self
+
+    @cached_property
+    def active_entities(self) -> frozenset[str]:
+        return frozenset(self.entities) | {r.entity for r in self.custom_recognizers}
+
+    def threshold(self, entity: str) -> float:
+        return self.thresholds.get(entity, self.score_threshold)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Stable identity of what the analyzer depends on (to cache one analyzer per policy)."""
+        return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS).decode()

@@ -1,0 +1,73 @@
+"""Output scanning: personal data in the model's answer that was not in the request.
+
+A model can leak what it memorised or what it was given elsewhere (a system prompt, a tool
+result). What the request itself contained (restored placeholders among it) is expected in the
+answer and is not a leak. The policy's `output_scan.action` decides: `flag` (record counts),
+`redact` (replace each leaked value with `[TYPE]`), `block` (refuse the answer).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from gateway.pii.analyzer import PiiAnalyzer
+from gateway.pii.entities import Entity, PiiOutputBlockedError
+
+
+@dataclass(slots=True)
+class OutputScan:
+    texts: list[str]  # the answer texts after the action (redacted where the action is redact)
+    leaked: dict[str, int] = field(default_factory=dict)  # entity type -> occurrences; never values
+    action: str = "flag"
+
+    @property
+    def leaked_total(self) -> int:
+        return sum(self.leaked.values())
+
+
+def _norm(value: str) -> str:
+    return " ".join(value.split()).casefold()
+
+
+def find_leaks(
+    texts: list[str], entities: list[list[Entity]], request_values: set[str]
+) -> list[list[Entity]]:
+    known = {_norm(v) for v in request_values}
+    return [
+        [e for e in ents if _norm(t[e.start : e.end]) not in known]
+        for t, ents in zip(texts, entities, strict=True)
+    ]
+
+
+def apply_action(texts: list[str], leaks: list[list[Entity]], action: str) -> OutputScan:
+    counts = Counter(e.type for ents in leaks for e in ents)
+    if counts and action == "block":
+        raise PiiOutputBlockedError(sorted(counts), dict(counts))
+    out = texts
+    if action == "redact" and counts:
+        out = []
+        for text, ents in zip(texts, leaks, strict=True):
+            for e in sorted(ents, key=lambda e: e.start, reverse=True):
+                text = text[: e.start] + f"[{e.type}]" + text[e.end :]
+            out.append(text)
+    return OutputScan(out, dict(counts), action)
+
+
+def scan_output(texts: list[str], request_values: set[str], analyzer: PiiAnalyzer) -> OutputScan:
+    """Analyse answer texts (already restored) and apply the policy's output action."""
+    scan = analyzer.policy.output_scan
+    if not scan.enabled or not any(texts):
+        return OutputScan(list(texts), {}, scan.action)
+    leaks = find_leaks(texts, analyzer.analyze(texts), request_values)
+    return apply_action(list(texts), leaks, scan.action)
+
+
+async def ascan_output(
+    texts: list[str], request_values: set[str], analyzer: PiiAnalyzer, timeout: float | None = None
+) -> OutputScan:
+    scan = analyzer.policy.output_scan
+    if not scan.enabled or not any(texts):
+        return OutputScan(list(texts), {}, scan.action)
+    leaks = find_leaks(texts, await analyzer.aanalyze(texts, timeout), request_values)
+    return apply_action(list(texts), leaks, scan.action)

@@ -1,0 +1,210 @@
+"""The risk stage: signals in, one tier and one action out, with the reasons that got there.
+
+    engine = get_engine()              # at startup: loads the embedder and embeds the exemplars once
+    result = engine.assess(texts, pii_counts, secrets, data_class, policy.risk)
+
+Tiers only ever go up: each signal, each rule and the declared data class can raise the tier, none can
+lower it. The action is the strictest of the tier's action and any action a matched rule names.
+`signals` carries counts and scores only, never text, so it can go to the audit log as it is.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from gateway.risk.config import (
+    DATA_CLASSES,
+    TIERS,
+    Action,
+    RiskPolicy,
+    Tier,
+    action_rank,
+    tier_rank,
+)
+from gateway.risk.domains import DomainScorer
+from gateway.risk.embeddings import Embedder, get_embedder
+from gateway.risk.injection import InjectionDetector
+from gateway.risk.prepare import prepare
+
+
+class DataClassError(ValueError):
+    """The request declared a data class the policy does not know (map to HTTP 400)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RiskAssessment:
+    tier: Tier
+    action: Action
+    signals: dict[str, object]
+    injection_score: float
+    domains: list[str]
+    reasons: list[str] = field(default_factory=list)
+
+
+class _Verdict:
+    """Accumulates the tier and action as signals are considered, remembering why."""
+
+    def __init__(self, policy: RiskPolicy) -> None:
+        self.policy = policy
+        self.tier: Tier = "low"
+        self.actions: list[Action] = []
+        self.reasons: list[str] = []
+
+    def raise_to(self, tier: Tier, why: str, action: Action | None = None) -> None:
+        if tier_rank(tier) > tier_rank(self.tier):
+            self.tier = tier
+        if action is not None:
+            self.actions.append(action)
+        self.reasons.append(f"{why} -> {tier}" + (f", {action}" if action else ""))
+
+    def action(self) -> Action:
+        return max([self.policy.tier_actions[self.tier], *self.actions], key=action_rank)
+
+
+class RiskEngine:
+    """Holds the detectors (and through them the embedded exemplars). Thread-safe; build one per process."""
+
+    def __init__(self, embedder: Embedder | None = None) -> None:
+        self._embedder = embedder
+        self._full: tuple[DomainScorer, InjectionDetector] | None = None
+        self._patterns_only: tuple[DomainScorer, InjectionDetector] | None = None
+        self._lock = threading.Lock()
+
+    def _detectors(self, use_embeddings: bool) -> tuple[DomainScorer, InjectionDetector]:
+        with self._lock:
+            if use_embeddings:
+                if self._full is None:
+                    emb = self._embedder or get_embedder()
+                    self._full = (DomainScorer(emb), InjectionDetector(emb))
+                return self._full
+            if self._patterns_only is None:
+                self._patterns_only = (DomainScorer(None), InjectionDetector(None))
+            return self._patterns_only
+
+    def warm_up(self, policy: RiskPolicy | None = None) -> None:
+        """Load the model and embed the exemplars now rather than on the first request."""
+        policy = policy or RiskPolicy()
+        self.assess(["warm up"], {}, 0, None, policy)
+
+    def assess(
+        self,
+        texts: Sequence[str],
+        pii_counts: Mapping[str, int],
+        secrets: int,
+        data_class: str | None,
+        policy: RiskPolicy,
+    ) -> RiskAssessment:
+        verdict = _Verdict(policy)
+        declared = _declared_class(data_class, policy, verdict)
+
+        use_embeddings = policy.embeddings.enabled
+        domain_scorer, injection = self._detectors(use_embeddings)
+        prepared = prepare(
+            [t for t in texts if t and t.strip()],
+            (self._embedder or get_embedder()) if use_embeddings else None,
+            max_chunks=policy.embeddings.max_chunks,
+        )
+
+        present: set[str] = set()
+        pii = {k: int(v) for k, v in sorted(pii_counts.items()) if v > 0}
+        for entity, count in pii.items():
+            present.add(f"pii:{entity}")
+            tier = policy.pii.entities.get(entity, policy.pii.default_tier)
+            verdict.raise_to(tier, f"pii {entity} x{count}")
+        total = sum(pii.values())
+        if total:
+            present.add("pii:any")
+        if total >= policy.pii.bulk_count:
+            verdict.raise_to(policy.pii.bulk_tier, f"{total} PII entities (bulk >= {policy.pii.bulk_count})")
+
+        if secrets > 0:
+            present.add("secrets")
+            verdict.raise_to(policy.secrets.tier, f"{secrets} secret(s)", policy.secrets.action)
+
+        scores = domain_scorer.score(prepared) if prepared else {}
+        domains: list[str] = []
+        for name, score in scores.items():
+            rule = policy.domains.get(name)  # type: ignore[call-overload]
+            if rule is None or not rule.enabled or score < rule.threshold:
+                continue
+            domains.append(name)
+            present.add(f"domain:{name}")
+            verdict.raise_to(rule.tier, f"domain {name} {score:.2f} >= {rule.threshold:.2f}", rule.action)
+
+        injection_score = max((injection.score(p) for p in prepared), default=0.0)
+        if policy.injection.enabled and injection_score >= policy.injection.threshold:
+            present.add("injection")
+            families = sorted({f for p in prepared for f in injection.strong_families(p)})
+            because = f" ({', '.join(families)})" if families else ""
+            verdict.raise_to(
+                policy.injection.tier,
+                f"injection {injection_score:.2f} >= {policy.injection.threshold:.2f}{because}",
+                policy.injection.action,
+            )
+
+        if declared is not None:
+            present.add(f"data_class:{declared}")
+            verdict.raise_to(policy.data_class.tiers[declared], f"declared data class {declared}")
+
+        for rule in policy.rules:
+            if all(s in present for s in rule.when):
+                verdict.raise_to(rule.tier, f"rule {rule.name!r}", rule.action)
+
+        signals: dict[str, object] = {
+            "pii": pii,
+            "pii_total": total,
+            "secrets": int(secrets),
+            "domains": {k: round(v, 3) for k, v in scores.items()},
+            "injection": round(injection_score, 3),
+            "data_class": declared,
+        }
+        return RiskAssessment(
+            tier=verdict.tier,
+            action=verdict.action(),
+            signals=signals,
+            injection_score=round(injection_score, 4),
+            domains=domains,
+            reasons=verdict.reasons,
+        )
+
+
+def _declared_class(value: str | None, policy: RiskPolicy, verdict: _Verdict) -> str | None:
+    rule = policy.data_class
+    if value is None or not value.strip():
+        return rule.default
+    name = value.strip().lower()
+    if name in DATA_CLASSES:
+        return name
+    if rule.on_unknown == "reject":
+        raise DataClassError(f"unknown data class; expected one of {', '.join(DATA_CLASSES)}")
+    verdict.reasons.append("unknown data class treated as restricted")
+    return "restricted"
+
+
+_engine: RiskEngine | None = None
+_engine_lock = threading.Lock()
+
+
+def get_engine() -> RiskEngine:
+    global _engine
+    if _engine is None:
+        with _engine_lock:
+            if _engine is None:
+                _engine = RiskEngine()
+    return _engine
+
+
+def assess(
+    texts: list[str],
+    pii_counts: dict[str, int],
+    secrets: int,
+    data_class: str | None,
+    policy: RiskPolicy,
+) -> RiskAssessment:
+    """The risk stage with the process-wide engine (see `RiskEngine.assess`)."""
+    return get_engine().assess(texts, pii_counts, secrets, data_class, policy)
+
+
+__all__ = ["TIERS", "DataClassError", "RiskAssessment", "RiskEngine", "assess", "get_engine"]
