@@ -31,6 +31,17 @@ sys.path.insert(0, str(ROOT))
 from tests.conftest import cli, free_port  # noqa: E402
 
 BODY = {"model": "bench", "messages": [{"role": "user", "content": "Summarise the quarterly report in one line."}]}
+# What each profile turns on. `plain` is the gateway without content inspection (the issue's
+# comparison with a bare proxy); `pii` adds Presidio scrubbing and restore; `pii+risk` adds the
+# sentence-embedding risk detectors.
+# PII types are made low risk so that every request goes to the (external) upstream scrubbed:
+# the rows measure inspection and scrubbing, not refusals.
+_LOW = "{default_tier: low, bulk_tier: low, entities: {US_SSN: low, CREDIT_CARD: low, IBAN_CODE: low}}"
+PROFILES = {
+    "plain": "pii: {enabled: false}\nrisk: {embeddings: {enabled: false}}\n",
+    "pii": f"risk: {{embeddings: {{enabled: false}}, pii: {_LOW}, rules: []}}\n",
+    "pii+risk": f"risk: {{pii: {_LOW}, rules: [], domains: {{medical: {{tier: low}}, hr: {{tier: low}}}}}}\n",
+}
 HAS_TWO_CPUS = len(os.sched_getaffinity(0)) >= 2
 
 
@@ -68,21 +79,35 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
     raise RuntimeError(f"{url} never answered")
 
 
-async def closed_loop(url: str, headers: dict, concurrency: int, seconds: float, stream: bool) -> dict:
+def pii_bodies(n: int = 2000) -> list[bytes]:
+    """Distinct prompts full of PII (names, e-mails, phones, cards, addresses...), so no cache helps."""
+    from tests.pii.test_leak import generate
+
+    return [orjson.dumps({**BODY, "messages": [{"role": "user", "content": text}]})
+            for _, text, values in generate(n, seed=5) if "secret" not in values]
+
+
+async def closed_loop(url: str, headers: dict, concurrency: int, seconds: float, stream: bool,
+                      bodies: list[bytes] | None = None) -> dict:
     """Each worker sends its next request as soon as the last one finished."""
     latencies: list[float] = []
     errors = 0
     body = orjson.dumps({**BODY, "stream": stream})
+    if bodies:
+        bodies = [orjson.dumps({**orjson.loads(b), "stream": stream}) for b in bodies]
+    counter = 0
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, headers={**headers, "content-type": "application/json"}) as s:
         stop = time.perf_counter() + seconds
 
         async def worker() -> None:
-            nonlocal errors
+            nonlocal errors, counter
             while time.perf_counter() < stop:
                 t0 = time.perf_counter()
+                counter += 1
+                data = bodies[counter % len(bodies)] if bodies else body
                 try:
-                    async with s.post(url, data=body) as resp:
+                    async with s.post(url, data=data) as resp:
                         if stream:
                             await resp.content.readany()  # first byte of the first event
                             latencies.append(time.perf_counter() - t0)
@@ -120,11 +145,13 @@ def start_upstream(port: int) -> subprocess.Popen:
     return proc
 
 
-def start_gateway(server: str, upstream: str, tmp: Path, extra_env: dict) -> tuple[subprocess.Popen, str, str]:
+def start_gateway(server: str, upstream: str, tmp: Path, extra_env: dict, profile: str = "plain"
+                  ) -> tuple[subprocess.Popen, str, str]:
     policies = tmp / "policies"
     policies.mkdir(exist_ok=True)
     (policies / "default.yaml").write_text(
-        f"backends:\n  - {{name: bench, adapter: openai, model: echo, api_base: '{upstream}', trust: internal}}\n"
+        PROFILES[profile]
+        + f"backends:\n  - {{name: bench, adapter: openai, model: echo, api_base: '{upstream}', trust: external}}\n"
         f"  - {{name: bench-litellm, adapter: litellm, via: litellm, model: openai/echo, api_base: '{upstream}',"
         " api_key_env: BENCH_UPSTREAM_KEY, trust: internal}\n"
     )
@@ -183,6 +210,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--litellm-calls", type=int, default=200)
     parser.add_argument("--via-litellm", action="store_true", help="also measure the litellm path through the gateway")
+    parser.add_argument("--profiles", default="pii,pii+risk",
+                        help="content-inspection profiles to add rows for (plain always runs): pii, pii+risk")
     args = parser.parse_args()
     if HAS_TWO_CPUS:
         os.sched_setaffinity(0, {1})
@@ -212,6 +241,23 @@ def main() -> None:
                             cpu_ms = (process_tree_cpu(gw.pid) - cpu0) / max(r["n"] + 1, 1) * 1000
                             print(row(f"{server}/{model} {label}", r, direct[label], cpu_ms))
                     BODY["model"] = "bench"
+                finally:
+                    gw.terminate()
+                    gw.wait(60)
+        server = args.servers.split(",")[0]
+        for profile in [p for p in args.profiles.split(",") if p]:
+            with tempfile.TemporaryDirectory() as tmp:
+                gw, base, key = start_gateway(server, up_base, Path(tmp), {}, profile)
+                varied = pii_bodies()
+                try:
+                    for label, conc, stream in SCENARIOS:
+                        if conc == 64:
+                            continue
+                        cpu0 = process_tree_cpu(gw.pid)
+                        r = asyncio.run(closed_loop(base + "/v1/chat/completions", {"authorization": f"Bearer {key}"},
+                                                    conc, args.seconds, stream, varied))
+                        cpu_ms = (process_tree_cpu(gw.pid) - cpu0) / max(r["n"] + 1, 1) * 1000
+                        print(row(f"{server}/{profile} {label}", r, direct[label], cpu_ms))
                 finally:
                     gw.terminate()
                     gw.wait(60)
