@@ -25,7 +25,10 @@ $(VENV)/.installed-dev: requirements-dev.lock pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-run: install
+data/demo-moe/config.json: | $(VENV)/.installed
+	$(BIN)/bulkhead moe train-demo --out data/demo-moe
+
+run: install data/demo-moe/config.json
 	$(BIN)/bulkhead migrate
 	$(BIN)/bulkhead serve --bootstrap-demo --host 127.0.0.1 --port 8080
 

@@ -20,7 +20,8 @@ def build_adapter(backend) -> Any:
     if backend.adapter == "local_moe":
         from adapters.local_moe_adapter import LocalMoEAdapter
 
-        return LocalMoEAdapter(backend.name, backend.model_dir or backend.model)
+        return LocalMoEAdapter(backend.name, backend.model_dir or backend.model,
+                               **{"model_name": backend.model, **backend.options})
     raise ValueError(f"unknown adapter {backend.adapter!r}")
 
 

@@ -142,6 +142,14 @@ async def pii_analyze(gw, ctx, request):
     return pipeline.json_response(scan_record(body.text, entities, policy, body.zone))
 
 
+async def moe_experts(gw, ctx, request):
+    """Expert utilization of the local MoE backends this tenant's policy declares."""
+    from gateway.experts import snapshot
+
+    principal = await pipeline.authenticate(gw, ctx, request, roles=("security", "admin"))
+    return pipeline.json_response({"backends": snapshot(gw, [gw.policies.for_tenant(principal.tenant)])})
+
+
 def routes(api) -> list[Route]:
     base = "/v1/bulkhead/admin"
     return [
@@ -153,4 +161,5 @@ def routes(api) -> list[Route]:
         Route(f"{base}/keys/{{key_id}}/revoke", api(revoke_key), methods=["POST"]),
         Route("/v1/bulkhead/policy/explain", api(explain), methods=["POST"]),
         Route("/v1/bulkhead/pii/analyze", api(pii_analyze), methods=["POST"]),
+        Route("/v1/bulkhead/moe/experts", api(moe_experts), methods=["GET"]),
     ]

@@ -96,10 +96,17 @@ async def readyz(request: Request) -> Response:
     checks = await request.app.state.gw.readiness()
     ready = all(v == "ok" for v in checks.values())
     body = {"status": "ready" if ready else "not_ready", "checks": checks}
+    detail = request.app.state.gw.extras.pop("readyz_detail", None)
+    if detail:
+        body["detail"] = detail
     return pipeline.json_response(body, 200 if ready else 503)
 
 
 async def metrics(request: Request) -> Response:
+    from gateway.experts import snapshot
+
+    gw = request.app.state.gw
+    snapshot(gw, [gw.policies.default, *gw.policies.tenants.values()])  # refresh the expert gauges
     return Response(metrics_payload(), media_type=CONTENT_TYPE)
 
 

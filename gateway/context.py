@@ -36,7 +36,7 @@ class RequestContext:
     policy_version: str | None = None
     attempts: int = 0
     reservation: object | None = None
-    cache: str | None = None
+    detail: dict = field(default_factory=dict)
     route: object | None = None
     pii: dict | None = None
     risk: dict | None = None

@@ -104,6 +104,7 @@ def document() -> bytes:
             "/openapi.json": _get("This document", False),
             "/v1/bulkhead/pii/analyze": _post("PII found in one text, and the text as a backend of the zone "
                                               "would receive it (security)", "AnalyzeRequest", 400, 401, 403, 422, 503),
+            "/v1/bulkhead/moe/experts": _get("Expert utilization of local MoE backends (security)", True, 401, 403),
             "/v1/bulkhead/policy/explain": _post("Explain the routing decision for a request (security)",
                                                  "ExplainRequest", 400, 401, 403, 404, 422),
             "/v1/bulkhead/admin/policies/reload": _post("Validate and apply the policy directory (admin)",

@@ -82,7 +82,7 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
             hit = await gw.cache.get(cache_key)
         CACHE.labels("hit" if hit else "miss").inc()
         if hit is not None:
-            ctx.cache = "hit"
+            ctx.detail["cache"] = "hit"
             ctx.usage = Usage.from_openai(hit.get("usage"))
             ctx.pii = privacy.audit(route.backend)
             return json_response(privacy.restore(route.backend, hit), headers={"x-bulkhead-cache": "hit"})
@@ -108,6 +108,8 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
         ctx.pii = privacy.audit(None)
         raise
     await settle(gw, ctx, backend, result.usage)
+    if result.extra.get("experts"):
+        ctx.detail["experts"] = result.extra["experts"]
     headers = {}
     if cache_key is not None:
         await gw.cache.set(cache_key, result.body, policy.cache.ttl_seconds)
@@ -185,6 +187,8 @@ def stream_response(gw: GatewayState, ctx: RequestContext, backend: Backend, it:
                         usage = Usage.from_openai(chunk["usage"])
                         if not client_wants_usage:
                             chunk = {k: v for k, v in chunk.items() if k != "usage"}
+                    if "bulkhead_experts" in chunk:
+                        ctx.detail["experts"] = chunk.pop("bulkhead_experts")
                     if restorer is not None:
                         chunk = restorer.feed_chunk(chunk)
                     answer.add(chunk)

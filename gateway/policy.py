@@ -46,6 +46,9 @@ class Backend(Strict):
     timeout_s: float = Field(60.0, gt=0, le=600)
     max_retries: int = Field(1, ge=0, le=2)
     model_dir: str | None = Field(None, description="local_moe adapter: checkpoint directory.")
+    options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Adapter options; local_moe: device (cpu|cuda), dtype (float32|bfloat16), "
+        "max_batch, max_seq.")
     quality: int = Field(3, ge=1, le=5, description="Capability, 1 (small) to 5 (frontier): the router's "
                          "'good enough' scale.")
     context_window: int | None = Field(None, ge=1, description="Prompt tokens it accepts; unset means no check.")
@@ -112,6 +115,12 @@ class Routing(Strict):
         return v
 
 
+class MoeAlarm(Strict):
+    max_cv: float = Field(1.5, gt=0, description="Expert-collapse alarm: per-layer load CV above this.")
+    max_dead_fraction: float = Field(0.5, ge=0, le=1, description="...or this share of experts never routed to.")
+    min_tokens: int = Field(2000, ge=1, description="Tokens seen before the alarm can be raised.")
+
+
 class Access(Strict):
     models: list[str] | None = Field(
         None, description="Backends this tenant may use (by name); unset means every backend in the policy.")
@@ -127,6 +136,7 @@ class Policy(Strict):
     routing: Routing = Field(default_factory=Routing)
     pii: PiiPolicy = Field(default_factory=PiiPolicy)
     risk: RiskPolicy = Field(default_factory=RiskPolicy)
+    moe: MoeAlarm = Field(default_factory=MoeAlarm)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Policy:

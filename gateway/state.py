@@ -122,6 +122,12 @@ class GatewayState:
                 checks["redis"] = f"error: {type(exc).__name__}"
         if self.draining:
             checks["shutdown"] = "draining"
+        from gateway.experts import snapshot
+
+        # The collapse alarm is a detail, not unreadiness: the model still answers.
+        for name, stats in snapshot(self, [self.policies.default, *self.policies.tenants.values()]).items():
+            if stats.get("collapse"):
+                self.extras.setdefault("readyz_detail", {})[f"moe:{name}"] = f"expert collapse: {stats['collapse']}"
         return checks
 
     async def close(self) -> None:

@@ -46,7 +46,7 @@ def event_from(ctx: RequestContext) -> dict:
         "policy_version": ctx.policy_version,
         "attempts": ctx.attempts,
         "kind": "request",
-        "detail": {"cache": ctx.cache} if ctx.cache else None,
+        "detail": ctx.detail or None,
         "pii": ctx.pii,
         "risk": ctx.risk,
         "route": _route(ctx.route),

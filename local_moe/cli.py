@@ -1,0 +1,69 @@
+"""`bulkhead moe ...`: serve a checkpoint, or train the embedded demo model.
+
+serve --model DIR [--host H] [--port P] [--device D] [--dtype T] [--max-batch N] [--max-seq N]
+train-demo --out DIR [--steps N] [--no-balance] [--seed S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bulkhead moe", description="local Mixture-of-Experts runtime")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve a checkpoint over an OpenAI-compatible HTTP API")
+    serve.add_argument("--model", required=True, help="Hugging Face checkpoint directory")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8100)
+    serve.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    serve.add_argument(
+        "--dtype", default=None, help="float32 or bfloat16 (default: bf16 on cuda, fp32 on cpu)"
+    )
+    serve.add_argument("--max-batch", type=int, default=8)
+    serve.add_argument("--max-seq", type=int, default=2048)
+    serve.add_argument("--name", default=None, help="model id to report (default: directory name)")
+    train = sub.add_parser("train-demo", help="train the small demo MoE on the shipped corpus")
+    train.add_argument("--out", required=True)
+    train.add_argument("--steps", type=int, default=None)
+    train.add_argument("--no-balance", action="store_true", help="disable aux-loss-free bias balancing")
+    train.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        import uvicorn
+
+        from local_moe.runtime import open_engine
+        from local_moe.server import create_app
+
+        engine = open_engine(
+            args.model, device=args.device, dtype=args.dtype, max_batch=args.max_batch, max_seq=args.max_seq
+        )
+        name = args.name or Path(args.model).resolve().name
+        print(
+            f"serving {name} on http://{args.host}:{args.port}/v1"
+            f" ({engine.model.device}, {engine.model.dtype})",
+            flush=True,
+        )
+        try:
+            uvicorn.run(create_app(engine, name), host=args.host, port=args.port, log_level="warning")
+        finally:
+            engine.close()
+        return 0
+    from local_moe.train_demo import train_demo
+
+    report = train_demo(Path(args.out), steps=args.steps, balance=not args.no_balance, seed=args.seed)
+    print(
+        f"wrote {args.out}: {report['params_m']:.1f}M parameters, final loss {report['final_loss']:.3f}, "
+        f"expert-load CV {report['load_cv']:.3f} (bias balancing {'on' if report['balance'] else 'off'})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
