@@ -62,9 +62,10 @@ class BulkheadExtension(Closed):
 Stop = str | list[str] | None
 
 
-class ChatCompletionRequest(Closed):
+class _Generation(Closed):
+    """Parameters chat and legacy completions share."""
+
     model: str = Field(min_length=1, max_length=200)
-    messages: list[Message] = Field(min_length=1, max_length=2048)
     stream: bool = False
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(None, ge=0, le=2)
@@ -72,14 +73,19 @@ class ChatCompletionRequest(Closed):
     n: int | None = Field(None, ge=1, le=16)
     stop: Stop = None
     max_tokens: int | None = Field(None, ge=1, le=1_000_000)
-    max_completion_tokens: int | None = Field(None, ge=1, le=1_000_000)
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     logit_bias: dict[str, float] | None = None
-    logprobs: bool | None = None
-    top_logprobs: int | None = Field(None, ge=0, le=20)
     user: str | None = Field(None, max_length=256)
     seed: int | None = None
+    bulkhead: BulkheadExtension | None = None
+
+
+class ChatCompletionRequest(_Generation):
+    messages: list[Message] = Field(min_length=1, max_length=2048)
+    max_completion_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
@@ -93,29 +99,14 @@ class ChatCompletionRequest(Closed):
     service_tier: str | None = None
     prediction: dict[str, Any] | None = None
     verbosity: str | None = None
-    bulkhead: BulkheadExtension | None = None
 
 
-class CompletionRequest(Closed):
-    model: str = Field(min_length=1, max_length=200)
+class CompletionRequest(_Generation):
     prompt: str | list[str] | list[int] | list[list[int]]
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, ge=0, le=1)
-    n: int | None = Field(None, ge=1, le=16)
-    stop: Stop = None
-    max_tokens: int | None = Field(None, ge=1, le=1_000_000)
-    presence_penalty: float | None = Field(None, ge=-2, le=2)
-    frequency_penalty: float | None = Field(None, ge=-2, le=2)
-    logit_bias: dict[str, float] | None = None
     logprobs: int | None = Field(None, ge=0, le=5)
     echo: bool | None = None
     best_of: int | None = Field(None, ge=1, le=16)
     suffix: str | None = None
-    user: str | None = Field(None, max_length=256)
-    seed: int | None = None
-    bulkhead: BulkheadExtension | None = None
 
 
 class EmbeddingRequest(Closed):
