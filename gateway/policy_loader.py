@@ -66,6 +66,23 @@ class _GuardedLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
+def _inline_secrets(name: str, text: str) -> list[LocatedError]:
+    """Credentials never live in policy files (they are read, diffed, committed, shown in reviews):
+    the policy names the environment variable that holds one."""
+    from gateway.pii.secrets import find_secrets
+
+    errors, covered = [], -1
+    for kind, start, end, score in sorted(find_secrets(text), key=lambda f: (f[1], -f[3])):
+        if score < 0.7 or start < covered:  # one error per credential, however many rules saw it
+            continue
+        covered = end
+        line = text.count("\n", 0, start) + 1
+        column = start - (text.rfind("\n", 0, start) + 1) + 1
+        errors.append(LocatedError(name, line, column, f"this looks like a credential ({kind}); put it in an "
+                                   "environment variable and reference it by name (e.g. api_key_env)"))
+    return errors
+
+
 @dataclass
 class Document:
     path: Path
@@ -85,6 +102,9 @@ def read_document(path: Path) -> Document:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PolicyError([LocatedError(name, 0, 0, f"not UTF-8 (byte {exc.start})")]) from None
+    inline = _inline_secrets(name, text)
+    if inline:
+        raise PolicyError(inline)
     loader = None
     try:
         loader = _GuardedLoader(text)

@@ -152,3 +152,14 @@ def test_schema_json_is_current():
     shipped = json.loads((ROOT / "policies" / "schema.json").read_text())
     assert shipped == json.loads(json.dumps(json_schema())), (
         "policies/schema.json is stale: run `bulkhead policy schema --write policies/schema.json`")
+
+
+@pytest.mark.parametrize("value", [
+    "api_base: https://admin:S3cr3tPassw0rd9@llm.internal.example:8443/v1",
+    "region: sk-proj-4fJ8kQ2xR7mN1pL9vT3wY6zB0cD5eH8gA2sK7uX1",
+])
+def test_inline_credentials_are_refused_with_their_location(tmp_path, value):
+    (tmp_path / "default.yaml").write_text(f"backends:\n  - name: a\n    model: m\n    {value}\n")
+    [err] = errors_of(tmp_path)
+    assert err.line == 4 and "credential" in err.message
+    assert value.split(": ", 1)[1][6:] not in str(err)  # the value itself is not echoed
