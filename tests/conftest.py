@@ -139,9 +139,12 @@ class Gateway:
 
 
 def start_gateway(tmp: Path, database_url: str, standin: StandIn, *, server: str = "uvicorn",
-                  redis: bool = True, extra_env: dict | None = None) -> Gateway:
+                  redis: bool = True, extra_env: dict | None = None, policy: str | None = None) -> Gateway:
+    """A gateway process; `policy` is the text of its default.yaml (the e2e test policy if None)."""
     policies = tmp / "policies"
     write_policy(policies, standin, free_port())
+    if policy is not None:
+        (policies / "default.yaml").write_text(policy)
     serving_url = app_role_url(database_url) if database_url.startswith("postgresql") else database_url
     env = {
         **os.environ,

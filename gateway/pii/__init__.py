@@ -1,37 +1,23 @@
 """PII and secrets: detection (Presidio + our recognizers), per-zone treatment with a per-request
-vault, restore (whole responses and SSE streams), output scanning. Nothing here logs a value."""
+vault, restore (whole responses and SSE streams), output scanning. Nothing here logs a value.
 
-from gateway.pii.analyzer import PiiAnalyzer, analyzer_for
-from gateway.pii.config import PiiPolicy
-from gateway.pii.entities import Entity, PiiAnalysisError, PiiBlockedError, PiiOutputBlockedError
-from gateway.pii.outputscan import OutputScan, ascan_output, scan_output
-from gateway.pii.restore import StreamRestorer, restore_response
-from gateway.pii.transform import (
-    Inspection,
-    Transformed,
-    inspect_request,
-    inspect_request_sync,
-    transform_request,
-)
-from gateway.pii.vault import Vault
+Names are imported lazily: the policy model needs only `gateway.pii.config`, and the CLI must not
+pay for loading spaCy and Presidio to validate a YAML file."""
 
-__all__ = [
-    "Entity",
-    "Inspection",
-    "OutputScan",
-    "PiiAnalysisError",
-    "PiiAnalyzer",
-    "PiiBlockedError",
-    "PiiOutputBlockedError",
-    "PiiPolicy",
-    "StreamRestorer",
-    "Transformed",
-    "Vault",
-    "analyzer_for",
-    "ascan_output",
-    "inspect_request",
-    "inspect_request_sync",
-    "restore_response",
-    "scan_output",
-    "transform_request",
-]
+from importlib import import_module
+
+_EXPORTS = {
+    "PiiAnalyzer": "analyzer", "analyzer_for": "analyzer", "PiiPolicy": "config",
+    "Entity": "entities", "PiiAnalysisError": "entities", "PiiBlockedError": "entities",
+    "PiiOutputBlockedError": "entities", "OutputScan": "outputscan", "ascan_output": "outputscan",
+    "scan_output": "outputscan", "StreamRestorer": "restore", "restore_response": "restore",
+    "Inspection": "transform", "Transformed": "transform", "inspect_request": "transform",
+    "inspect_request_sync": "transform", "transform_request": "transform", "Vault": "vault",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f"gateway.pii.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'gateway.pii' has no attribute {name!r}")
