@@ -20,6 +20,8 @@ backends:
      price: {{input_per_mtok: 1.0, output_per_mtok: 2.0}}}}
   - {{name: local, adapter: openai, model: echo-internal, api_base: "{standin}", trust: internal, quality: 3,
      price: {{input_per_mtok: 3.0, output_per_mtok: 6.0}}}}
+  - {{name: strong, adapter: openai, model: echo-strong, api_base: "{standin}", trust: external, quality: 5,
+     price: {{input_per_mtok: 10.0, output_per_mtok: 30.0}}}}
 """
 # For the leak run, the risk stage must let PII-bearing prompts go to the external backend, so that
 # what crosses is the PII stage's work alone: every PII type is low risk and domains are off.
@@ -143,6 +145,12 @@ def test_high_risk_prompt_goes_internal_and_the_external_backend_gets_nothing(gw
     raw = client(gw, "strict").chat.completions.with_raw_response.create(
         model="bulkhead/auto", messages=[{"role": "user", "content": "What is the capital of France?"}])
     assert raw.headers["x-bulkhead-route"] == "echo" and raw.headers["x-bulkhead-risk-tier"] == "low"
+    # a low-risk hard prompt needs a stronger backend than the cheapest
+    hard = ("Step by step, analyze this function and refactor it, then compare the trade-offs:\n```python\n"
+            "def total(xs):\n    s = 0\n    for x in xs:\n        s += x\n    return s\n```")
+    raw = client(gw, "leaky").chat.completions.with_raw_response.create(
+        model="bulkhead/auto", messages=[{"role": "user", "content": hard}])
+    assert raw.headers["x-bulkhead-route"] == "strong"
 
 
 def test_named_external_model_is_refused_for_high_risk_and_all_internal_down_fails_closed(gw, standin):
