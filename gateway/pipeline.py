@@ -1,9 +1,9 @@
 """The journey of one request, top to bottom.
 
-authenticate -> admit -> policy -> inspect -> decide -> transform -> call -> restore -> verify ->
-record -> respond. Each stage is a plain function of the values before it; `ctx` carries what the
-audit record and the response headers need. Stages that later issues fill in (inspect, transform,
-restore, verify) are the places marked below.
+authenticate -> parse -> policy -> inspect (PII) -> risk -> decide -> transform -> cache -> admit ->
+call -> restore + output scan -> (verify) -> respond. Each stage is a plain function of the values
+before it; `ctx` carries what the audit record and the response headers need (the envelope in
+app.py writes the record, whatever happens here).
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
     request_body = {k: v for k, v in body.items() if k != "bulkhead"}
     with ctx.stage("inspect"):
         privacy = await inspect(policy.pii, request_body)
+        ctx.pii = privacy.audit(None)  # counts on record even if the request goes no further
     with ctx.stage("risk"):
         risk, ctx.risk = await assess_risk(policy.risk, request_body, privacy, request.headers)
     with ctx.stage("decide"):
@@ -97,7 +98,6 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
                 backend, (it, first) = await call_route(gw, ctx, policy, route, stream_method, outbound, stream=True)
         except APIError:
             await settle(gw, ctx, route.backend, Usage())
-            ctx.pii = privacy.audit(None)
             raise
         return stream_response(gw, ctx, backend, it, first, req, privacy)
     try:
@@ -105,7 +105,6 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
             backend, result = await call_route(gw, ctx, policy, route, method, outbound)
     except APIError:
         await settle(gw, ctx, route.backend, Usage())
-        ctx.pii = privacy.audit(None)
         raise
     await settle(gw, ctx, backend, result.usage)
     if result.extra.get("experts"):
