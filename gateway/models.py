@@ -90,6 +90,9 @@ class AuditEvent(Base):
     __table_args__ = (
         Index("ix_audit_events_tenant_ts", "tenant_id", "ts"),
         UniqueConstraint("tenant_id", "request_id"),
+        # No RETURNING: under row-level security the writer must not need to read back rows it
+        # may insert but not see (requests that never authenticated carry no tenant).
+        {"implicit_returning": False},
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
@@ -113,7 +116,7 @@ class AuditEvent(Base):
     policy_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     kind: Mapped[str] = mapped_column(String(32), default="request", server_default="request")
-    detail: Mapped[dict | None] = mapped_column(JSON, nullable=True)
-    pii: Mapped[dict | None] = mapped_column(JSON, nullable=True)
-    risk: Mapped[dict | None] = mapped_column(JSON, nullable=True)
-    route: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    detail: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    pii: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    risk: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    route: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), nullable=True)

@@ -13,6 +13,7 @@ import logging
 import uuid
 
 from sqlalchemy import insert
+from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.context import RequestContext
@@ -63,6 +64,23 @@ def _route(decision) -> dict | None:
         "difficulty": decision.difficulty,
         "rejected": {v.backend: v.reason for v in decision.verdicts if not v.accepted and v.code != "not_requested"},
     }
+
+
+def _refused(exc: Exception) -> bool:
+    """The database rejected the data (SQLSTATE class 22 data, 23 integrity, 42 rule or syntax, RLS
+    included), as opposed to being unreachable or failing; only the former is worth isolating."""
+    if isinstance(exc, DataError | IntegrityError | ProgrammingError):
+        return True
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    return isinstance(state, str) and state[:2] in ("22", "23", "42")
+
+
+def _minimal(row: dict) -> dict:
+    """The record without its free-form JSON, for a row the database refused as it was: the request
+    stays on record, with the refusal noted."""
+    return {**row, "stages": {}, "detail": {"audit": "detail dropped: refused by the database"}, "pii": None,
+            "risk": None, "route": None}
 
 
 def system_event(kind: str, detail: dict, *, tenant_id: str | None = None, key_id: str | None = None,
@@ -143,19 +161,43 @@ class AuditWriter:
             for row in batch:
                 by_tenant.setdefault(row["tenant_id"], []).append(row)
             try:
-                async with self._engine.begin() as conn:
-                    for tenant_id, rows in by_tenant.items():
-                        if tenant_id is not None:
-                            await scope(conn, tenant_id)  # row-level security checks every row's tenant
-                        await conn.execute(insert(AuditEvent.__table__), rows)
-            except Exception as exc:  # any database failure: keep the rows, retry later
-                self._queue.extendleft(reversed(batch))
-                AUDIT_FAILURES.inc()
-                log.warning("audit write failed (%s); %d rows pending", type(exc).__name__, len(self._queue))
-                return False
+                await self._insert(by_tenant)
+            except Exception as exc:
+                if not _refused(exc):  # connection or server failure: keep the rows, retry later
+                    self._queue.extendleft(reversed(batch))
+                    AUDIT_FAILURES.inc()
+                    log.warning("audit write failed (%s); %d rows pending", type(exc).__name__, len(self._queue))
+                    return False
+                # The database refused these rows, not the connection: retrying the batch would
+                # block every later record behind it. Write them one by one instead.
+                log.warning("audit batch refused (%s); writing its %d rows one by one", type(exc).__name__, len(batch))
+                await self._insert_singly(batch)
+                continue
             self.written += len(batch)
             AUDIT_PENDING.observe(len(batch))
         return True
+
+    async def _insert(self, by_tenant: dict[str | None, list[dict]]) -> None:
+        async with self._engine.begin() as conn:
+            for tenant_id, rows in by_tenant.items():
+                if tenant_id is not None:
+                    await scope(conn, tenant_id)  # row-level security checks every row's tenant
+                await conn.execute(insert(AuditEvent.__table__), rows)
+
+    async def _insert_singly(self, batch: list[dict]) -> None:
+        for row in batch:
+            for attempt in (row, _minimal(row)):
+                try:
+                    await self._insert({attempt["tenant_id"]: [attempt]})
+                    break
+                except IntegrityError:
+                    break  # already written (a replay): exactly once holds
+                except Exception as exc:
+                    log.error("audit row %s refused (%s)", row["request_id"], type(exc).__name__)
+            else:
+                AUDIT_FAILURES.inc()
+                continue
+            self.written += 1
 
     async def flush(self) -> bool:
         return await self._drain()

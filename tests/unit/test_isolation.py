@@ -129,3 +129,24 @@ async def test_randomized_interleaving_on_one_pooled_connection(owner_url):
             await asyncio.sleep(0)
     finally:
         await app.dispose()
+
+
+async def test_untenanted_rows_and_poison_rows_are_still_written(owner_url):
+    """Requests that never authenticated carry no tenant; a row the database refuses as it is (a NaN
+    in its JSON) must not block the rows behind it, and is kept without its free-form detail."""
+    from gateway.audit.writer import AuditWriter
+
+    app = create_engine(app_role_url(owner_url))
+    writer = AuditWriter(app)
+    tenants = await _seed(owner_url)
+    rows = [_event(None), {**_event(tenants["a"]), "risk": {"score": float("nan")}}, _event(tenants["b"])]
+    for row in rows:
+        writer.submit(row)
+    assert await writer.flush()
+    await app.dispose()
+    owner = create_engine(owner_url)
+    async with owner.connect() as conn:
+        stored = {r.request_id: r for r in (await conn.execute(select(AuditEvent.__table__))).all()}
+    await owner.dispose()
+    assert all(r["request_id"] in stored for r in rows)
+    assert stored[rows[1]["request_id"]].risk is None and stored[rows[0]["request_id"]].tenant_id is None
