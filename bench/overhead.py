@@ -36,7 +36,9 @@ BODY = {"model": "bench", "messages": [{"role": "user", "content": "Summarise th
 # sentence-embedding risk detectors.
 # PII types are made low risk so that every request goes to the (external) upstream scrubbed:
 # the rows measure inspection and scrubbing, not refusals.
-_LOW = "{default_tier: low, bulk_tier: low, entities: {US_SSN: low, CREDIT_CARD: low, IBAN_CODE: low}}"
+_LOW = ("{default_tier: low, bulk_tier: low, entities: {US_SSN: low, CREDIT_CARD: low, IBAN_CODE: low, "
+        "US_BANK_NUMBER: low, US_DRIVER_LICENSE: low, US_PASSPORT: low, US_ITIN: low, MEDICAL_LICENSE: low, "
+        "UK_NHS: low}}")
 PROFILES = {
     "plain": "pii: {enabled: false}\nrisk: {embeddings: {enabled: false}}\n",
     "pii": f"risk: {{embeddings: {{enabled: false}}, pii: {_LOW}, rules: []}}\n",
