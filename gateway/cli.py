@@ -214,9 +214,12 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             module = importlib.import_module(DELEGATED[argv[0]])
-        except ModuleNotFoundError:
-            print(f"error: `bulkhead {argv[0]}` is not available in this installation", file=sys.stderr)
-            return 2
+        except ModuleNotFoundError as exc:
+            if exc.name and DELEGATED[argv[0]].startswith(exc.name):
+                print(f"error: `bulkhead {argv[0]}` is not available in this installation ({exc.name} is missing)",
+                      file=sys.stderr)
+                return 2
+            raise
         return module.main(argv[1:])
     args = _parser().parse_args(argv)
     settings = Settings()
