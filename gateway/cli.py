@@ -209,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     level = os.environ.get("BULKHEAD_LOG_LEVEL", "INFO" if argv[:1] == ["serve"] else "WARNING")
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for chatty in ("presidio-analyzer", "sentence_transformers", "httpx"):  # INFO per recognizer / model file
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     if argv and argv[0] in DELEGATED:
         import importlib
 
