@@ -96,9 +96,9 @@ async def readyz(request: Request) -> Response:
     checks = await request.app.state.gw.readiness()
     ready = all(v == "ok" for v in checks.values())
     body = {"status": "ready" if ready else "not_ready", "checks": checks}
-    detail = request.app.state.gw.extras.pop("readyz_detail", None)
-    if detail:
-        body["detail"] = detail
+    alarms = request.app.state.gw.alarms()
+    if alarms:
+        body["detail"] = alarms
     return pipeline.json_response(body, 200 if ready else 503)
 
 

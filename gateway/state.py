@@ -122,13 +122,14 @@ class GatewayState:
                 checks["redis"] = f"error: {type(exc).__name__}"
         if self.draining:
             checks["shutdown"] = "draining"
+        return checks
+
+    def alarms(self) -> dict[str, str]:
+        """Conditions worth a look that do not make the gateway unready (the model still answers)."""
         from gateway.experts import snapshot
 
-        # The collapse alarm is a detail, not unreadiness: the model still answers.
-        for name, stats in snapshot(self, [self.policies.default, *self.policies.tenants.values()]).items():
-            if stats.get("collapse"):
-                self.extras.setdefault("readyz_detail", {})[f"moe:{name}"] = f"expert collapse: {stats['collapse']}"
-        return checks
+        stats = snapshot(self, [self.policies.default, *self.policies.tenants.values()])
+        return {f"moe:{name}": f"expert collapse: {s['collapse']}" for name, s in stats.items() if s.get("collapse")}
 
     async def close(self) -> None:
         self.draining = True
