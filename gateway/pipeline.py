@@ -162,9 +162,27 @@ async def read_json(request: Request, limit: int) -> Any:
             raise APIError(413, f"Request body exceeds {limit} bytes.", "request_too_large")
         chunks.append(chunk)
     try:
-        return orjson.loads(b"".join(chunks))
+        body = orjson.loads(b"".join(chunks))
     except orjson.JSONDecodeError:
-        raise bad_request("The request body is not valid JSON.", code="invalid_json") from None
+        raise bad_request("The request body is not valid JSON (or not UTF-8).", code="invalid_json") from None
+    if _depth_exceeds(body, MAX_JSON_DEPTH):
+        raise bad_request(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.", code="json_too_deep")
+    return body
+
+
+MAX_JSON_DEPTH = 64
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Iterative, so a hostile body cannot exhaust the stack of the code that walks it later."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return False
 
 
 def stream_response(gw: GatewayState, ctx: RequestContext, backend: Backend, it: AsyncIterator[dict], first: dict,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -22,7 +23,7 @@ from gateway.upstream import LatencyTracker, RetryBudget
 log = logging.getLogger("bulkhead")
 
 
-def _warm_up(policies: PolicySet) -> None:
+def _warm_up(policies: PolicySet):
     """Load spaCy and the sentence-embedding model in the background, so neither lands on a
     request (those that arrive first wait for the load instead of starting another)."""
     import threading
@@ -40,7 +41,9 @@ def _warm_up(policies: PolicySet) -> None:
         except Exception as exc:  # a failed warm-up is retried by the first request
             log.warning("warm-up failed: %s", type(exc).__name__)
 
-    threading.Thread(target=load, name="warm-up", daemon=True).start()
+    thread = threading.Thread(target=load, name="warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 @dataclass
@@ -100,7 +103,7 @@ class GatewayState:
         )
         from gateway.policy_reload import PolicyReloader
 
-        _warm_up(policies)
+        state.extras["warm_up"] = _warm_up(policies)
         state.reloader = PolicyReloader(state, settings.policies_dir, settings.policy_watch_seconds or 1.0)
         if settings.policy_watch_seconds > 0:
             state.reloader.start()
@@ -133,6 +136,10 @@ class GatewayState:
 
     async def close(self) -> None:
         self.draining = True
+        warm_up = self.extras.get("warm_up")
+        if warm_up is not None:
+            # Exiting while torch or spaCy are mid-load in that thread aborts the process (exit -6).
+            await asyncio.to_thread(warm_up.join, 120)
         if self.reloader is not None:
             await self.reloader.stop()
         await self.audit.close()

@@ -191,6 +191,20 @@ def test_400_errors(gateway):
     r = httpx.post(url, headers=h, content=b"{not json")
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
     remember(gateway, r.headers, 400)
+    r = httpx.post(url, headers=h, content=b'{"model": "echo", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+    assert r.status_code == 400 and r.json()["error"]["code"] in ("json_too_deep", "invalid_json")
+    remember(gateway, r.headers, 400)
+    r = httpx.post(url, headers=h, content=b'{"model": "echo", "messages": [{"role": "user", "content": "\xff\xfe"}]}')
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+    remember(gateway, r.headers, 400)
+    deep = {"model": "echo", "messages": MESSAGES, "metadata": {}}
+    node = deep
+    for _ in range(70):
+        node["n"] = {}
+        node = node["n"]
+    r = httpx.post(url, headers=h, json=deep)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "json_too_deep"
+    remember(gateway, r.headers, 400)
     for field, value in (("api_base", "http://127.0.0.2"), ("base_url", "http://x"), ("api_key", "sk-x")):
         r = httpx.post(url, headers=h, json={"model": "echo", "messages": MESSAGES, field: value})
         assert r.status_code == 400 and r.json()["error"]["param"] == field

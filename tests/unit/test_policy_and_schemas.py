@@ -66,3 +66,17 @@ def test_headers_cannot_choose_the_upstream():
     for name in ("x-api-base", "X-Base-URL", "api_base", "x-upstream-url"):
         with pytest.raises(APIError):
             check_headers({name: "http://127.0.0.9"})
+
+
+def test_json_depth_limit():
+    from gateway.pipeline import MAX_JSON_DEPTH, _depth_exceeds
+
+    def nest(n):
+        value: object = "x"
+        for _ in range(n):
+            value = {"a": [value]} if n % 2 else [value]
+        return value
+
+    assert not _depth_exceeds({"messages": [{"role": "user", "content": "hi"}]}, MAX_JSON_DEPTH)
+    assert not _depth_exceeds(nest(MAX_JSON_DEPTH), MAX_JSON_DEPTH)
+    assert _depth_exceeds(nest(MAX_JSON_DEPTH + 1), MAX_JSON_DEPTH)
