@@ -15,8 +15,9 @@ Protocol (printed with the figures):
   interval next to it (the bootstrap collapses to [0, 0] when no false positive was seen).
 - Baselines under the same folds: length only, 20 classic phrases, nearest authored exemplar.
 - Extra sets, scored by the final model (never used for fitting): tests/risk/data/benign_scary.jsonl
-  (benign text that sounds dangerous, long benign documents) and tests/risk/data/attacks_extra.jsonl
-  (short and indirect attacks).
+  (benign text that sounds dangerous, long benign documents), tests/risk/data/benign_personas.jsonl
+  (benign persona, style-rule, game and fiction prompts: the look of the community-labelled role-play
+  attacks without the jailbreak) and tests/risk/data/attacks_extra.jsonl (short and indirect attacks).
 
     HF_HUB_OFFLINE=1 nice -n 10 .venv/bin/python bench/injection_eval.py            # figures only
     HF_HUB_OFFLINE=1 nice -n 10 .venv/bin/python bench/injection_eval.py --write    # and refit the models
@@ -28,6 +29,7 @@ import argparse
 import hashlib
 import json
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -57,10 +59,12 @@ from gateway.risk.injection import (  # noqa: E402
     features,
 )
 from gateway.risk.prepare import Prepared, prepare  # noqa: E402
+from gateway.risk.text import normalize  # noqa: E402
 
 DEV = Path("/work/shared/evals/injection-dev.jsonl")
 SCARY = ROOT / "tests/risk/data/benign_scary.jsonl"
 EXTRA = ROOT / "tests/risk/data/attacks_extra.jsonl"
+PERSONAS = ROOT / "tests/risk/data/benign_personas.jsonl"  # benign persona/style/rules prompts, held out
 TRAIN_BENIGN = DATA / "injection_train_benign.jsonl"  # authored negatives added to every training split
 SEED = 20240611
 
@@ -235,8 +239,6 @@ def embed_all(texts: list[str], cache_dir: Path) -> list[Prepared]:
     path = cache_dir / f"prepared-{key}.npz"
     if path.exists():
         data = np.load(path)
-        from gateway.risk.text import normalize
-
         return [Prepared(t, normalize(t), data[str(i)]) for i, t in enumerate(texts)]
     t0 = time.perf_counter()
     prepared = prepare(texts, get_embedder())
@@ -253,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--c", type=float, default=0.5, help="inverse L2 strength of the logistic regression")
     ap.add_argument("--dev-exemplars", action="store_true", help="also use other folds' attacks as exemplars")
+    ap.add_argument(
+        "--text-model",
+        choices=("char", "word"),
+        help="also report a TF-IDF logistic model (fitted inside the folds) stacked onto the features",
+    )
     ap.add_argument("--cache", type=Path, default=Path("/tmp/bulkhead-risk-bench"))
     ap.add_argument(
         "--write", action="store_true", help="refit on all records and write data/injection_model.json"
@@ -327,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.dev_exemplars:
         dev_exemplar_variant(prepared, x, y, groups, folds, args, ex, xe)
+    if args.text_model:
+        text_model_variant(prepared, x, y, groups, folds, args, xe, train_benign, ex, embedder)
 
     # Final models: all records, operating point from 5-fold out-of-fold scores.
     def final_fit(cols: tuple[str, ...]) -> InjectionModel:
@@ -341,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     detector.model, detector.exemplars = final, ex
     detector._strong = [FEATURES.index(f) for f in STRONG]
     print("\nfinal model (fitted on all dev records) on the authored extra sets, never used for fitting:")
-    for path in (SCARY, EXTRA):
+    for path in (SCARY, PERSONAS, EXTRA):
         recs = load(path)
         preps = prepare([r["text"] for r in recs], embedder)
         scores = np.array([detector.score(p) for p in preps])
@@ -431,6 +440,113 @@ def dev_exemplar_variant(prepared, x, y, groups, folds, args, ex, xe) -> None:
         pred[te] = s_te >= threshold_for(s_tr, y[tr], args.target_fp)
         nn[te] = s_te
     report("baseline: nearest exemplar incl. other folds", pred, y, groups, nn)
+
+
+# The 16 harmless questions the dataset builder put into the attacks' prompt slots (README, injection-dev).
+# A text model would learn them as attack words, so they are cut from its training text.
+FILLERS = re.compile(
+    "|".join(
+        re.escape(f)
+        for f in (
+            "bake a loaf of sourdough bread",
+            "write a polite email declining a meeting",
+            "summarize the plot of pride and prejudice",
+            "write a short poem about autumn leaves",
+            "good weekly workout routine for a beginner",
+            "set up a monthly household budget in a spreadsheet",
+            "main causes of the french revolution",
+            "how does compound interest work",
+            "get a red wine stain out of a carpet",
+            "pack for a weekend hiking trip",
+            "best way to memorize spanish vocabulary",
+            "teach my puppy to sit",
+            "brew a good cup of pour-over coffee",
+            "tips for growing tomatoes on a balcony",
+            "fix a flat tire on my bike",
+            "explain how photosynthesis works",
+        )
+    )
+)
+
+
+def text_model_variant(prepared, x, y, groups, folds, args, xe, train_benign, ex, embedder) -> None:
+    """Stacking: a TF-IDF logistic model's probability becomes one more feature of the logistic model.
+
+    Per outer fold the TF-IDF model is fitted on the training folds only; the training rows get its
+    inner grouped out-of-fold probability (so the stacked weight is not fitted on memorised rows) and the
+    test fold gets the probability of the model fitted on all training folds. Not shipped: see the report.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_pipeline
+
+    norms = np.array([FILLERS.sub(" ", p.norm) for p in prepared], dtype=object)
+    enorms = np.array([normalize(r["text"]) for r in train_benign], dtype=object)
+
+    def tfit(idx):
+        if args.text_model == "char":
+            vec = TfidfVectorizer(
+                analyzer="char_wb",
+                ngram_range=(3, 5),
+                min_df=2,
+                sublinear_tf=True,
+                max_features=50000,
+                lowercase=False,
+            )
+        else:
+            vec = TfidfVectorizer(
+                analyzer="word",
+                ngram_range=(1, 2),
+                min_df=2,
+                sublinear_tf=True,
+                max_features=30000,
+                lowercase=False,
+                token_pattern=r"(?u)\b\w+\b",
+            )
+        model = make_pipeline(vec, LogisticRegression(C=4.0, class_weight="balanced", max_iter=3000))
+        return model.fit(
+            np.concatenate([norms[idx], enorms]), np.concatenate([y[idx], np.zeros(len(enorms))])
+        )
+
+    def toof(idx, seed, n=4):
+        out = np.zeros(len(idx))
+        for a, b in StratifiedGroupKFold(n, shuffle=True, random_state=seed).split(idx, y[idx], groups[idx]):
+            out[b] = tfit(idx[a]).predict_proba(norms[idx[b]])[:, 1]
+        return out
+
+    strong = x[:, [FEATURES.index(f) for f in STRONG]].any(axis=1)
+    alone, stacked = np.zeros(len(y)), np.zeros(len(y))
+    for k, (tr, te) in enumerate(folds):
+        inner = toof(tr, SEED + k)
+        m = tfit(tr)
+        p_te = m.predict_proba(norms[te])[:, 1]
+        alone[te] = p_te - threshold_for(inner, y[tr], args.target_fp)
+        xtr, xte = np.column_stack([x[tr], inner]), np.column_stack([x[te], p_te])
+        xe2 = np.column_stack([xe, m.predict_proba(enorms)[:, 1]])
+        t = threshold_for(
+            oof_scores(xtr, y[tr], groups[tr], args.c, SEED + k, extra=xe2), y[tr], args.target_fp
+        )
+        stacked[te] = fit(xtr, y[tr], args.c, xe2).decision_function(xte) - t
+    report(f"variant: {args.text_model} TF-IDF alone + floor", (alone >= 0) | strong, y, groups, alone)
+    report(
+        f"variant: features + {args.text_model} TF-IDF + floor", (stacked >= 0) | strong, y, groups, stacked
+    )
+
+    allidx = np.arange(len(y))
+    oof, m = toof(allidx, SEED, 5), tfit(allidx)
+    xa, xe2 = np.column_stack([x, oof]), np.column_stack([xe, m.predict_proba(enorms)[:, 1]])
+    t = threshold_for(oof_scores(xa, y, groups, args.c, SEED, n_splits=5, extra=xe2), y, args.target_fp)
+    meta = fit(xa, y, args.c, xe2)
+    print("  that variant fitted on all records, on the authored sets (never used for fitting):")
+    for path in (SCARY, PERSONAS, EXTRA):
+        recs = load(path)
+        preps = prepare([r["text"] for r in recs], embedder)
+        xx = np.stack([features(p, ex) for p in preps])
+        z = meta.decision_function(np.column_stack([xx, m.predict_proba([p.norm for p in preps])[:, 1]])) - t
+        flagged = (z >= 0) | xx[:, [FEATURES.index(f) for f in STRONG]].any(axis=1)
+        print(f"    {path.name}: flagged {flagged.sum()}/{len(recs)}")
+        for r, f in zip(recs, flagged, strict=True):
+            if f != (path == EXTRA):
+                print(f"      miss/false alarm {r['id']}: {r['text'][:90]!r}")
 
 
 if __name__ == "__main__":
