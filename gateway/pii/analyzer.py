@@ -59,6 +59,7 @@ from spacy.tokens import Doc, Span
 
 from gateway.pii.config import PiiPolicy
 from gateway.pii.entities import Entity, PiiAnalysisError
+from gateway.pii.names_places import GazetteerNameRecognizer, PlaceRecognizer, reconcile
 from gateway.pii.recognizers import (
     IntroducedNameRecognizer,
     OfflineEmailRecognizer,
@@ -209,7 +210,8 @@ def _builtin(entity: str) -> list[EntityRecognizer]:
         "URL": lambda: [UrlRecognizer()],
         "DATE_TIME": lambda: [DateRecognizer()],
         "ADDRESS": lambda: [StreetAddressRecognizer()],
-        "PERSON": lambda: [IntroducedNameRecognizer()],
+        "PERSON": lambda: [IntroducedNameRecognizer(), GazetteerNameRecognizer()],
+        "LOCATION": lambda: [PlaceRecognizer()],
         "SECRET": lambda: [SecretsRecognizer()],
     }
     return table[entity]() if entity in table else []
@@ -415,8 +417,14 @@ class PiiAnalyzer:
         wanted = [self._entities_for(t, d) for t, d in zip(texts, digits, strict=True)]
         # spaCy's vocabulary grows while it tokenizes; one thread in it at a time (the GIL allows no
         # parallel speed-up here anyway, measured).
+        # Names and places in this model's eyes start with a capital letter; text typed without
+        # any is left to the name and place lists.
+        need_ner = [
+            bool(w & self.ner_entities) and _UPPER.search(t) is not None
+            for t, w in zip(texts, wanted, strict=True)
+        ]
         with _SPACY_LOCK:
-            docs = self._nlp_docs(texts, [bool(w & self.ner_entities) for w in wanted])
+            docs = self._nlp_docs(texts, need_ner)
         out = []
         for text, doc, entities in zip(texts, docs, wanted, strict=True):
             if not entities or not text.strip():
@@ -434,14 +442,9 @@ class PiiAnalyzer:
 
     def _entities_for(self, text: str, digits: int) -> set[str]:
         wanted = set()
-        has_upper = None
         for entity in self.entities:
             if entity in NER_ENTITIES:
-                if has_upper is None:
-                    # Names and places in this model's eyes start with a capital letter.
-                    has_upper = _UPPER.search(text) is not None
-                if has_upper or entity == "DATE_TIME":
-                    wanted.add(entity)
+                wanted.add(entity)
                 continue
             gate = GATES.get(entity)
             if gate is None or gate(text, digits):
@@ -498,6 +501,7 @@ class PiiAnalyzer:
         return docs
 
     def _finish(self, text: str, results: list[RecognizerResult]) -> list[Entity]:
+        results = reconcile(text, results)
         kept = [r for r in results if r.score >= self.policy.threshold(r.entity_type) and r.end > r.start]
         if self._allow:
             kept = [r for r in kept if text[r.start : r.end].strip().lower() not in self._allow]
