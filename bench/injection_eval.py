@@ -61,7 +61,7 @@ from gateway.risk.injection import (  # noqa: E402
 from gateway.risk.prepare import Prepared, prepare  # noqa: E402
 from gateway.risk.text import normalize  # noqa: E402
 
-DEV = Path("/work/shared/evals/injection-dev.jsonl")
+DEV = Path(__file__).resolve().parents[2] / "shared" / "evals" / "injection-dev.jsonl"  # ../shared
 SCARY = ROOT / "tests/risk/data/benign_scary.jsonl"
 EXTRA = ROOT / "tests/risk/data/attacks_extra.jsonl"
 PERSONAS = ROOT / "tests/risk/data/benign_personas.jsonl"  # benign persona/style/rules prompts, held out

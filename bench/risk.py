@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DEV = Path("/work/shared/evals/injection-dev.jsonl")
+DEV = Path(__file__).resolve().parents[2] / "shared" / "evals" / "injection-dev.jsonl"  # ../shared
 SCARY = ROOT / "tests/risk/data/benign_scary.jsonl"
 
 
