@@ -92,18 +92,9 @@ def read_jsonl(path: Path) -> list[dict]:
 def detector(args) -> tuple[callable, set[str]]:
     """A function texts -> [[(type, start, end)]], and the entity types it was asked for."""
     if args.vanilla:
-        from presidio_analyzer import AnalyzerEngine
-        from presidio_analyzer.nlp_engine import NlpEngineProvider
+        from pii import vanilla_presidio  # bench/pii.py, beside this script
 
-        from gateway.pii.analyzer import SPACY_MODEL
-
-        nlp = NlpEngineProvider(
-            nlp_configuration={
-                "nlp_engine_name": "spacy",
-                "models": [{"lang_code": "en", "model_name": SPACY_MODEL}],
-            }
-        ).create_engine()
-        engine = AnalyzerEngine(nlp_engine=nlp)
+        engine = vanilla_presidio()
 
         def run(texts):
             return [
