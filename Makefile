@@ -36,6 +36,7 @@ services:
 	@bash scripts/services.sh
 
 test: install-dev services
+	@bash scripts/browser.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

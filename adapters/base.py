@@ -35,7 +35,9 @@ class UpstreamError(Exception):
         self.kind = kind
         self.message = message
         self.status = status
-        self.retry_after = retry_after
+        # An upstream's Retry-After is untrusted input: `nan` or a negative value means none, and a
+        # day is the most it is believed.
+        self.retry_after = min(retry_after, 86_400.0) if retry_after is not None and retry_after >= 0 else None
         self.retryable = kind in ("timeout", "rate_limited", "unavailable") if retryable is None else retryable
 
 

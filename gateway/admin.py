@@ -10,6 +10,7 @@ from pydantic import Field
 from starlette.routing import Route
 
 from gateway import pipeline
+from gateway.audit import api as audit_api
 from gateway.auth import ROLES, Principal
 from gateway.errors import APIError
 from gateway.schemas import Closed, parse
@@ -162,4 +163,5 @@ def routes(api) -> list[Route]:
         Route("/v1/bulkhead/policy/explain", api(explain), methods=["POST"]),
         Route("/v1/bulkhead/pii/analyze", api(pii_analyze), methods=["POST"]),
         Route("/v1/bulkhead/moe/experts", api(moe_experts), methods=["GET"]),
+        *audit_api.routes(api),
     ]

@@ -9,20 +9,23 @@ import logging
 import signal
 import time
 
+import orjson
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import admin, openapi, pipeline
 from gateway.audit.writer import event_from
 from gateway.config import Settings
 from gateway.context import RequestContext
+from gateway.desk import routes as desk
 from gateway.errors import APIError
 from gateway.routing import visible_backends
+from gateway.serving import MAX_HEADER_BYTES, headers_too_large
 from gateway.state import GatewayState
 from gateway.telemetry import CONTENT_TYPE, LATENCY, REQUESTS, metrics_payload, setup_tracing, shutdown_tracing, tracer
 
@@ -94,7 +97,7 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     checks = await request.app.state.gw.readiness()
-    ready = all(v == "ok" for v in checks.values())
+    ready = all(v == "ok" or v.startswith("degraded") for v in checks.values())
     body = {"status": "ready" if ready else "not_ready", "checks": checks}
     alarms = request.app.state.gw.alarms()
     if alarms:
@@ -125,6 +128,7 @@ ROUTES = [
     Route("/metrics", metrics, methods=["GET"]),
     Route("/openapi.json", openapi_json, methods=["GET"]),
     *admin.routes(api),
+    *desk.routes(),
 ]
 
 
@@ -134,7 +138,12 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
     ctx = request.scope.get("state", {}).get("ctx")
     if ctx is not None:
         ctx.error_code = code
-    return APIError(exc.status_code, message, code).response()
+    response = APIError(exc.status_code, message, code).response()
+    if exc.status_code == 405:  # every method of the path, where several routes share it
+        methods = {m for route in request.app.routes if route.matches(request.scope)[0] != Match.NONE
+                   for m in getattr(route, "methods", None) or ()}
+        response.headers["allow"] = ", ".join(sorted(methods))
+    return response
 
 
 def _endpoint_label(ctx: RequestContext) -> str:
@@ -153,16 +162,38 @@ class RequestEnvelope:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # The server has the headers already (uvicorn's guard in gateway/serving.py bounds how many
+        # bytes it buffers); this answers the same 431 under any ASGI server.
+        oversized = sum(len(k) + len(v) for k, v in scope["headers"]) > MAX_HEADER_BYTES
+        if not scope["path"].startswith("/v1/"):
+            if oversized:
+                await headers_too_large().response()(scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
         gw: GatewayState = scope["app"].state.gw
         ctx = RequestContext(method=scope["method"], endpoint=scope["path"])
         scope.setdefault("state", {})["ctx"] = ctx
-        started = False
+        started = audited = False
+        held_start: Message | None = None  # sent with the first body, so strict mode can still answer 503
+        held_done: Message | None = None
+
+        def strict_timeout() -> float | None:
+            if ctx.principal is None:
+                return None
+            policy = gw.policies.for_tenant(ctx.principal.tenant).audit
+            return policy.strict_timeout_s if policy.mode == "strict" else None
+
+        async def durable() -> bool:
+            nonlocal audited
+            audited = True
+            return await gw.audit.submit_durable(event_from(ctx), strict_timeout())
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal started
+            nonlocal started, held_start, held_done
             if message["type"] == "http.response.start":
                 started = True
                 ctx.status = message["status"]
@@ -176,8 +207,42 @@ class RequestEnvelope:
                     headers["x-bulkhead-risk-tier"] = ctx.risk["tier"]
                 if not ctx.stream and ctx.backend and ctx.status < 400:
                     headers["x-bulkhead-cost-usd"] = f"{ctx.cost_usd:.8f}"
+                held_start = message
+                return
+            if message["type"] == "http.response.body" and strict_timeout() is not None and not audited:
+                final = not message.get("more_body", False)
+                if held_start is not None and final:
+                    # Strict, not streamed: nothing leaves before the event is committed.
+                    if not await durable():
+                        held_start = None
+                        ctx.status, ctx.error_code = 503, "audit_unavailable"
+                        await _audit_unavailable().response()(scope, receive, send_with_headers)
+                        return
+                elif message.get("body", b"").endswith(b"data: [DONE]\n\n"):
+                    held_done = message  # the stream's end waits for its record
+                    return
+                elif final and held_done is not None:
+                    if not await durable():
+                        held_done = {**held_done, "body": b"data: " + orjson.dumps(_audit_unavailable().body()) +
+                                     b"\n\n"}
+                    await send({**held_done, "more_body": True})
+                    held_done = None
+            if held_start is not None:
+                start, held_start = held_start, None
+                await send(start)
             await send(message)
 
+        if oversized:
+            ctx.status, ctx.error_code = 431, "request_headers_too_large"
+            await headers_too_large().response()(scope, receive, send_with_headers)
+            gw.audit.submit(event_from(ctx))
+            return
+        if not gw.audit.accepting:
+            # Nothing more can be recorded (database down, spool full): serve nothing unrecorded.
+            ctx.status, ctx.error_code = 503, "audit_unavailable"
+            await _audit_unavailable().response()(scope, receive, send_with_headers)
+            gw.audit.submit(event_from(ctx))
+            return
         with tracer().start_as_current_span("request", attributes={"http.route": scope["path"]}) as span:
             try:
                 await self.app(scope, receive, send_with_headers)
@@ -191,16 +256,24 @@ class RequestEnvelope:
                 else:
                     ctx.status = ctx.status or 500
             finally:
+                if held_start is not None:  # a response that never sent its body
+                    await send(held_start)
                 if ctx.principal is not None:
                     span.set_attribute("bulkhead.tenant_id", ctx.principal.tenant_id)
                 span.set_attribute("http.status_code", ctx.status)
                 span.set_attribute("bulkhead.request_id", ctx.request_id)
                 if ctx.backend:
                     span.set_attribute("bulkhead.backend", ctx.backend)
-                gw.audit.submit(event_from(ctx))
+                if not audited:
+                    gw.audit.submit(event_from(ctx))
                 label = _endpoint_label(ctx)
                 REQUESTS.labels(label, str(ctx.status), ctx.backend or "none").inc()
                 LATENCY.labels(label).observe(ctx.elapsed_ms() / 1000)
+
+
+def _audit_unavailable() -> APIError:
+    return APIError(503, "The gateway cannot record this request in its audit trail right now; retry shortly.",
+                    "audit_unavailable")
 
 
 def _reload_on_sighup(gw: GatewayState) -> None:

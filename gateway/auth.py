@@ -11,12 +11,13 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from gateway.models import ApiKey, Tenant, utcnow
@@ -83,15 +84,49 @@ def _utc(value):
     return value
 
 
+class AuthUnavailable(Exception):
+    """The key store could not be asked (database down) and no recent answer is cached."""
+
+
 class KeyStore:
+    # Every request asks the database, so a revocation takes effect at once on every replica. Only
+    # while the database is unreachable is the last answer for the key served, for up to STALE_S, so
+    # an outage does not take authentication (and with it the audit spool's whole point) down too.
+    STALE_S = 300.0
+    CACHE_MAX = 10_000
+
     def __init__(self, sessions: async_sessionmaker, secret: bytes) -> None:
         self._sessions = sessions
         self._secret = secret
+        self._cache: dict[str, tuple[float, dict | None]] = {}
 
     async def authenticate(self, raw_key: str) -> Principal:
         if not raw_key.startswith(KEY_PREFIX) or len(raw_key) > 200:
             raise AuthError("invalid_api_key")
         digest = hash_key(self._secret, raw_key)
+        row = await self._cached_lookup(digest)
+        return self._principal(row, digest)
+
+    async def _cached_lookup(self, digest: str) -> dict | None:
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        try:
+            row = await self._lookup(digest)
+        except (OSError, TimeoutError, DBAPIError) as exc:
+            if hit is not None and now - hit[0] < self.STALE_S:
+                return hit[1]
+            raise AuthUnavailable(type(exc).__name__) from None
+        if len(self._cache) >= self.CACHE_MAX:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[digest] = (now, row)
+        return row
+
+    def forget(self, key_id: str) -> None:
+        for digest, (_, row) in list(self._cache.items()):
+            if row is not None and row["id"] == key_id:
+                self._cache.pop(digest, None)
+
+    async def _lookup(self, digest: str) -> dict | None:
         async with self._sessions() as s:
             if s.bind.dialect.name == "postgresql":
                 # Before the tenant is known, RLS hides every key: a SECURITY DEFINER function
@@ -99,6 +134,9 @@ class KeyStore:
                 row = (await s.execute(_PG_LOOKUP, {"h": digest})).mappings().first()
             else:
                 row = (await s.execute(_LOOKUP, {"h": digest})).mappings().first()
+        return dict(row) if row is not None else None
+
+    def _principal(self, row: dict | None, digest: str) -> Principal:
         # The index lookup is on an HMAC, which leaks nothing useful; the constant-time compare
         # guards the equality the database already established against any collation surprises.
         if row is None or not hmac.compare_digest(row["key_hash"], digest):
@@ -195,4 +233,5 @@ class KeyStore:
             if tenant_id is not None:
                 await scope(s, tenant_id)
             result = await s.execute(query.values(revoked_at=utcnow()))
-            return result.rowcount == 1
+        self.forget(key_id)
+        return result.rowcount == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from gateway.limits import REDIS_ERRORS, RedisGuard
 from gateway.telemetry import BREAKER_OPENED
 
 # KEYS[1] = state hash. ARGV: now_ms, probe_ttl_ms. Returns 1 when a call may go ahead.
@@ -48,21 +49,41 @@ def _key(tenant_id: str, backend: str) -> str:
 
 
 class RedisBreakers:
-    def __init__(self, redis) -> None:
+    """Shared across replicas; while Redis is unreachable each process keeps its own (LocalBreakers)."""
+
+    def __init__(self, redis, guard: RedisGuard | None = None) -> None:
         self._allow = redis.register_script(_ALLOW)
         self._record = redis.register_script(_RECORD)
+        self._guard = guard or RedisGuard()
+        self._local = LocalBreakers()
 
     async def allow(self, tenant_id: str, backend, cfg) -> bool:
-        now = int(time.time() * 1000)
-        return bool(await self._allow(keys=[_key(tenant_id, backend.name)],
-                                      args=[now, int(backend.timeout_s * 1000) + 1000]))
+        if self._guard.usable():
+            now = int(time.time() * 1000)
+            try:
+                allowed = await self._allow(keys=[_key(tenant_id, backend.name)],
+                                            args=[now, int(backend.timeout_s * 1000) + 1000])
+            except REDIS_ERRORS as exc:
+                self._guard.failed(exc)
+            else:
+                self._guard.succeeded()
+                return bool(allowed)
+        return await self._local.allow(tenant_id, backend, cfg)
 
     async def record(self, tenant_id: str, backend, cfg, ok: bool) -> None:
-        now = int(time.time() * 1000)
-        opened = await self._record(keys=[_key(tenant_id, backend.name)],
-                                    args=["1" if ok else "0", now, cfg.failure_threshold, int(cfg.open_seconds * 1000)])
-        if opened:
-            BREAKER_OPENED.labels(backend.name).inc()
+        if self._guard.usable():
+            now = int(time.time() * 1000)
+            try:
+                opened = await self._record(keys=[_key(tenant_id, backend.name)], args=[
+                    "1" if ok else "0", now, cfg.failure_threshold, int(cfg.open_seconds * 1000)])
+            except REDIS_ERRORS as exc:
+                self._guard.failed(exc)
+            else:
+                self._guard.succeeded()
+                if opened:
+                    BREAKER_OPENED.labels(backend.name).inc()
+                return
+        await self._local.record(tenant_id, backend, cfg, ok)
 
 
 class LocalBreakers:

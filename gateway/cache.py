@@ -10,6 +10,8 @@ import time
 
 import orjson
 
+from gateway.limits import REDIS_ERRORS, RedisGuard
+
 
 def cache_key(tenant_id: str, backend, mode: str, outbound: dict) -> str:
     material = orjson.dumps([backend.model_dump(mode="json"), mode, outbound], option=orjson.OPT_SORT_KEYS)
@@ -17,15 +19,30 @@ def cache_key(tenant_id: str, backend, mode: str, outbound: dict) -> str:
 
 
 class RedisCache:
-    def __init__(self, redis) -> None:
+    """A cache that cannot be reached is a miss, never a failed request."""
+
+    def __init__(self, redis, guard: RedisGuard | None = None) -> None:
         self._redis = redis
+        self._guard = guard or RedisGuard()
 
     async def get(self, key: str) -> dict | None:
-        raw = await self._redis.get(key)
+        if not self._guard.usable():
+            return None
+        try:
+            raw = await self._redis.get(key)
+        except REDIS_ERRORS as exc:
+            self._guard.failed(exc)
+            return None
+        self._guard.succeeded()
         return orjson.loads(raw) if raw else None
 
     async def set(self, key: str, body: dict, ttl: int) -> None:
-        await self._redis.set(key, orjson.dumps(body), px=ttl * 1000)
+        if not self._guard.usable():
+            return
+        try:
+            await self._redis.set(key, orjson.dumps(body), px=ttl * 1000)
+        except REDIS_ERRORS as exc:
+            self._guard.failed(exc)
 
 
 class LocalCache:

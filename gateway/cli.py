@@ -20,6 +20,8 @@ from gateway.config import Settings
 from gateway.db import create_engine, sessionmaker
 
 DELEGATED = {
+    "audit": "gateway.audit.cli",
+    "check": "gateway.hallucination.cli",
     "moe": "local_moe.cli",
     "pii": "gateway.pii.cli",
     "risk": "gateway.risk.cli",
@@ -167,26 +169,17 @@ async def bootstrap_demo(settings: Settings) -> str | None:
         await engine.dispose()
 
 
-def _serve_uvicorn(args) -> int:
-    import signal
-
+def _serve_uvicorn(args, settings: Settings) -> int:
     import uvicorn
 
-    options = dict(factory=True, host=args.host, port=args.port, loop="uvloop", http="httptools", access_log=False,
-                   log_level="warning", timeout_graceful_shutdown=25)
+    from gateway.serving import BoundedHttpToolsProtocol, DrainingServer
+
+    options = dict(factory=True, host=args.host, port=args.port, loop="uvloop", http=BoundedHttpToolsProtocol,
+                   access_log=False, log_level="warning", timeout_graceful_shutdown=settings.drain_seconds)
     if args.workers > 1:
         uvicorn.run("gateway.app:create_app", workers=args.workers, **options)
         return 0
-
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig, frame) -> None:
-            super().handle_exit(sig, frame)
-            # uvicorn re-raises the signal after draining, which turns a clean SIGTERM stop into
-            # exit status -15; orchestrators should see the drained stop as success.
-            if sig == signal.SIGTERM:
-                self._captured_signals.remove(sig)
-
-    Server(uvicorn.Config("gateway.app:create_app", **options)).run()
+    DrainingServer(uvicorn.Config("gateway.app:create_app", **options), settings.drain_seconds).run()
     return 0
 
 
@@ -197,7 +190,7 @@ def serve(args, settings: Settings) -> int:
             print("Created tenant 'demo' and an app key (shown once, keep it):", flush=True)
             print(raw, flush=True)
     if args.server == "uvicorn":
-        return _serve_uvicorn(args)
+        return _serve_uvicorn(args, settings)
     from granian import Granian
 
     Granian("gateway.app:create_app", factory=True, address=args.host, port=args.port, interface="asgi",

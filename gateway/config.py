@@ -52,9 +52,23 @@ class Settings:
     max_body_bytes: int = field(default_factory=lambda: int(os.environ.get("BULKHEAD_MAX_BODY_BYTES", 4 * 1024 * 1024)))
     upstream_timeout: float = field(default_factory=lambda: _float_env("BULKHEAD_UPSTREAM_TIMEOUT", 60.0))
     audit_flush_interval: float = field(default_factory=lambda: _float_env("BULKHEAD_AUDIT_FLUSH_SECONDS", 0.05))
+    # SIGTERM: how long in-flight requests and streams may take to finish before the process exits.
+    drain_seconds: float = field(default_factory=lambda: _float_env("BULKHEAD_DRAIN_SECONDS", 25.0))
     policy_watch_seconds: float = field(default_factory=lambda: _float_env("BULKHEAD_POLICY_WATCH_SECONDS", 1.0))
     # Admin keys of this tenant may create tenants over HTTP; every other admin manages only its own.
     platform_tenant: str | None = field(default_factory=lambda: os.environ.get("BULKHEAD_PLATFORM_TENANT") or None)
+    # The audit trail's durability and tamper evidence (gateway/audit/): where events wait while the
+    # database is down, and where signed checkpoints of every chain's head go (outside the database).
+    audit_spool_path: Path = field(default_factory=lambda: Path(
+        os.environ.get("BULKHEAD_AUDIT_SPOOL") or DATA_DIR / "audit-spool.jsonl"))
+    audit_spool_max_bytes: int = field(default_factory=lambda: int(
+        os.environ.get("BULKHEAD_AUDIT_SPOOL_MAX_BYTES", 256 * 1024 * 1024)))
+    audit_checkpoint_dir: Path = field(default_factory=lambda: Path(
+        os.environ.get("BULKHEAD_AUDIT_CHECKPOINT_DIR") or DATA_DIR / "audit-checkpoints"))
+    audit_signing_key: Path = field(default_factory=lambda: Path(
+        os.environ.get("BULKHEAD_AUDIT_SIGNING_KEY") or DATA_DIR / "audit-signing-key.pem"))
+    audit_checkpoint_seconds: float = field(
+        default_factory=lambda: _float_env("BULKHEAD_AUDIT_CHECKPOINT_SECONDS", 30.0))
     _secret: bytes | None = None
 
     @property

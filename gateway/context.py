@@ -40,6 +40,8 @@ class RequestContext:
     route: object | None = None
     pii: dict | None = None
     risk: dict | None = None
+    checks: list | None = None  # hallucination-check outcomes
+    content: dict | None = None  # HMACs of prompt and answer (or scrubbed text, where the policy opts in)
     stages: dict[str, float] = field(default_factory=dict)
     span: trace.Span | None = None
 

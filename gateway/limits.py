@@ -8,11 +8,18 @@ Redis the same arithmetic runs in process (one replica). Every Redis key is name
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
+from redis.exceptions import RedisError
+
 from gateway.auth import Principal
 from gateway.errors import APIError
+
+log = logging.getLogger("bulkhead")
+# What an unreachable or slow Redis raises (the client's socket timeouts are 2 s).
+REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 MINUTE_MS = 60_000
 PERIOD_MS = {"day": 86_400_000, "month": 30 * 86_400_000}
@@ -65,6 +72,7 @@ class Reservation:
     tokens: list[tuple[str, int]] = field(default_factory=list)  # (key, reserved) per token counter
     micro_usd: list[tuple[str, int, int]] = field(default_factory=list)  # (key, reserved, window_ms)
     at_ms: int = 0
+    local: bool = False  # reserved in process because Redis was unreachable
 
 
 def estimate_tokens(body: dict) -> int:
@@ -75,7 +83,7 @@ def estimate_tokens(body: dict) -> int:
         if isinstance(content, str):
             chars += len(content)
         elif isinstance(content, list):
-            chars += sum(len(p.get("text", "")) for p in content if isinstance(p, dict))
+            chars += sum(len(p["text"]) for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
     for key in ("prompt", "input"):
         value = body.get(key)
         if isinstance(value, str):
@@ -124,33 +132,80 @@ def _reservation(items: list[Counter], now_ms: int) -> Reservation:
     return r
 
 
+class RedisGuard:
+    """One per process, shared by the Redis limiter, breakers and cache: after a Redis failure
+    Redis is left alone for `retry_seconds`, so requests do not each wait out a timeout, and the
+    change of state is logged once rather than per request."""
+
+    def __init__(self, retry_seconds: float = 5.0) -> None:
+        self.retry_seconds = retry_seconds
+        self._retry_at = 0.0
+        self._down = False
+
+    def usable(self) -> bool:
+        return time.monotonic() >= self._retry_at
+
+    def failed(self, exc: BaseException) -> None:
+        if not self._down:
+            log.warning("Redis unreachable (%s): limits and budgets follow each policy's limits.on_redis_error; "
+                        "circuit breakers and the cache are per process until it returns", type(exc).__name__)
+        self._down = True
+        self._retry_at = time.monotonic() + self.retry_seconds
+
+    def succeeded(self) -> None:
+        if self._down:
+            log.warning("Redis reachable again: limits, budgets and breakers are shared again")
+            self._down = False
+
+
 class RedisLimiter:
-    def __init__(self, redis) -> None:
+    def __init__(self, redis, guard: RedisGuard | None = None) -> None:
         self._redis = redis
         self._script = redis.register_script(_LUA)
+        self._guard = guard or RedisGuard()
+        self._local = LocalLimiter()  # `limits.on_redis_error: open`
 
     async def admit(self, principal: Principal, policy, tokens: int = 0, micro_usd: int = 0) -> Reservation:
         now = int(time.time() * 1000)
         items = counters(principal, policy, tokens, micro_usd, now)
         if not items:
             return Reservation(at_ms=now)
-        args: list[int | str] = [now]
-        for c in items:
-            args += [c.limit, c.amount, c.window_ms, "1" if c.sliding else "0"]
-        hit, retry_ms = await self._script(keys=[c.key for c in items], args=args)
-        if int(hit):
-            raise _refused(items[int(hit) - 1], float(retry_ms))
-        return _reservation(items, now)
+        if self._guard.usable():
+            args: list[int | str] = [now]
+            for c in items:
+                args += [c.limit, c.amount, c.window_ms, "1" if c.sliding else "0"]
+            try:
+                hit, retry_ms = await self._script(keys=[c.key for c in items], args=args)
+            except REDIS_ERRORS as exc:
+                self._guard.failed(exc)
+            else:
+                self._guard.succeeded()
+                if int(hit):
+                    raise _refused(items[int(hit) - 1], float(retry_ms))
+                return _reservation(items, now)
+        if policy.limits.on_redis_error == "closed":
+            raise APIError(503, "The gateway cannot check this request's rate limits and budgets right now; "
+                           "retry shortly.", "limits_unavailable", retry_after=self._guard.retry_seconds)
+        reservation = await self._local.admit(principal, policy, tokens, micro_usd)
+        reservation.local = True
+        return reservation
 
     async def settle(self, reservation: Reservation, tokens: int, micro_usd: int) -> None:
         """Replace the estimates with actual use, in the windows they were reserved in."""
+        if reservation.local:
+            await self._local.settle(reservation, tokens, micro_usd)
+            return
+        if not (reservation.tokens or reservation.micro_usd) or not self._guard.usable():
+            return  # (Redis down: the estimate stands)
         pipe = self._redis.pipeline(transaction=False)
         for key, reserved in reservation.tokens:
             pipe.incrby(f"{key}:{reservation.at_ms // MINUTE_MS}", tokens - reserved)
         for key, reserved, window in reservation.micro_usd:
             pipe.incrby(f"{key}:{reservation.at_ms // window}", micro_usd - reserved)
-        if reservation.tokens or reservation.micro_usd:
+        try:
             await pipe.execute()
+        except REDIS_ERRORS as exc:
+            self._guard.failed(exc)
 
 
 class LocalLimiter:

@@ -90,6 +90,10 @@ class AuditEvent(Base):
     __table_args__ = (
         Index("ix_audit_events_tenant_ts", "tenant_id", "ts"),
         UniqueConstraint("tenant_id", "request_id"),
+        # One successor per event and one event per position: concurrent writers cannot fork a chain.
+        UniqueConstraint("chain", "seq"),
+        UniqueConstraint("chain", "request_id"),
+        UniqueConstraint("chain", "prev_hash"),
         # No RETURNING: under row-level security the writer must not need to read back rows it
         # may insert but not see (requests that never authenticated carry no tenant).
         {"implicit_returning": False},
@@ -120,3 +124,63 @@ class AuditEvent(Base):
     pii: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     risk: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     route: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    checks: Mapped[list | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    content: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    chain: Mapped[str] = mapped_column(String(40))
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The last event of each chain, advanced by the database itself (a trigger) on every insert."""
+
+    __tablename__ = "audit_chain_heads"
+
+    chain: Mapped[str] = mapped_column(String(40), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainAnchor(Base):
+    """Where a pruned chain now starts: the signed checkpoint (seq, hash) the pruning stopped at."""
+
+    __tablename__ = "audit_chain_anchors"
+
+    chain: Mapped[str] = mapped_column(String(40), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    hash: Mapped[str] = mapped_column(String(64))
+    pruned_at: Mapped[datetime]
+
+
+class AuditPruneGate(Base):
+    """Open only inside the pruning transaction: the append-only trigger lets DELETE through for
+    rows of `chain` up to `through_seq` while a row here says so."""
+
+    __tablename__ = "audit_prune_gate"
+
+    chain: Mapped[str] = mapped_column(String(40), primary_key=True)
+    through_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+
+
+class HallucinationCheck(Base):
+    __tablename__ = "hallucination_checks"
+    __table_args__ = (
+        Index("ix_hallucination_checks_tenant_request", "tenant_id", "request_id"),
+        {"implicit_returning": False},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    request_id: Mapped[str] = mapped_column(String(40))
+    ts: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    version: Mapped[str] = mapped_column(String(32))
+    backend: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold: Mapped[float] = mapped_column(Float)
+    verdict: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(16))
+    claims: Mapped[list | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 from gateway import __version__
 from gateway.admin import AnalyzeRequest, ExplainRequest, KeyCreate, TenantCreate
+from gateway.audit.api import ProveRequest, VerifyRequest
 from gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 
 ERROR = {
@@ -29,6 +30,14 @@ ERROR = {
     },
 }
 OBJECT = {"type": "object", "additionalProperties": True}
+# Before OpenAPI 3.2's `itemSchema`, an event stream's `schema` describes each event.
+SSE_EVENT = {
+    "type": "object",
+    "description": "One server-sent event. `data` is a JSON chunk (`chat.completion.chunk`, `text_completion`), "
+                   "an OpenAI-shaped error object when the stream broke after it started, or `[DONE]`.",
+    "required": ["data"],
+    "properties": {"data": {"type": "string"}, "event": {"type": "string"}},
+}
 
 
 def _errors(*statuses: int) -> dict:
@@ -42,7 +51,7 @@ MODEL_ERRORS = (400, 401, 403, 404, 413, 422, 429, 502, 503, 504)
 def _model_op(summary: str, schema_ref: str, streams: bool) -> dict:
     ok = {"application/json": {"schema": OBJECT}}
     if streams:
-        ok["text/event-stream"] = {"schema": {"type": "string"}}
+        ok["text/event-stream"] = {"schema": SSE_EVENT}
     return {
         "post": {
             "summary": summary,
@@ -78,11 +87,52 @@ def _post(summary: str, schema_ref: str | None, *errors: int, params: list | Non
     return {"post": op}
 
 
+def _query(name: str, description: str, **schema) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+AUDIT_FILTERS = [
+    _query("since", "ISO-8601 date or timestamp, inclusive (UTC when no offset is given)"),
+    _query("until", "ISO-8601 date or timestamp, exclusive"),
+    _query("key_id", "the API key that made the request"),
+    _query("backend", "the backend that served it"),
+    _query("risk_tier", "risk tier", enum=["low", "medium", "high", "critical"]),
+    _query("status", "HTTP status (403) or class (4xx)"),
+    _query("pii_type", "an entity type detected in the request (or leaked in the answer), e.g. EMAIL_ADDRESS"),
+    _query("grounding", "a grounding-check verdict"),
+    _query("request_id", "one request"),
+    _query("kind", "event kind: request, policy.applied, ..."),
+    _query("endpoint", "the path called, e.g. /v1/chat/completions"),
+    _query("blocked", "refused by policy (risk, PII or model access) or not", type="boolean"),
+]
+AUDIT_PAGING = [
+    _query("limit", "rows per page, 1 to 500 (json); total rows (csv, jsonl; default all)", type="integer",
+           minimum=1),
+    _query("cursor", "next_cursor of the previous page"),
+    _query("order", "by chain sequence; default desc for json, asc for exports", enum=["asc", "desc"]),
+    _query("format", "json (a page), csv or jsonl (a streamed download)", enum=["json", "csv", "jsonl"]),
+]
+
+
+def _audit_events() -> dict:
+    op = _get("Audit events of this tenant, filtered, paged or exported (compliance)", True, 400, 401, 403,
+              params=AUDIT_FILTERS + AUDIT_PAGING)
+    op["get"]["responses"]["200"]["content"].update({
+        "text/csv": {"schema": {"type": "string"}}, "application/x-ndjson": {"schema": {"type": "string"}}})
+    return op
+
+
+def _optional_body(op: dict) -> dict:
+    op["post"]["requestBody"]["required"] = False
+    return op
+
+
 @lru_cache(maxsize=1)
 def document() -> bytes:
     _, defs = models_json_schema(
         [(m, "validation") for m in (ChatCompletionRequest, CompletionRequest, EmbeddingRequest, KeyCreate,
-                                     TenantCreate, ExplainRequest, AnalyzeRequest)],
+                                     TenantCreate, ExplainRequest, AnalyzeRequest, VerifyRequest, ProveRequest)],
         ref_template="#/components/schemas/{model}",
     )
     schemas = {**defs["$defs"], "Error": ERROR}
@@ -115,6 +165,18 @@ def document() -> bytes:
             "/v1/bulkhead/admin/keys": {**_get("Keys of this admin key's tenant", True, 401, 403),
                                         **_post("Create a key in this tenant; the key is shown once", "KeyCreate",
                                                 400, 401, 403, 422)},
+            "/v1/bulkhead/audit/events": _audit_events(),
+            "/v1/bulkhead/audit/events/{request_id}": _get(
+                "One event's full decision trace, checks and chain position (compliance)", True, 400, 401, 403,
+                404, params=[{"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}}]),
+            "/v1/bulkhead/audit/summary": _get("Counts and cost by day, backend and risk tier; PII detections by "
+                                               "type; blocked requests; check verdicts (compliance)", True,
+                                               400, 401, 403, params=AUDIT_FILTERS),
+            "/v1/bulkhead/audit/verify": _optional_body(_post(
+                "Verify this tenant's hash chain against its signed checkpoints (compliance)", "VerifyRequest",
+                400, 401, 403, 422)),
+            "/v1/bulkhead/audit/prove": _post("Which requests carried this exact text, by its per-tenant HMAC "
+                                              "(compliance)", "ProveRequest", 400, 401, 403, 404, 422),
             "/v1/bulkhead/admin/keys/{key_id}/revoke": _post("Revoke a key of this tenant", None, 401, 403, 404,
                                                              params=[{"name": "key_id", "in": "path",
                                                                       "required": True, "schema": {"type": "string"}}]),

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,8 +21,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from adapters.base import UpstreamError, Usage
-from gateway import cache, pricing
-from gateway.auth import AuthError, Principal, extract_key
+from gateway import cache, checking, pricing
+from gateway.audit.content import content_record
+from gateway.auth import AuthError, AuthUnavailable, Principal, extract_key
 from gateway.context import RequestContext
 from gateway.errors import APIError, bad_request
 from gateway.limits import MICRO_USD, estimate_tokens
@@ -29,9 +32,10 @@ from gateway.privacy import Privacy, inspect, scan_answer
 from gateway.risk_stage import assess_risk
 from gateway.routing import decide
 from gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, check_headers, parse
-from gateway.state import GatewayState
+from gateway.state import GatewayState, drain_requested
 from gateway.telemetry import CACHE, COST, TOKENS, UPSTREAM_ERRORS
 from gateway.upstream import call_route, upstream_error
+from gateway.verify_stage import answer_text
 
 log = logging.getLogger("bulkhead")
 
@@ -63,6 +67,7 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
     with ctx.stage("inspect"):
         privacy = await inspect(policy.pii, request_body)
         ctx.pii = privacy.audit(None)  # counts on record even if the request goes no further
+    keep_content(gw, ctx, policy, request_body, privacy, None)
     with ctx.stage("risk"):
         risk, ctx.risk = await assess_risk(policy.risk, request_body, privacy, request.headers)
     with ctx.stage("decide"):
@@ -90,6 +95,15 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
     with ctx.stage("admit"):
         ctx.reservation = await gw.limiter.admit(principal, policy, tokens,
                                                  pricing.micro_usd(route.backend, tokens, body))
+    rule = checking.rule_for(policy, ctx, body) if mode == "chat" else None  # body: `bulkhead.context` counts
+    if ctx.stream and rule is not None and rule.action in ("block", "escalate"):
+        if policy.hallucination.buffer_streams:
+            ctx.detail["stream"] = "buffered for the hallucination check"
+            ctx.stream = False  # answered below as one complete event stream
+            answer = await _answer(gw, ctx, policy, route, method, outbound, privacy, cache_key=None,
+                                   rule=rule, body=body, headers={})
+            return buffered_stream(answer)
+        ctx.detail["check_action"] = f"{rule.action} needs hallucination.buffer_streams for streams; flagged instead"
     if ctx.stream:
         if stream_method is None:
             raise bad_request(f"The model '{req.model}' does not support streaming.", "stream")
@@ -99,7 +113,16 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
         except APIError:
             await settle(gw, ctx, route.backend, Usage())
             raise
-        return stream_response(gw, ctx, backend, it, first, req, privacy)
+        verify = None if rule is None else (policy, route, rule, body)
+        return stream_response(gw, ctx, backend, it, first, req, privacy, verify)
+    headers: dict[str, str] = {}
+    answer = await _answer(gw, ctx, policy, route, method, outbound, privacy, cache_key=cache_key, rule=rule,
+                           body=body, headers=headers)
+    return json_response(answer, headers=headers)
+
+
+async def _answer(gw, ctx, policy, route, method, outbound, privacy, *, cache_key, rule, body, headers) -> dict:
+    """call -> restore + output scan -> verify, for an answer that is sent whole."""
     try:
         with ctx.stage("call"):
             backend, result = await call_route(gw, ctx, policy, route, method, outbound)
@@ -109,7 +132,6 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
     await settle(gw, ctx, backend, result.usage)
     if result.extra.get("experts"):
         ctx.detail["experts"] = result.extra["experts"]
-    headers = {}
     if cache_key is not None:
         await gw.cache.set(cache_key, result.body, policy.cache.ttl_seconds)
         headers["x-bulkhead-cache"] = "miss"
@@ -119,8 +141,33 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
             answer = await scan_answer(privacy, answer)
         finally:
             ctx.pii = privacy.audit(backend)
-    # verify: hallucination checks (their own issue).
-    return json_response(answer, headers=headers)
+    if rule is not None:
+        with ctx.stage("verify"):
+            answer = await checking.verify(gw, ctx, policy, route, rule, body, privacy, backend, answer, headers)
+    keep_content(gw, ctx, policy, privacy.body, privacy, answer_text(answer))
+    return answer
+
+
+def buffered_stream(answer: dict) -> Response:
+    """A checked, complete answer sent as the event stream the client asked for."""
+    chunk = {"id": answer.get("id"), "object": "chat.completion.chunk", "created": answer.get("created"),
+             "model": answer.get("model"),
+             "choices": [{"index": c.get("index", i), "delta": c.get("message") or {},
+                          "finish_reason": c.get("finish_reason")} for i, c in enumerate(answer.get("choices") or [])]}
+    if answer.get("bulkhead"):
+        chunk["bulkhead"] = answer["bulkhead"]
+    payload = b"data: " + orjson.dumps(chunk) + b"\n\ndata: [DONE]\n\n"
+    return Response(payload, media_type="text/event-stream", headers={"cache-control": "no-cache"})
+
+
+def keep_content(gw, ctx: RequestContext, policy, request_body: dict, privacy: Privacy, answer: str | None) -> None:
+    """What the audit trail keeps of the text: per-tenant HMACs by default, scrubbed text if the policy opts in."""
+    mode = policy.audit.store_content
+    if mode == "none" or ctx.principal is None:
+        return
+    ctx.content = content_record(gw.settings.secret, ctx.principal.tenant_id, request_texts(request_body), answer)
+    if mode == "scrubbed":
+        ctx.content["text"] = scrubbed_texts(privacy, request_body, answer)
 
 
 async def parse_request(ctx: RequestContext, request: Request, schema, limit: int) -> tuple[dict, Any]:
@@ -139,6 +186,8 @@ async def authenticate(gw: GatewayState, ctx: RequestContext, request: Request, 
         raise APIError(401, _AUTH_MESSAGES["missing_api_key"], "missing_api_key")
     try:
         principal = await gw.keys.authenticate(raw)
+    except AuthUnavailable:
+        raise APIError(503, "The gateway cannot check API keys right now; retry shortly.", "auth_unavailable") from None
     except AuthError as exc:
         code = str(exc)
         raise APIError(401, _AUTH_MESSAGES.get(code, "Invalid API key."), code) from None
@@ -161,32 +210,79 @@ async def read_json(request: Request, limit: int) -> Any:
         if size > limit:
             raise APIError(413, f"Request body exceeds {limit} bytes.", "request_too_large")
         chunks.append(chunk)
+    return decode_json(b"".join(chunks))
+
+
+def decode_json(raw: bytes) -> Any:
+    """orjson, plus what it does not refuse by itself: nesting past MAX_JSON_DEPTH and duplicate keys
+    (orjson keeps the last one silently; another parser on the way could keep the first)."""
     try:
-        body = orjson.loads(b"".join(chunks))
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise bad_request("The request body is not valid JSON (or not UTF-8).", code="invalid_json") from None
-    if _depth_exceeds(body, MAX_JSON_DEPTH):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise bad_request(f"The request body is not valid UTF-8 (byte {exc.start}).", code="invalid_json") from None
+        raise bad_request("The request body is not valid JSON.", code="invalid_json") from None
+    too_deep, keys = _shape(body, MAX_JSON_DEPTH)
+    if too_deep:
         raise bad_request(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.", code="json_too_deep")
+    # Every key is followed by `"` and `:`; matches of that pattern can only outnumber the keys orjson
+    # kept when a key repeats or a string happens to contain `":` (then the exact, slower check decides).
+    if keys and len(_KEY_END.findall(raw)) != keys:
+        duplicate = _duplicate_key(raw)
+        if duplicate is not None:
+            raise bad_request(f"The request body has the key '{duplicate}' more than once.", duplicate,
+                              code="duplicate_key")
     return body
 
 
 MAX_JSON_DEPTH = 64
+_KEY_END = re.compile(rb'"[ \t\r\n]*:')
 
 
-def _depth_exceeds(value: Any, limit: int) -> bool:
-    """Iterative, so a hostile body cannot exhaust the stack of the code that walks it later."""
-    stack = [(value, 1)]
+class _Duplicate(Exception):
+    pass
+
+
+def _duplicate_key(raw: bytes) -> str | None:
+    def pairs(items: list[tuple[str, Any]]) -> dict:
+        out = dict(items)
+        if len(out) != len(items):
+            seen: set[str] = set()
+            raise _Duplicate(next(k for k, _ in items if k in seen or seen.add(k)))
+        return out
+
+    try:
+        json.loads(raw, object_pairs_hook=pairs)
+    except _Duplicate as dup:
+        return str(dup.args[0])
+    return None
+
+
+def _shape(value: Any, limit: int) -> tuple[bool, int]:
+    """(nests deeper than `limit`, number of object keys). Iterative, so a hostile body cannot
+    exhaust the stack of the code that walks it later."""
+    stack, keys = [(value, 1)], 0
     while stack:
         node, depth = stack.pop()
         if isinstance(node, dict | list):
             if depth > limit:
-                return True
-            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
-    return False
+                return True, keys
+            if isinstance(node, dict):
+                keys += len(node)
+                stack.extend((child, depth + 1) for child in node.values())
+            else:
+                stack.extend((child, depth + 1) for child in node)
+    return False, keys
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    return _shape(value, limit)[0]
 
 
 def stream_response(gw: GatewayState, ctx: RequestContext, backend: Backend, it: AsyncIterator[dict], first: dict,
-                    req, privacy: Privacy) -> Response:
+                    req, privacy: Privacy, verify: tuple | None = None) -> Response:
     """Placeholders are restored chunk by chunk, holding back only text that could still be the
     start of one. After the first chunk a failure can no longer change the status: it ends the
     stream with an error event (the client has already seen a 200)."""
@@ -222,6 +318,15 @@ def stream_response(gw: GatewayState, ctx: RequestContext, backend: Backend, it:
                     tail.pop("usage", None)
                     answer.add(tail)
                     yield b"data: " + orjson.dumps(tail) + b"\n\n"
+            text = "".join(answer.parts.get(0, []))
+            if verify is not None:
+                policy, route, rule, request_body = verify
+                with ctx.stage("verify"):
+                    note = await checking.verify_stream(gw, ctx, policy, route, rule, request_body, privacy, backend,
+                                                        text)
+                if note:
+                    yield note
+            keep_content(gw, ctx, policy_of(gw, ctx), privacy.body, privacy, text)
             yield b"data: [DONE]\n\n"
             # The stream is out: PII the model added can only be recorded now, not withheld.
             await scan_answer(privacy, answer.as_body(), can_change=False)
@@ -231,7 +336,8 @@ def stream_response(gw: GatewayState, ctx: RequestContext, backend: Backend, it:
             ctx.error_code = "stream_" + err.code
             yield b"data: " + orjson.dumps(err.body()) + b"\n\n"
         except asyncio.CancelledError:
-            ctx.error_code = "client_disconnected"
+            # cancelled: the client went away, or the drain time after SIGTERM ran out
+            ctx.error_code = "server_shutdown" if drain_requested() else "client_disconnected"
             raise
         finally:
             ctx.pii = privacy.audit(backend)
@@ -277,3 +383,42 @@ async def settle(gw: GatewayState, ctx: RequestContext, backend: Backend, usage:
 
 def json_response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def policy_of(gw: GatewayState, ctx: RequestContext):
+    return gw.policies.for_tenant(ctx.principal.tenant)
+
+
+def request_texts(body: dict) -> list[str]:
+    """The texts a request carried, one per message (or prompt / input), for the content HMACs."""
+    from gateway.verify_stage import _text
+
+    if isinstance(body.get("messages"), list):
+        return [_text(m.get("content")) for m in body["messages"] if isinstance(m, dict)]
+    for key in ("prompt", "input"):
+        value = body.get(key)
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list):
+            return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def scrubbed_texts(privacy: Privacy, body: dict, answer: str | None) -> dict | None:
+    """The request as an external backend would see it (placeholders for what the policy protects)
+    and the answer with the same values replaced; nothing when the request was never analysed."""
+    if privacy.inspection is None:
+        return None
+    from gateway.pii.transform import transform_request
+
+    try:
+        external = transform_request(body, privacy.inspection, privacy.policy, "external")
+    except Exception:  # a `block` treatment: there is no scrubbed form to keep
+        return None
+    out = {"messages": request_texts(external.body)}
+    if answer is not None:
+        vault = external.vault
+        for value in sorted(vault.values() if vault else (), key=len, reverse=True):
+            answer = answer.replace(value, vault.placeholder("X", value))
+        out["answer"] = answer
+    return out

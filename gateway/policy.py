@@ -70,6 +70,10 @@ class Limits(Strict):
     rpm_per_tenant: int | None = Field(None, ge=1, description="Requests per minute for the tenant.")
     tpm_per_key: int | None = Field(None, ge=1, description="Tokens per minute per API key (estimated, then settled).")
     tpm_per_tenant: int | None = Field(None, ge=1, description="Tokens per minute for the tenant.")
+    on_redis_error: Literal["open", "closed"] = Field(
+        "closed", description="Redis (where replicas share limits and budgets) unreachable or slow: `closed` answers "
+        "503 to requests that a limit or budget applies to; `open` enforces them in this process only (per replica) "
+        "and logs it.")
 
 
 class Budgets(Strict):
@@ -126,6 +130,53 @@ class Access(Strict):
         None, description="Backends this tenant may use (by name); unset means every backend in the policy.")
 
 
+class AuditPolicy(Strict):
+    mode: Literal["available", "strict"] = Field(
+        "available", description="`strict`: a response is sent only once its audit event is committed (503 if it "
+        "cannot be within strict_timeout_s). `available`: events the database cannot take go to the fsynced local "
+        "spool and are replayed; when the spool is full the gateway answers 503.")
+    strict_timeout_s: float = Field(5.0, gt=0, le=60)
+    retention_days: int | None = Field(None, ge=1, description="`bulkhead audit prune` removes older events, only "
+                                       "up to a signed checkpoint. Unset: keep everything.")
+    legal_hold: bool = Field(False, description="Blocks pruning for this tenant whatever retention_days says.")
+    store_content: Literal["hmac", "scrubbed", "none"] = Field(
+        "hmac", description="`hmac`: per-tenant HMACs of each message and the answer (prove what was sent without "
+        "keeping it). `scrubbed`: also the text after PII treatment. `none`: neither.")
+
+
+class CheckWhen(Strict):
+    """Every listed condition must hold; an empty list means any."""
+
+    tiers: list[Literal["low", "medium", "high", "critical"]] = Field(default_factory=list)
+    domains: list[str] = Field(default_factory=list, description="risk domains, e.g. medical, financial, legal")
+    models: list[str] = Field(default_factory=list, description="requested model names or aliases")
+    context: bool = Field(False, description="only when the request supplies grounding context")
+
+
+class CheckRule(Strict):
+    when: CheckWhen = Field(default_factory=CheckWhen)
+    checks: list[Literal["grounding", "self_consistency", "judge"]] = Field(default_factory=lambda: ["grounding"],
+                                                                             min_length=1)
+    threshold: float | None = Field(None, ge=0, le=1, description="below it an answer is `unsupported`; "
+                                    "unset: the check's calibrated default")
+    action: Literal["record", "flag", "block", "escalate"] = "flag"
+    escalate_to: str | None = Field(None, description="escalate: this backend (must be allowed for the request); "
+                                    "unset: the highest-quality allowed backend above the one that answered")
+
+
+class HallucinationPolicy(Strict):
+    rules: list[CheckRule] = Field(default_factory=list, description="the first rule whose `when` matches applies")
+    timeout_s: float = Field(2.0, gt=0, le=60, description="latency budget per check; a check that runs out is "
+                             "recorded as `error`, never as passed")
+    samples: int = Field(3, ge=1, le=10, description="self_consistency: further answers sampled")
+    sample_backend: str | None = Field(None, description="self_consistency: backend to sample (default: the "
+                                       "internal backend allowed for the request)")
+    judge_backend: str | None = Field(None, description="judge: backend asked for a verdict (default: the internal "
+                                      "backend allowed for the request)")
+    buffer_streams: bool = Field(False, description="let block/escalate apply to streams by buffering the whole "
+                                 "answer before sending it (time to first token becomes the full answer time)")
+
+
 class Policy(Strict):
     backends: list[Backend] = Field(default_factory=list)
     access: Access = Field(default_factory=Access)
@@ -137,6 +188,8 @@ class Policy(Strict):
     pii: PiiPolicy = Field(default_factory=PiiPolicy)
     risk: RiskPolicy = Field(default_factory=RiskPolicy)
     moe: MoeAlarm = Field(default_factory=MoeAlarm)
+    audit: AuditPolicy = Field(default_factory=AuditPolicy)
+    hallucination: HallucinationPolicy = Field(default_factory=HallucinationPolicy)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Policy:

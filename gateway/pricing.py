@@ -32,6 +32,13 @@ def per_token_rates(backend) -> tuple[float, float]:
     return _rates(backend.model)
 
 
+def prime(backends) -> None:
+    """Price every backend once at start-up: the first lookup imports litellm's price map (seconds),
+    which must not land on a request."""
+    for backend in backends:
+        per_token_rates(backend)
+
+
 def micro_usd(backend, tokens: int, body: dict) -> int:
     """Admission's cost estimate in micro-USD: every estimated token priced as output (the dearer
     rate), so the reservation errs on the side of the budget."""

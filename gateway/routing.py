@@ -65,7 +65,7 @@ def difficulty(body: dict, prompt_tokens: int) -> int:
     score += 2 if _CODE.search(text) else 0
     score += min(2, len(_REASONING.findall(text)))
     score += 1 if len(body.get("messages") or []) > 8 else 0
-    score += 1 if body.get("tools") or body.get("response_format", {}).get("type") == "json_schema" else 0
+    score += 1 if body.get("tools") or (body.get("response_format") or {}).get("type") == "json_schema" else 0
     return 3 if score >= 3 else 2 if score >= 1 else 1
 
 

@@ -4,9 +4,9 @@ a pass-through field is how clients of other gateways reached `api_base` or prov
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gateway.errors import APIError, bad_request, invalid_param
 
@@ -23,11 +23,36 @@ UPSTREAM_OVERRIDE_HEADERS = {
 
 
 class Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    # Strict, like the OpenAI-shaped models below: `"max_tokens": "5"` or `"stream": "yes"` is refused,
+    # not coerced, since the body an upstream receives is the client's own, not pydantic's copy.
+    model_config = ConfigDict(extra="allow", strict=True)
 
 
 class Closed(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# Integer parameters, where 5.0 is accepted as 5 and sent on as 5.
+INTEGRAL = ("n", "max_tokens", "max_completion_tokens", "seed", "top_logprobs", "logprobs", "best_of", "dimensions",
+            "prompt", "input")
+TokenId = Annotated[int, Field(ge=0, le=2**32 - 1)]
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    # Past 64 bits orjson has already rounded the integer to a float: not what was sent, so refused.
+    return int(value) if isinstance(value, float) and value.is_integer() and abs(value) < 2**63 else value
+
+
+class StrictClosed(Closed):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator(*INTEGRAL, mode="before", check_fields=False)
+    @classmethod
+    def _integral(cls, value: Any) -> Any:
+        """JSON has one number type: 5.0 is the integer 5 (and orjson reads integers past 64 bits as floats)."""
+        return _integral(value)
 
 
 class FunctionCall(Open):
@@ -39,6 +64,30 @@ class ToolCall(Open):
     id: str | None = None
     type: str = "function"
     function: FunctionCall
+
+
+class FunctionDefinition(Open):
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class CustomDefinition(Open):
+    name: str = Field(min_length=1, max_length=64)
+
+
+class FunctionTool(Open):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class CustomTool(Open):
+    type: Literal["custom"]
+    custom: CustomDefinition
+
+
+Tool = Annotated[FunctionTool | CustomTool, Field(discriminator="type")]
 
 
 class Message(Open):
@@ -53,7 +102,7 @@ class StreamOptions(Open):
     include_usage: bool | None = None
 
 
-class BulkheadExtension(Closed):
+class BulkheadExtension(StrictClosed):
     """Gateway-only options, sent with the OpenAI SDK's `extra_body={"bulkhead": {...}}`."""
 
     context: list[str] | None = Field(None, description="Documents an answer must be grounded in.")
@@ -62,7 +111,7 @@ class BulkheadExtension(Closed):
 Stop = str | list[str] | None
 
 
-class _Generation(Closed):
+class _Generation(StrictClosed):
     """Parameters chat and legacy completions share."""
 
     model: str = Field(min_length=1, max_length=200)
@@ -77,7 +126,7 @@ class _Generation(Closed):
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     logit_bias: dict[str, float] | None = None
     user: str | None = Field(None, max_length=256)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
     bulkhead: BulkheadExtension | None = None
 
 
@@ -86,7 +135,7 @@ class ChatCompletionRequest(_Generation):
     max_completion_tokens: int | None = Field(None, ge=1, le=1_000_000)
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
-    tools: list[dict[str, Any]] | None = None
+    tools: list[Tool] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     response_format: dict[str, Any] | None = None
@@ -102,16 +151,16 @@ class ChatCompletionRequest(_Generation):
 
 
 class CompletionRequest(_Generation):
-    prompt: str | list[str] | list[int] | list[list[int]]
+    prompt: str | list[str] | list[TokenId] | list[list[TokenId]]
     logprobs: int | None = Field(None, ge=0, le=5)
     echo: bool | None = None
     best_of: int | None = Field(None, ge=1, le=16)
     suffix: str | None = None
 
 
-class EmbeddingRequest(Closed):
+class EmbeddingRequest(StrictClosed):
     model: str = Field(min_length=1, max_length=200)
-    input: str | list[str] | list[int] | list[list[int]]
+    input: str | list[str] | list[TokenId] | list[list[TokenId]]
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: int | None = Field(None, ge=1, le=65536)
     user: str | None = Field(None, max_length=256)
@@ -120,11 +169,13 @@ class EmbeddingRequest(Closed):
 
 def _param(loc: tuple) -> str:
     out = ""
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
         elif part in ("str", "list[dict[str,any]]", "function-after") or "[" in str(part):
             continue  # pydantic's union-branch labels are not parameter names
+        elif loc[0] == "tools" and i == 2 and len(loc) > 3:
+            continue  # the tool's `type`, which chose the branch
         else:
             out += ("." if out else "") + str(part)
     return out
@@ -141,7 +192,7 @@ def parse(model: type[BaseModel], body: Any) -> BaseModel:
                 code="upstream_override_forbidden",
             )
     try:
-        return model.model_validate(body)
+        req = model.model_validate(body)
     except ValidationError as exc:
         err = exc.errors(include_url=False, include_input=False)[0]
         param = _param(err["loc"])
@@ -150,6 +201,11 @@ def parse(model: type[BaseModel], body: Any) -> BaseModel:
         if err["type"] == "missing":
             raise invalid_param(f"Missing required parameter: '{param}'.", param) from None
         raise invalid_param(f"Invalid value for '{param}': {err['msg']}.", param) from None
+    if model.model_config.get("strict"):
+        for key in INTEGRAL:
+            if key in body and isinstance(body[key], float | list):
+                body[key] = _integral(body[key])
+    return req
 
 
 def check_headers(headers) -> None:

@@ -10,17 +10,30 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from adapters.registry import AdapterRegistry
+from gateway.audit.checkpoints import Checkpointer, CheckpointStore
+from gateway.audit.spool import Spool
 from gateway.audit.writer import AuditWriter
 from gateway.auth import KeyStore
 from gateway.breaker import LocalBreakers, RedisBreakers
 from gateway.cache import LocalCache, RedisCache
 from gateway.config import Settings
 from gateway.db import create_engine, sessionmaker
-from gateway.limits import LocalLimiter, RedisLimiter
+from gateway.limits import LocalLimiter, RedisGuard, RedisLimiter
 from gateway.policy_loader import PolicySet, load_policy_set
 from gateway.upstream import LatencyTracker, RetryBudget
 
 log = logging.getLogger("bulkhead")
+_drain_requested = False
+
+
+def request_drain() -> None:
+    """SIGTERM arrived (gateway/serving.py): readiness turns false at once, before the drain."""
+    global _drain_requested
+    _drain_requested = True
+
+
+def drain_requested() -> bool:
+    return _drain_requested
 
 
 def _warm_up(policies: PolicySet):
@@ -62,6 +75,7 @@ class GatewayState:
     audit: AuditWriter
     redis: object | None = None
     reloader: object | None = None
+    checkpoints: CheckpointStore | None = None
     draining: bool = False
     extras: dict = field(default_factory=dict)
 
@@ -76,15 +90,19 @@ class GatewayState:
         limiter: LocalLimiter | RedisLimiter = LocalLimiter()
         breakers: LocalBreakers | RedisBreakers = LocalBreakers()
         response_cache: LocalCache | RedisCache = LocalCache()
+        guard = RedisGuard()  # Redis unreachable or slow: see Limits.on_redis_error
         if settings.redis_url:
             import redis.asyncio as aioredis
 
             redis = aioredis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-            limiter = RedisLimiter(redis)
-            breakers = RedisBreakers(redis)
-            response_cache = RedisCache(redis)
-        audit = AuditWriter(engine, flush_interval=settings.audit_flush_interval)
+            limiter = RedisLimiter(redis, guard)
+            breakers = RedisBreakers(redis, guard)
+            response_cache = RedisCache(redis, guard)
+        audit = AuditWriter(engine, flush_interval=settings.audit_flush_interval,
+                            spool=Spool(settings.audit_spool_path, settings.audit_spool_max_bytes))
         audit.start()
+        checkpoints = CheckpointStore.for_signing(settings.audit_checkpoint_dir, settings.audit_signing_key)
+        checkpointer = Checkpointer(checkpoints, audit.heads, settings.audit_checkpoint_seconds)
         log.info("policy %s loaded (%d tenant overlays)", policies.default.version[:12], len(policies.tenants))
         state = cls(
             settings=settings,
@@ -97,12 +115,17 @@ class GatewayState:
             breakers=breakers,
             cache=response_cache,
             retry_budget=RetryBudget(),
-            latency=LatencyTracker(redis),
+            latency=LatencyTracker(redis, guard),
             audit=audit,
             redis=redis,
+            checkpoints=checkpoints,
         )
+        state.extras["checkpointer"] = checkpointer
+        state.extras["checkpoint_task"] = asyncio.create_task(checkpointer.run(), name="audit-checkpoints")
+        from gateway import pricing
         from gateway.policy_reload import PolicyReloader
 
+        await asyncio.to_thread(pricing.prime, policies.all_backends())
         state.extras["warm_up"] = _warm_up(policies)
         state.reloader = PolicyReloader(state, settings.policies_dir, settings.policy_watch_seconds or 1.0)
         if settings.policy_watch_seconds > 0:
@@ -122,8 +145,18 @@ class GatewayState:
                 await self.redis.ping()
                 checks["redis"] = "ok"
             except Exception as exc:
-                checks["redis"] = f"error: {type(exc).__name__}"
-        if self.draining:
+                # Still serving where a policy says `limits.on_redis_error: open` (local limits).
+                fails_open = any(p.limits.on_redis_error == "open"
+                                 for p in (self.policies.default, *self.policies.tenants.values()))
+                checks["redis"] = (f"degraded: {type(exc).__name__}; local limits" if fails_open
+                                   else f"error: {type(exc).__name__}")
+        if not self.audit.accepting:
+            checks["audit"] = "error: database unreachable and the audit spool is full"
+        elif not self.audit.healthy and checks.get("database") != "ok":
+            # Events are being spooled and will be replayed: still serving, by design.
+            checks["database"] = "degraded: audit events spooled locally until it returns"
+            checks["audit"] = "ok"
+        if self.draining or _drain_requested:
             checks["shutdown"] = "draining"
         return checks
 
@@ -143,6 +176,10 @@ class GatewayState:
         if self.reloader is not None:
             await self.reloader.stop()
         await self.audit.close()
+        task = self.extras.get("checkpoint_task")
+        if task is not None:
+            task.cancel()
+            await asyncio.to_thread(self.extras["checkpointer"].run_once)  # sign the final heads
         await self.adapters.aclose()
         if self.redis is not None:
             await self.redis.aclose()

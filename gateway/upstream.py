@@ -121,28 +121,31 @@ async def _open_stream(fn, body: dict[str, Any], timeout: float) -> tuple[AsyncI
 
 class LatencyTracker:
     """EWMA of successful call latency per tenant and backend, the router's tie-break. Shared
-    through Redis when there is one."""
+    through Redis when there is one (and it answers: a hint is not worth waiting on)."""
 
     ALPHA = 0.2
 
-    def __init__(self, redis=None) -> None:
+    def __init__(self, redis=None, guard=None) -> None:
+        from gateway.limits import RedisGuard
+
         self._redis = redis
+        self._guard = guard or RedisGuard()
         self._local: dict[str, dict[str, float]] = {}
 
     async def observe(self, tenant_id: str, backend: str, ms: float) -> None:
         table = self._local.setdefault(tenant_id, {})
         table[backend] = ms if backend not in table else (1 - self.ALPHA) * table[backend] + self.ALPHA * ms
-        if self._redis is not None:
+        if self._redis is not None and self._guard.usable():
             try:
                 await self._redis.hset(f"bulkhead:{tenant_id}:latency", backend, f"{table[backend]:.3f}")
-            except Exception:  # a tie-break hint is not worth failing a request over
-                pass
+            except Exception as exc:  # a tie-break hint is not worth failing a request over
+                self._guard.failed(exc)
 
     async def snapshot(self, tenant_id: str) -> dict[str, float]:
-        if self._redis is not None:
+        if self._redis is not None and self._guard.usable():
             try:
                 raw = await self._redis.hgetall(f"bulkhead:{tenant_id}:latency")
                 return {k.decode(): float(v) for k, v in raw.items()}
-            except Exception:
-                pass
+            except Exception as exc:
+                self._guard.failed(exc)
         return dict(self._local.get(tenant_id, {}))

@@ -103,6 +103,12 @@ def write_policy(directory: Path, standin: StandIn, closed_port: int) -> None:
     )
 
 
+def e2e_policy(standin: StandIn, extra: str = "") -> str:
+    """The e2e test policy's text against this stand-in (the closed-port backend on port 9)."""
+    policy = (ROOT / "tests" / "policies" / "e2e.yaml").read_text()
+    return policy.replace("{standin}", standin.base_url).replace("{closed}", "http://127.0.0.1:9/v1") + extra
+
+
 def cli(env: dict, *args: str) -> str:
     out = subprocess.run([sys.executable, "-m", "gateway.cli", *args], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=120)

@@ -109,9 +109,12 @@ class StandIn:
             return failure
         prompt = " ".join(str(m.get("content") or "") for m in body.get("messages", []))
         text = "echo: " + self._last_user_text(body.get("messages", []))
+        if body.get("model") == "quote":  # answers with its system message: a perfectly grounded model
+            text = next((str(m.get("content")) for m in body.get("messages", []) if m.get("role") == "system"), "")
         tool_call = None
-        if body.get("tools"):
-            fn = body["tools"][0]["function"]["name"]
+        fn = next((t["function"].get("name") for t in body.get("tools") or []
+                   if isinstance(t, dict) and isinstance(t.get("function"), dict)), None)  # function tools only
+        if isinstance(fn, str):
             tool_call = {"id": "call_1", "type": "function",
                          "function": {"name": fn, "arguments": orjson.dumps({"echo": text}).decode()}}
         created, rid = int(time.time()), "chatcmpl-standin"

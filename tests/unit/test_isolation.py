@@ -12,6 +12,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from gateway.audit.writer import append_events
 from gateway.db import create_engine
 from gateway.migrate import upgrade
 from gateway.models import ApiKey, AuditEvent, Tenant, utcnow
@@ -40,7 +41,8 @@ async def _seed(owner_url: str) -> dict[str, str]:
 
 
 def _event(tenant_id: str | None) -> dict:
-    return {"request_id": "req_" + uuid.uuid4().hex, "ts": utcnow(), "tenant_id": tenant_id, "method": "POST",
+    return {"request_id": "req_" + uuid.uuid4().hex, "key_id": None, "requested_model": None, "backend": None,
+            "ts": utcnow(), "tenant_id": tenant_id, "method": "POST",
             "endpoint": "/v1/chat/completions", "status": 200, "stream": False, "tokens_in": 1, "tokens_out": 1,
             "cost_usd": 0, "latency_ms": 1.0, "stages": {}, "attempts": 1, "kind": "request"}
 
@@ -70,7 +72,8 @@ async def test_schema_every_tenant_table_has_forced_rls_and_tenant_scoped_constr
     for table, name, kind, cols in constraints:
         if table == "tenants":
             continue  # the tenant registry itself: its unique name is what tenant ids hang off
-        assert "tenant_id" in cols, f"{kind} {name} on {table} does not include tenant_id"
+        # audit_events.chain is the tenant id ('' for unauthenticated rows), enforced by its trigger
+        assert "tenant_id" in cols or "chain" in cols, f"{kind} {name} on {table} is not tenant-scoped"
     assert role == (False, False)
     assert "bulkhead_app" not in owners
 
@@ -83,15 +86,15 @@ async def test_gateway_role_sees_nothing_unscoped_and_only_its_tenant_scoped(own
             for table in ("tenants", "api_keys", "audit_events"):
                 assert (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one() == 0
         async with app.begin() as conn:
-            await scope(conn, tenants["a"])
-            await conn.execute(insert(AuditEvent.__table__), [_event(tenants["a"])])
+            await append_events(conn, [_event(tenants["a"])])
             keys = (await conn.execute(select(ApiKey.tenant_id))).scalars().all()
             assert keys and set(keys) == {tenants["a"]}
             assert (await conn.execute(select(Tenant.id))).scalars().all() == [tenants["a"]]
         with pytest.raises((DBAPIError, ProgrammingError)):  # writing another tenant's row is refused
             async with app.begin() as conn:
                 await scope(conn, tenants["a"])
-                await conn.execute(insert(AuditEvent.__table__), [_event(tenants["b"])])
+                row = {**_event(tenants["b"]), "chain": tenants["b"], "seq": 1, "prev_hash": "0" * 64, "hash": "f" * 64}
+                await conn.execute(insert(AuditEvent.__table__), [row])
         for statement in ("DELETE FROM audit_events", "ALTER TABLE api_keys DISABLE ROW LEVEL SECURITY",
                           "SET row_security = off; SELECT count(*) FROM api_keys"):
             with pytest.raises((DBAPIError, ProgrammingError)):
@@ -117,7 +120,7 @@ async def test_randomized_interleaving_on_one_pooled_connection(owner_url):
             async with app.begin() as conn:
                 await scope(conn, tid)
                 if rng.random() < 0.5:
-                    await conn.execute(insert(AuditEvent.__table__), [_event(tid)])
+                    await append_events(conn, [_event(tid)])
                     written[tid] += 1
                 seen = (await conn.execute(select(AuditEvent.tenant_id))).scalars().all()
                 assert set(seen) <= {tid} and len(seen) >= written[tid]
@@ -132,14 +135,14 @@ async def test_randomized_interleaving_on_one_pooled_connection(owner_url):
 
 
 async def test_untenanted_rows_and_poison_rows_are_still_written(owner_url):
-    """Requests that never authenticated carry no tenant; a row the database refuses as it is (a NaN
-    in its JSON) must not block the rows behind it, and is kept without its free-form detail."""
+    """Requests that never authenticated carry no tenant; a row that cannot be stored as it is (a
+    value JSON cannot carry) must not block the rows behind it, and is kept without its free-form detail."""
     from gateway.audit.writer import AuditWriter
 
     app = create_engine(app_role_url(owner_url))
     writer = AuditWriter(app)
     tenants = await _seed(owner_url)
-    rows = [_event(None), {**_event(tenants["a"]), "risk": {"score": float("nan")}}, _event(tenants["b"])]
+    rows = [_event(None), {**_event(tenants["a"]), "risk": {"score": {"a set is not JSON"}}}, _event(tenants["b"])]
     for row in rows:
         writer.submit(row)
     assert await writer.flush()

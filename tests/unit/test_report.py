@@ -8,9 +8,10 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
+from gateway.audit.writer import append_events
 from gateway.db import create_engine
 from gateway.migrate import upgrade
-from gateway.models import AuditEvent, Tenant, utcnow
+from gateway.models import Tenant, utcnow
 from gateway.policy import Policy
 from gateway.report import savings
 
@@ -35,7 +36,7 @@ async def _seed(url: str) -> None:
     async with engine.begin() as conn:
         await conn.execute(insert(Tenant.__table__), [{"id": "ten_a", "name": "acme", "created_at": utcnow()},
                                                       {"id": "ten_b", "name": "other", "created_at": utcnow()}])
-        await conn.execute(insert(AuditEvent.__table__), [
+        await append_events(conn, [
             _row("ten_a", "cheap", 1000, 500, 0.002),
             _row("ten_a", "premium", 100, 100, 0.004),
             _row("ten_a", "cheap", 7, 7, 0.0, status=502),  # failed requests cost nothing and are left out

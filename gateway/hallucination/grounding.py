@@ -1,0 +1,887 @@
+"""Grounding check: is an answer supported by the context it was supposed to be drawn from?
+
+`GroundingCheck().score(context, answer, question="")` splits the answer into claims
+(`claims.split_claims`), lines each claim up with the two context sentences that share the most of
+its (idf-weighted) content words and numbers, and measures per claim:
+
+- novelty: content words (crudely stemmed, so "increased"/"increase" match) absent from the whole
+  context, absent from the context but present in the question, and present in the context but not
+  in the aligned sentences;
+- numbers (normalized: "1,000" = "1000", "5%" = "5 percent", "$2.3 million" = 2300000, "Q3" = "third
+  quarter", "twenty-five" = 25) absent from the context, or present but not in the aligned sentences;
+- capitalised names absent from the context;
+- pairs of words (and numbers) that never occur near each other in any context sentence: a swapped
+  or recombined fact made of known words;
+- negation the context does not make ("did not approve" when the context only says "approved"), and
+  antonym flips ("decreased" where the aligned sentence says "increased"; "dysfunctional"/"functional");
+- the cosine similarity of the claim's MiniLM embedding to its aligned sentences (shared embedder).
+
+These are aggregated over claims (sums, the worst claim, the count) and combined by a logistic
+regression whose weights live in `data/grounding_model.json` (fitted by `scripts/fit_grounding.py`,
+which documents the data split; `bench/grounding_eval.py` prints the held-out figures). The score is
+the model's probability that the answer is supported; each claim gets the same model applied to that
+claim alone, so the weakest claims show where the problem is.
+
+Embeddings: the fit constrains the similarity's weight to be >= 0 (more similar can only help) and,
+on the evaluation data, it comes out at 0: plain sentence similarity does not separate a faithful
+summary from a one-word edit of it. So by default (`use_embeddings=None`) the check does not embed at
+all while the shipped model gives the similarity no weight, and costs a few tens of milliseconds for
+a 1,000-character answer against 4,000 characters of context. When a model does weigh it, only the
+`max_embed_claims` claims whose words are worst covered are embedded, with their aligned sentences,
+in one batch.
+
+Nothing here logs or keeps text: results carry offsets into the answer, never its words.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+
+from gateway.hallucination.claims import Claim, split_claims
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+MODEL_PATH = Path(__file__).resolve().parent / "data" / "grounding_model.json"
+
+# ---------------------------------------------------------------------------------------------------
+# Words
+
+STOPWORDS = _words(
+    """
+    a an the and or but if then than so as of at by for from in into onto on off out over under up down
+    to with within without about above below across after before during between among through toward
+    towards upon via per is are was were be been being am do does did doing done have has had having
+    will would shall should can could may might must it its it's this that these those there here
+    what which who whom whose when where why how all any both each few more most other some such only
+    own same too very just also not no nor never i me my we us our you your he him his she her they
+    them their one ones s t don didn doesn isn wasn weren aren won wouldn couldn shouldn hasn haven
+    hadn mustn ve ll re d m o y let lets get got gets getting make made makes well much many
+    even still yet however therefore thus although though while because since until unless whether
+    either neither again further once ever very really quite rather
+    """
+)
+
+NEGATIONS = _words(
+    """
+    not no never none nobody nothing neither nor nowhere cannot without lack lacks lacked lacking
+    fail fails failed failing unable refuse refused refuses deny denied denies
+    """
+)
+
+# Pairs of words that flip a statement when one replaces the other. Stems are compared, so listing
+# base forms is enough.
+_ANTONYM_PAIRS = """
+increase decrease; increase decline; increase drop; increase fall; increase reduce; increase cut;
+rise fall; rise decline; rise drop; grow shrink; gain loss; gain lose; profit loss; up down;
+higher lower; high low; more less; more fewer; larger smaller; large small; big small; bigger smaller;
+greater lesser; above below; over under; before after; early late; earlier later; first last;
+start finish; open close; accept reject; approve reject; allow prohibit;
+allow ban; agree disagree; support oppose; win lose; success failure; succeed fail; positive negative;
+strong weak; stronger weaker; good bad; improve worsen; improve deteriorate;
+expand contract; expand shrink; buy sell; purchase sell; add remove; include exclude; hire fire;
+hire lay; import export; internal external; inside outside; maximum minimum; max min; always never;
+all none; everyone nobody; true false; correct incorrect; possible impossible; likely unlikely;
+legal illegal; public private; majority minority; north south; east west; left right; new old;
+young old; same different; similar different; easy difficult; easy hard; fast slow; quick slow;
+cheap expensive; rich poor; full empty; heavy light; long short; safe dangerous; present absent;
+pass fail; surge plunge; surge shrink; surge slump; soar plunge; boost reduce; boost hinder;
+help hinder; help hurt; help harm; raise lower; above beneath; within outside; within beyond;
+strengthen weaken; strength weakness; perfect worst; prior current; previous current; past future;
+recover lose; extract ignore; partial complete; partial full; cheap costly; expensive affordable;
+benefit harm; benefit cost; advantage disadvantage; asset liability; credit debit; income expense;
+surplus deficit; inflow outflow; upgrade downgrade; outperform underperform; bullish bearish;
+optimistic pessimistic; confident uncertain; certain uncertain; clear unclear; sufficient insufficient;
+able unable; available unavailable; known unknown; like dislike; love hate; praise criticize;
+encourage discourage; enable prevent; enable disable; allow prevent; easy challenging; simple complex;
+simple complicated; rare common; frequent rare; often rarely; always rarely; most least; many few;
+everyone none; everything nothing; major minor; primary secondary; maximum minimal; dead alive;
+arrive depart; enter exit; import export; win defeat; victory defeat; attack defend; guilty innocent;
+convict acquit; peace war; ally enemy; friend enemy; agree refuse; confirm deny; admit deny;
+remember forget; succeed lose; continue stop; join leave; include omit; keep sell;
+male female; man woman; men women; husband wife; father mother; son daughter; brother sister;
+domestic international; domestic foreign; local national; local global;
+sink surge; sink rise; sink soar; earn lose; growth shrinkage; growth decline; growth contraction;
+prior later; prior subsequent; pre post; wide limited; wide narrow; broad narrow; advanced basic;
+advanced mediocre; remove include; build prevent; now later; separate combine; combine split;
+hike cut; upside downside; tailwind headwind; acceleration deceleration; accelerate slow;
+overweight underweight; overestimate underestimate; inflow outflow; beat miss; exceed miss;
+""".strip()
+
+# Quantifiers and hedges whose appearance changes a claim's strength ("almost" -> "precisely").
+HEDGES = _words(
+    """
+    only all every entire whole always never exactly precisely just solely sole entirely completely
+    fully most least majority minority almost nearly approximately roughly around about some several
+    few many numerous significantly slightly sharply substantially dramatically record highest lowest
+    largest smallest biggest best worst first last sole unique
+    """
+)
+
+NUMBER_WORDS = {
+    "zero": 0, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
+    "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40,
+    "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "dozen": 12,
+}
+# Read as numbers on the context side only: an answer's "one" or "first" is too often not a number
+# to flag it, but a context's "third quarter" does support an answer's "Q3".
+CONTEXT_ONLY_NUMBER_WORDS = {
+    "one": 1, "single": 1, "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
+    "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10, "twice": 2, "double": 2, "half": 0.5,
+    "hundred": 100, "thousand": 1000, "million": 1e6, "billion": 1e9, "once": 1, "triple": 3,
+}
+_SCALES = {
+    "thousand": 1e3, "k": 1e3, "million": 1e6, "mn": 1e6, "m": 1e6, "mm": 1e6, "billion": 1e9, "bn": 1e9,
+    "b": 1e9, "trillion": 1e12, "tn": 1e12,
+}
+
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*", re.UNICODE)
+_NUMBER = re.compile(
+    r"(?<![\w.])(?:[$€£¥]\s?)?"
+    r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?"
+    r"(?:\s?(%|percent\b|per cent\b|pct\b|percentage points?\b|basis points?\b|bps\b))?"
+    r"(?:\s?(thousand|million|billion|trillion|mn|bn|tn|mm|[kmb])\b)?",
+    re.IGNORECASE,
+)
+_TENS = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
+_UNITS = "one|two|three|four|five|six|seven|eight|nine"
+_UNIT_VALUES = {w: i + 1 for i, w in enumerate(_UNITS.split("|"))}
+_COMPOUND = re.compile(rf"\b({_TENS})[\s-]({_UNITS})\b", re.IGNORECASE)
+_QUARTER = re.compile(r"\b[QqHh]([1-4])\b")
+_ORDINAL = re.compile(r"\b(\d+)(?:st|nd|rd|th)\b")
+_DECADE = re.compile(r"\b(\d{4})s\b")
+
+
+_IRREGULAR = {
+    "shrank": "shrink", "shrunk": "shrink", "sank": "sink", "sunk": "sink", "lost": "lose", "won": "win",
+    "rose": "rise", "risen": "rise", "fell": "fall", "fallen": "fall", "grew": "grow", "grown": "grow",
+    "bought": "buy", "sold": "sell", "began": "begin", "begun": "begin", "gave": "give", "given": "give",
+    "took": "take", "taken": "take", "paid": "pay", "spent": "spend", "met": "meet", "held": "hold",
+    "led": "lead", "left": "leave", "went": "go", "gone": "go", "saw": "see", "seen": "see", "said": "say",
+    "told": "tell", "thought": "think", "brought": "bring", "built": "build", "kept": "keep",
+    "found": "find", "became": "become", "chose": "choose", "chosen": "choose", "drove": "drive",
+    "driven": "drive", "wrote": "write", "written": "write", "beat": "beat", "hit": "hit", "cut": "cut",
+    "better": "good", "best": "good", "worse": "bad", "worst": "bad", "men": "man", "women": "woman",
+    "children": "child", "people": "person", "data": "data", "media": "media", "news": "news",
+}
+
+
+def stem(word: str) -> str:
+    """A crude, consistent stem: 'increased', 'increasing', 'increases', 'increase' -> 'increas'."""
+    w = word.lower().replace("’", "'")
+    w = _IRREGULAR.get(w, w)
+    if w.endswith("'s"):
+        w = w[:-2]
+    w = w.strip("'")
+    if len(w) <= 3:
+        return w
+    for suffix, repl in (("ies", "y"), ("ied", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", "e")):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
+            w = w[: len(w) - len(suffix)] + repl
+            break
+    else:
+        if w.endswith("ly") and len(w) > 5:
+            w = w[:-2]
+        elif w.endswith("s") and not w.endswith(("ss", "us", "is")) and len(w) > 3:
+            w = w[:-1]
+    if w.endswith("e") and len(w) > 3:
+        w = w[:-1]
+    if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "aeiou":
+        w = w[:-1]
+    return w
+
+
+@lru_cache(maxsize=1)
+def _antonyms() -> dict[str, frozenset[str]]:
+    table: dict[str, set[str]] = {}
+    for pair in _ANTONYM_PAIRS.replace("\n", " ").split(";"):
+        words = pair.split()
+        if len(words) != 2:
+            continue
+        a, b = stem(words[0]), stem(words[1])
+        table.setdefault(a, set()).add(b)
+        table.setdefault(b, set()).add(a)
+    return {k: frozenset(v) for k, v in table.items()}
+
+
+def _num_key(value: float) -> float:
+    return float(f"{value:.6g}")
+
+
+@dataclass(slots=True)
+class Numbers:
+    """Numbers of a text: (start, end, keys) per number; keys are every value it may stand for."""
+
+    spans: list[tuple[int, int, frozenset[float]]] = field(default_factory=list)
+
+    @property
+    def keys(self) -> set[float]:
+        out: set[float] = set()
+        for _, _, keys in self.spans:
+            out |= keys
+        return out
+
+
+def find_numbers(text: str, *, context_side: bool = False) -> Numbers:
+    found: list[tuple[int, int, frozenset[float]]] = []
+    taken: list[tuple[int, int]] = []
+    for m in _QUARTER.finditer(text):
+        found.append((m.start(), m.end(), frozenset({float(m.group(1))})))
+        taken.append((m.start(), m.end()))
+    for m in _DECADE.finditer(text):
+        found.append((m.start(), m.end(), frozenset({float(m.group(1))})))
+        taken.append((m.start(), m.end()))
+    for m in _ORDINAL.finditer(text):
+        found.append((m.start(), m.end(), frozenset({float(m.group(1))})))
+        taken.append((m.start(), m.end()))
+    for m in _COMPOUND.finditer(text):
+        value = NUMBER_WORDS[m.group(1).lower()] + _UNIT_VALUES[m.group(2).lower()]
+        found.append((m.start(), m.end(), frozenset({float(value)})))
+        taken.append((m.start(), m.end()))
+    for m in _NUMBER.finditer(text):
+        if any(a <= m.start() < b for a, b in taken):
+            continue
+        whole = m.group(1).replace(",", "")
+        frac = (m.group(2) or "").rstrip("0")
+        value = float(f"{whole}.{frac}" if frac else whole)
+        keys = {_num_key(value)}
+        scale = (m.group(4) or "").lower()
+        if scale in _SCALES:
+            # "2.3 million" in the answer must match 2.3 million, not any 2.3; the context's "2.3 million"
+            # still supports an answer's bare "2.3".
+            scaled = _num_key(value * _SCALES[scale])
+            keys = keys | {scaled} if context_side else {scaled}
+        found.append((m.start(), m.end(), frozenset(keys)))
+        taken.append((m.start(), m.end()))
+    for m in _WORD.finditer(text):
+        if any(a <= m.start() < b for a, b in taken):
+            continue
+        w = m.group(0).lower()
+        value = NUMBER_WORDS.get(w)
+        if value is None and context_side:
+            value = CONTEXT_ONLY_NUMBER_WORDS.get(w)
+        if value is not None:
+            found.append((m.start(), m.end(), frozenset({_num_key(value)})))
+    found.sort()
+    return Numbers(found)
+
+
+@dataclass(slots=True)
+class Token:
+    start: int
+    end: int
+    stem: str
+    low: str
+    content: bool
+    capital: bool  # capitalised and not the first word of its sentence (or an acronym anywhere)
+    negation: bool
+
+
+def tokenize(text: str) -> list[Token]:
+    out: list[Token] = []
+    first = True
+    for m in _WORD.finditer(text):
+        raw = m.group(0)
+        low = raw.lower().replace("’", "'")
+        neg = low.endswith("n't") or low in NEGATIONS
+        if low.endswith("n't"):
+            low = {"can't": "can", "won't": "will", "shan't": "shall"}.get(low, low[:-3])
+        s = stem(low)
+        content = s not in STOPWORDS and low not in STOPWORDS and low not in NUMBER_WORDS and len(low) > 1
+        cap = raw[0].isupper() and (not first or (len(raw) > 1 and raw.isupper())) and low not in STOPWORDS
+        out.append(Token(m.start(), m.end(), s, low, content and not neg, cap and content, neg))
+        first = False
+    return out
+
+
+_NEG_PREFIXES = ("un", "non", "dis", "dys", "in", "im", "ir", "il", "mis")
+
+
+def negation_scopes(toks: Sequence[Token], width: int = 4, stems: int = 2) -> list[set[str]]:
+    """For each negation, the first `stems` content stems among the next `width` words.
+
+    A word with a negative prefix ("uninsured", "unable", "disagree") is its own scope, with the prefix
+    removed, so that "uninsured" in the context supports "not insured" in the answer."""
+    scopes: list[set[str]] = []
+    for i, t in enumerate(toks):
+        if t.negation:
+            if t.low == "no" and i + 1 < len(toks) and toks[i + 1].low in ("matter", "doubt", "longer"):
+                continue
+            scope = [u.stem for u in toks[i + 1 : i + 1 + width] if u.content][:stems]
+            if scope:
+                scopes.append(set(scope))
+        elif t.content and len(t.low) > 5:
+            for prefix in _NEG_PREFIXES:
+                if t.low.startswith(prefix):
+                    scopes.append({stem(t.low[len(prefix) :])})
+                    break
+    return scopes
+
+
+# ---------------------------------------------------------------------------------------------------
+# Context index
+
+
+@dataclass(slots=True)
+class _Sentence:
+    text: str
+    stems: frozenset[str]
+    content: frozenset[str]
+    pairs: frozenset[tuple[str, str]]
+    numbers: frozenset[float]
+    negations: int
+    negated: frozenset[str]  # stems in the scope of a negation ("not insured", "uninsured": "insur")
+
+
+def _num_token(key: float) -> str:
+    return f"#{key:g}"
+
+
+def _sequence(toks: Sequence[Token], numbers: Numbers) -> list[frozenset[str]]:
+    """Content stems and numbers ("#12") in text order; a number is one item with all its readings."""
+    items = [(t.start, frozenset({t.stem})) for t in toks if t.content]
+    items += [(a, frozenset(_num_token(k) for k in keys)) for a, _, keys in numbers.spans]
+    items.sort(key=lambda it: it[0])
+    return [it[1] for it in items]
+
+
+def _pairs(items: Sequence[frozenset[str]], window: int = 3) -> set[tuple[str, str]]:
+    """Unordered pairs of items (stems, numbers) at most `window` items apart."""
+    out = set()
+    for i, left in enumerate(items):
+        for right in items[i + 1 : i + 1 + window]:
+            for a in left:
+                for b in right:
+                    if a != b:
+                        out.add((a, b) if a < b else (b, a))
+    return out
+
+
+class ContextIndex:
+    """Sentences of the context with their stems, numbers and word pairs; built once per context."""
+
+    def __init__(self, context: str | Sequence[str], max_sentence_chars: int = 600) -> None:
+        pieces = [context] if isinstance(context, str) else list(context)
+        self.chars = sum(len(p) for p in pieces)
+        self.sentences: list[_Sentence] = []
+        for piece in pieces:
+            for claim in split_claims(piece, glued=True, max_chars=max_sentence_chars):
+                self.sentences.append(self._sentence(claim.text))
+        self.stems: set[str] = set()  # stems of every word, plus "#12"-style number tokens
+        self.numbers: set[float] = set()
+        self.pairs: set[tuple[str, str]] = set()
+        self.negated: set[str] = set()
+        df: dict[str, int] = {}
+        for s in self.sentences:
+            self.stems |= s.stems
+            self.negated |= s.negated
+            self.numbers |= s.numbers
+            self.stems |= {_num_token(k) for k in s.numbers}
+            self.pairs |= s.pairs
+            for w in s.content:
+                df[w] = df.get(w, 0) + 1
+        n = max(len(self.sentences), 1)
+        self.idf = {w: math.log(1.0 + n / c) for w, c in df.items()}
+
+    @staticmethod
+    def _sentence(text: str) -> _Sentence:
+        toks = tokenize(text)
+        numbers = find_numbers(text, context_side=True)
+        return _Sentence(
+            text=text,
+            stems=frozenset(t.stem for t in toks),
+            content=frozenset(t.stem for t in toks if t.content),
+            pairs=frozenset(_pairs(_sequence(toks, numbers))),
+            numbers=frozenset(numbers.keys),
+            negations=sum(t.negation for t in toks),
+            negated=frozenset(w for scope in negation_scopes(toks) for w in scope),
+        )
+
+    def align(self, content: set[str], numbers: set[float], k: int) -> list[int]:
+        """Indices of the `k` sentences sharing the most (idf-weighted) content words and numbers."""
+        if not self.sentences:
+            return []
+        scores = []
+        for i, s in enumerate(self.sentences):
+            score = sum(self.idf.get(w, 0.0) for w in content & s.content) + 1.5 * len(numbers & s.numbers)
+            scores.append((-score, i))
+        scores.sort()
+        return [i for neg, i in scores[:k] if neg < 0] or [scores[0][1]]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Claim features
+
+CLAIM_FEATURES = (
+    "n_content",  # distinct content stems in the claim
+    "novel",  # content stems absent from the whole context
+    "novel_frac",
+    "novel_in_question",  # absent from the context but present in the question
+    "novel_cap",  # capitalised words absent from the context
+    "local_novel",  # in the context but not in the claim's aligned sentences
+    "local_frac",
+    "num",  # numbers in the claim
+    "num_novel",  # numbers absent from the context
+    "num_local",  # in the context but not in the aligned sentences
+    "pair_novel",  # pairs of known content words never seen together in one context sentence
+    "pair_frac",
+    "num_pair_novel",  # novel pairs with a number in them: a known number next to other words
+    "cap_local",  # capitalised words in the context but not in the aligned sentences
+    "neg_added",  # negations beyond those of the aligned sentences
+    "neg_unsupported",  # the claim negates words that the context has but never negates
+    "neg_dropped",  # the aligned sentences negate a word that the claim states without negation
+    "antonym",  # antonym of an aligned word, the word itself absent from the aligned sentences
+    "prefix_flip",  # "dysfunctional" for the context's "functional", or the other way round
+    "hedge",  # quantifier or hedge ("only", "precisely", "all") absent from the aligned sentences
+    "emb",  # best cosine of the claim's embedding to its aligned sentences (NaN: not computed)
+)
+_F = {name: i for i, name in enumerate(CLAIM_FEATURES)}
+
+
+@dataclass(slots=True)
+class ClaimEvidence:
+    claim: Claim
+    values: np.ndarray  # one value per CLAIM_FEATURES
+    aligned: list[int]  # indices of the aligned context sentences, best first
+    novel_spans: list[tuple[int, int]]  # answer offsets of content words absent from the context
+    number_spans: list[tuple[int, int]]  # answer offsets of numbers absent from the context
+    entity_spans: list[tuple[int, int]]  # answer offsets of capitalised words absent from the context
+    negation_spans: list[tuple[int, int]]  # answer offsets of negations the context does not make
+
+    @property
+    def suspicion(self) -> float:
+        """Model-free rank of how badly this claim's words are covered: which claims get embedded."""
+        v = self.values
+        hard = v[_F["num_novel"]] + v[_F["neg_unsupported"]] + v[_F["antonym"]] + v[_F["novel_cap"]]
+        return float(hard + v[_F["novel_frac"]] + v[_F["local_frac"]])
+
+
+def _prefix_flips(toks: Sequence[Token], context_stems: set[str]) -> int:
+    flips = 0
+    for t in toks:
+        if not t.content or t.stem in context_stems:
+            continue
+        for prefix in _NEG_PREFIXES:
+            bare = t.low[len(prefix) :]
+            if (t.low.startswith(prefix) and len(bare) >= 4 and stem(bare) in context_stems) or stem(
+                prefix + t.low
+            ) in context_stems:
+                flips += 1
+                break
+    return flips
+
+
+def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], k: int = 2) -> ClaimEvidence:
+    """Lexical evidence for one claim (`emb` is left NaN: `GroundingCheck` fills it when it embeds)."""
+    toks = tokenize(claim.text)
+    nums = find_numbers(claim.text)
+    content_toks = [t for t in toks if t.content]
+    content = {t.stem for t in content_toks}
+    all_stems = {t.stem for t in toks}
+    aligned = index.align(content, nums.keys, k)
+    win_stems: set[str] = set()
+    win_numbers: set[float] = set()
+    win_negated: set[str] = set()
+    win_neg = 0
+    for i in aligned:
+        sent = index.sentences[i]
+        win_stems |= sent.stems
+        win_numbers |= sent.numbers
+        win_negated |= sent.negated
+        win_neg += sent.negations
+    base = claim.start
+    novel = {w for w in content if w not in index.stems}
+    local = {w for w in content if w in index.stems and w not in win_stems}
+    num_novel = [(a, b) for a, b, keys in nums.spans if not keys & index.numbers]
+    num_local = [(a, b) for a, b, keys in nums.spans if keys & index.numbers and not keys & win_numbers]
+    known_pairs = {p for p in _pairs(_sequence(toks, nums)) if p[0] in index.stems and p[1] in index.stems}
+    novel_pairs = [p for p in known_pairs if p not in index.pairs]
+    pair_novel = len(novel_pairs)
+    num_pair_novel = sum(1 for a, b in novel_pairs if a[0] == "#" or b[0] == "#")
+    antonyms = _antonyms()
+    flips = sum(1 for w in all_stems if w not in win_stems and any(a in win_stems for a in antonyms.get(w, ())))
+    hedges = sum(1 for t in toks if t.low in HEDGES and t.stem not in win_stems)
+    scopes = negation_scopes(toks)
+    unsupported_scopes = [sc for sc in scopes if sc & index.stems and not sc & index.negated]
+    claim_negated = {w for sc in scopes for w in sc}
+    negation_spans = []
+    if unsupported_scopes:
+        negation_spans = [(base + t.start, base + t.end) for t in toks if t.negation]
+    n = len(content)
+    v = np.zeros(len(CLAIM_FEATURES), dtype=np.float64)
+    v[_F["n_content"]] = n
+    v[_F["novel"]] = len(novel)
+    v[_F["novel_frac"]] = len(novel) / n if n else 0.0
+    v[_F["novel_in_question"]] = len(novel & question_stems)
+    v[_F["novel_cap"]] = len({t.stem for t in content_toks if t.capital and t.stem in novel})
+    v[_F["local_novel"]] = len(local)
+    v[_F["local_frac"]] = len(local) / n if n else 0.0
+    v[_F["num"]] = len(nums.spans)
+    v[_F["num_novel"]] = len(num_novel)
+    v[_F["num_local"]] = len(num_local)
+    v[_F["pair_novel"]] = pair_novel
+    v[_F["pair_frac"]] = pair_novel / len(known_pairs) if known_pairs else 0.0
+    v[_F["num_pair_novel"]] = num_pair_novel
+    v[_F["cap_local"]] = len({t.stem for t in content_toks if t.capital and t.stem in local})
+    v[_F["neg_added"]] = max(0, sum(t.negation for t in toks) - win_neg)
+    v[_F["neg_unsupported"]] = len(unsupported_scopes)
+    v[_F["neg_dropped"]] = len({w for w in content if w in win_negated and w not in claim_negated})
+    v[_F["antonym"]] = flips
+    v[_F["prefix_flip"]] = _prefix_flips(toks, index.stems)
+    v[_F["hedge"]] = hedges
+    v[_F["emb"]] = np.nan
+    return ClaimEvidence(
+        claim=claim,
+        values=v,
+        aligned=aligned,
+        novel_spans=[(base + t.start, base + t.end) for t in content_toks if t.stem in novel],
+        number_spans=[(base + a, base + b) for a, b in num_novel],
+        entity_spans=[(base + t.start, base + t.end) for t in content_toks if t.capital and t.stem in novel],
+        negation_spans=negation_spans,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Answer features and the model
+
+# Answer-level features: (name, claim feature, aggregation). The "worst claim" enters through the
+# max (or, for the embedding similarity, min) aggregations; sums count evidence over the whole answer.
+ANSWER_FEATURES: tuple[tuple[str, str, str], ...] = (
+    ("n_claims", "", "count"),
+    ("n_content_sum", "n_content", "sum"),
+    ("novel_sum", "novel", "sum"),
+    ("novel_frac_max", "novel_frac", "max"),
+    ("novel_in_question_sum", "novel_in_question", "sum"),
+    ("novel_cap_sum", "novel_cap", "sum"),
+    ("local_novel_max", "local_novel", "max"),
+    ("local_frac_max", "local_frac", "max"),
+    ("num_sum", "num", "sum"),
+    ("num_novel_sum", "num_novel", "sum"),
+    ("num_local_sum", "num_local", "sum"),
+    ("pair_novel_sum", "pair_novel", "sum"),
+    ("pair_frac_max", "pair_frac", "max"),
+    ("num_pair_novel_sum", "num_pair_novel", "sum"),
+    ("cap_local_sum", "cap_local", "sum"),
+    ("neg_unsupported_sum", "neg_unsupported", "sum"),
+    ("neg_added_max", "neg_added", "max"),
+    ("neg_dropped_sum", "neg_dropped", "sum"),
+    ("antonym_sum", "antonym", "sum"),
+    ("prefix_flip_sum", "prefix_flip", "sum"),
+    ("hedge_sum", "hedge", "sum"),
+    ("emb_min", "emb", "min"),
+    ("ctx_len", "", "context"),
+)
+
+
+def answer_features(claim_values: np.ndarray, context_chars: int, emb_default: float) -> np.ndarray:
+    """Aggregate a (claims x CLAIM_FEATURES) matrix into one ANSWER_FEATURES row.
+
+    Embedding similarities not computed (NaN) are ignored by the min; if none was computed, the
+    model's `emb_default` (the training mean) stands in."""
+    if claim_values.ndim != 2 or claim_values.shape[1] != len(CLAIM_FEATURES):
+        raise ValueError("claim_values must have one row per claim and one column per CLAIM_FEATURES")
+    out = np.zeros(len(ANSWER_FEATURES), dtype=np.float64)
+    n = claim_values.shape[0]
+    for j, (_, feat, how) in enumerate(ANSWER_FEATURES):
+        if how == "count":
+            out[j] = n
+        elif how == "context":
+            out[j] = math.log1p(context_chars)
+        elif n == 0:
+            out[j] = emb_default if feat == "emb" else 0.0
+        else:
+            col = claim_values[:, _F[feat]]
+            if feat == "emb":
+                col = col[~np.isnan(col)]
+                out[j] = float(col.min()) if col.size else emb_default
+            elif how == "sum":
+                out[j] = float(col.sum())
+            else:
+                out[j] = float(col.max())
+    return out
+
+
+@dataclass(frozen=True)
+class GroundingModel:
+    """Standardized logistic regression over ANSWER_FEATURES; P(supported) = sigmoid(w . z + b)."""
+
+    version: str
+    features: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    threshold: float
+    emb_default: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GroundingModel:
+        features = tuple(data["features"])
+        expected = tuple(name for name, _, _ in ANSWER_FEATURES)
+        if features != expected:
+            raise ValueError(f"grounding model features {features} do not match the code's {expected}; refit it")
+        return cls(
+            version=str(data["version"]),
+            features=features,
+            mean=np.asarray(data["mean"], dtype=np.float64),
+            scale=np.asarray(data["scale"], dtype=np.float64),
+            coef=np.asarray(data["coef"], dtype=np.float64),
+            intercept=float(data["intercept"]),
+            threshold=float(data["threshold"]),
+            emb_default=float(data["emb_default"]),
+            meta=dict(data.get("meta", {})),
+        )
+
+    @classmethod
+    def load(cls, path: Path | str = MODEL_PATH) -> GroundingModel:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "features": list(self.features),
+            "mean": [round(float(x), 6) for x in self.mean],
+            "scale": [round(float(x), 6) for x in self.scale],
+            "coef": [round(float(x), 6) for x in self.coef],
+            "intercept": round(self.intercept, 6),
+            "threshold": round(self.threshold, 6),
+            "emb_default": round(self.emb_default, 6),
+            "meta": self.meta,
+        }
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        z = (np.atleast_2d(rows) - self.mean) / self.scale
+        logits = z @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-np.clip(logits, -40.0, 40.0)))
+
+
+@lru_cache(maxsize=4)
+def _load_model(path: str) -> GroundingModel:
+    return GroundingModel.load(path)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Results
+
+
+class ClaimScore(NamedTuple):
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(slots=True)
+class GroundingResult:
+    """Outcome of a check. Offsets index the answer; no text is kept, so the result is safe to log."""
+
+    kind: str
+    version: str
+    score: float  # in [0, 1], higher = better supported
+    verdict: str  # "supported" | "unsupported"
+    threshold: float
+    claims: list[ClaimScore] = field(default_factory=list)
+    unsupported_numbers: list[tuple[int, int]] = field(default_factory=list)
+    unsupported_entities: list[tuple[int, int]] = field(default_factory=list)
+    unsupported_negations: list[tuple[int, int]] = field(default_factory=list)
+    novel_words: list[tuple[int, int]] = field(default_factory=list)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "version": self.version,
+            "score": round(self.score, 4),
+            "verdict": self.verdict,
+            "threshold": round(self.threshold, 4),
+            "claims": [{"start": c.start, "end": c.end, "score": round(c.score, 4)} for c in self.claims],
+            "unsupported_numbers": [list(s) for s in self.unsupported_numbers],
+            "unsupported_entities": [list(s) for s in self.unsupported_entities],
+            "unsupported_negations": [list(s) for s in self.unsupported_negations],
+            "novel_words": [list(s) for s in self.novel_words],
+            "detail": dict(self.detail),
+        }
+
+
+def verdict_for(score: float, threshold: float) -> str:
+    return "supported" if score >= threshold else "unsupported"
+
+
+# ---------------------------------------------------------------------------------------------------
+# The check
+
+
+class SupportsEncode(Protocol):
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass(slots=True)
+class Analysis:
+    """Everything `GroundingCheck.analyze` found; `score` turns it into a `GroundingResult`."""
+
+    claims: list[ClaimEvidence]
+    features: np.ndarray  # ANSWER_FEATURES row
+    context_chars: int
+    embedded_claims: int
+
+
+class GroundingCheck:
+    """Scores how well an answer is supported by its context. Thread-safe; reuse one instance.
+
+    `embedder`: anything with `encode(list[str]) -> unit rows` (default: the shared MiniLM embedder,
+    loaded on first use). `use_embeddings`: None (default) embeds only when the fitted model gives the
+    similarity a weight (the shipped one does not: see `data/grounding_model.json`), True always
+    (the fitting script), False never (the model's default similarity stands in).
+    `max_embed_claims`: only the claims whose words are worst covered are embedded (with their
+    aligned sentences), which bounds the cost whatever the answer's length.
+    `model`: a `GroundingModel` to use instead of the one in `model_path` (the fitting script).
+    """
+
+    kind = "grounding"
+    version = "grounding-1"  # bump when the features or their meaning change
+
+    def __init__(
+        self,
+        *,
+        threshold: float | None = None,
+        model_path: Path | str = MODEL_PATH,
+        model: GroundingModel | None = None,
+        embedder: SupportsEncode | None = None,
+        use_embeddings: bool | None = None,
+        max_embed_claims: int = 2,
+        align_k: int = 2,
+        max_claims: int = 64,
+    ) -> None:
+        self.model = model if model is not None else _load_model(str(model_path))
+        self.threshold = self.model.threshold if threshold is None else float(threshold)
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError("threshold must be within [0, 1]")
+        self._embedder = embedder
+        weighs_embeddings = bool(self.model.coef[self.model.features.index("emb_min")] != 0.0)
+        self.use_embeddings = weighs_embeddings if use_embeddings is None else use_embeddings
+        self.max_embed_claims = max_embed_claims
+        self.align_k = align_k
+        self.max_claims = max_claims
+
+    @property
+    def embedder(self) -> SupportsEncode:
+        if self._embedder is None:
+            from gateway.risk.embeddings import get_embedder
+
+            self._embedder = get_embedder()
+        return self._embedder
+
+    # -- the parts, public so that the fitting script and the self-consistency check can reuse them --
+
+    def analyze(
+        self,
+        context: str | Sequence[str] | ContextIndex,
+        answer: str,
+        question: str = "",
+    ) -> Analysis:
+        index = context if isinstance(context, ContextIndex) else ContextIndex(context)
+        context_chars = index.chars
+        question_stems = {t.stem for t in tokenize(question) if t.content} if question else set()
+        claims = split_claims(answer)[: self.max_claims]
+        evidence = [claim_evidence(index, c, question_stems, k=self.align_k) for c in claims]
+        embedded = 0
+        if self.use_embeddings and evidence and index.sentences and self.max_embed_claims > 0:
+            embedded = self._embed(index, evidence)
+        matrix = np.array([e.values for e in evidence]).reshape(len(evidence), len(CLAIM_FEATURES))
+        row = answer_features(matrix, context_chars, self.model.emb_default)
+        return Analysis(evidence, row, context_chars, embedded)
+
+    def _embed(self, index: ContextIndex, evidence: list[ClaimEvidence]) -> int:
+        worst = sorted(range(len(evidence)), key=lambda i: -evidence[i].suspicion)[: self.max_embed_claims]
+        texts: list[str] = []
+        slots: dict[str, int] = {}
+
+        def slot(text: str) -> int:
+            if text not in slots:
+                slots[text] = len(texts)
+                texts.append(text)
+            return slots[text]
+
+        plan = []
+        for i in worst:
+            ev = evidence[i]
+            plan.append((i, slot(ev.claim.text), [slot(index.sentences[j].text) for j in ev.aligned]))
+        rows = np.asarray(self.embedder.encode(texts), dtype=np.float32)
+        for i, c, sents in plan:
+            if sents:
+                evidence[i].values[_F["emb"]] = float(np.max(rows[sents] @ rows[c]))
+        return len(plan)
+
+    def result(self, analysis: Analysis, threshold: float | None = None) -> GroundingResult:
+        threshold = self.threshold if threshold is None else threshold
+        model = self.model
+        score = float(model.predict(analysis.features)[0])
+        claim_scores: list[ClaimScore] = []
+        if analysis.claims:
+            rows = np.array(
+                [
+                    answer_features(ev.values[None, :], analysis.context_chars, model.emb_default)
+                    for ev in analysis.claims
+                ]
+            )
+            for ev, p in zip(analysis.claims, model.predict(rows), strict=True):
+                claim_scores.append(ClaimScore(ev.claim.start, ev.claim.end, float(p)))
+        return GroundingResult(
+            kind=self.kind,
+            version=self.version,
+            score=score,
+            verdict=verdict_for(score, threshold),
+            threshold=threshold,
+            claims=claim_scores,
+            unsupported_numbers=[s for ev in analysis.claims for s in ev.number_spans],
+            unsupported_entities=[s for ev in analysis.claims for s in ev.entity_spans],
+            unsupported_negations=[s for ev in analysis.claims for s in ev.negation_spans],
+            novel_words=[s for ev in analysis.claims for s in ev.novel_spans],
+            detail={
+                "model": model.version,
+                "claims": len(analysis.claims),
+                "embedded_claims": analysis.embedded_claims,
+            },
+        )
+
+    def score(
+        self,
+        context: str | Sequence[str],
+        answer: str,
+        question: str = "",
+        *,
+        threshold: float | None = None,
+    ) -> GroundingResult:
+        """Score `answer` against `context` (one text or a list of passages)."""
+        if not isinstance(answer, str):
+            raise TypeError("answer must be a string")
+        if isinstance(context, str):
+            pieces: list[str] = [context]
+        elif isinstance(context, Sequence) and all(isinstance(p, str) for p in context):
+            pieces = list(context)
+        else:
+            raise TypeError("context must be a string or a list of strings")
+        threshold = self.threshold if threshold is None else threshold
+        if not split_claims(answer):
+            # Nothing is asserted, so nothing can be unsupported.
+            return GroundingResult(self.kind, self.version, 1.0, "supported", threshold, detail={"claims": 0})
+        index = ContextIndex(pieces)
+        if not index.sentences:
+            # An answer checked against no context at all is not grounded in anything.
+            claims = [ClaimScore(c.start, c.end, 0.0) for c in split_claims(answer)[: self.max_claims]]
+            return GroundingResult(
+                self.kind, self.version, 0.0, "unsupported", threshold, claims=claims, detail={"context": "empty"}
+            )
+        return self.result(self.analyze(index, answer, question), threshold)

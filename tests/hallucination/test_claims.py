@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import pytest
+
+from gateway.hallucination.claims import split_claims
+
+
+def spans(text: str, **kw) -> list[str]:
+    claims = split_claims(text, **kw)
+    for c in claims:
+        assert text[c.start : c.end] == c.text
+        assert c.text == c.text.strip()
+    return [c.text for c in claims]
+
+
+def test_single_word_answer_is_one_claim():
+    claims = split_claims("Delhi")
+    assert [(c.start, c.end) for c in claims] == [(0, 5)]
+
+
+def test_empty_and_blank_answers_have_no_claims():
+    assert split_claims("") == []
+    assert split_claims("   \n\n  ") == []
+    assert split_claims("---\n* \n") == []
+
+
+def test_sentences_with_offsets():
+    text = "Revenue rose 5%. Profit fell! Did margins improve? Yes"
+    claims = split_claims(text)
+    assert [c.text for c in claims] == ["Revenue rose 5%.", "Profit fell!", "Did margins improve?", "Yes"]
+    assert claims[1].start == text.index("Profit")
+    assert claims[-1].end == len(text)
+
+
+def test_abbreviations_initials_and_decimals_do_not_split():
+    text = "Dr. Smith paid $3.5 million to J. K. Rowling in Jan. 2020, e.g. for rights. Then he left."
+    assert spans(text) == [
+        "Dr. Smith paid $3.5 million to J. K. Rowling in Jan. 2020, e.g. for rights.",
+        "Then he left.",
+    ]
+
+
+def test_lists_and_newlines():
+    text = "Key points:\n- Sales grew 10%\n- Costs fell\n\n1. Hired 5 people\n2) Opened a store"
+    assert spans(text) == ["Key points:", "Sales grew 10%", "Costs fell", "Hired 5 people", "Opened a store"]
+
+
+def test_quotes_and_brackets_stay_with_their_sentence():
+    assert spans('He said "it works." (Really.) Fine') == ['He said "it works."', "(Really.)", "Fine"]
+
+
+def test_lowercase_after_period_is_not_a_new_claim():
+    assert spans("The ratio was approx. three to one. Done.") == ["The ratio was approx. three to one.", "Done."]
+
+
+def test_glued_sentences_split_only_on_request():
+    text = "published in the 19th century.First for Women is a magazine."
+    assert len(split_claims(text)) == 1
+    assert spans(text, glued=True) == ["published in the 19th century.", "First for Women is a magazine."]
+
+
+def test_long_sentence_is_cut_at_semicolons():
+    text = "; ".join(f"clause number {i} says something about topic {i}" for i in range(12)) + "."
+    claims = split_claims(text, max_chars=120)
+    assert len(claims) > 1
+    assert all(text[c.start : c.end] == c.text for c in claims)
+
+
+@pytest.mark.parametrize("text", ["a", "3.5", "U.S.", "Hello\r\nWorld", "Ünïcödé sentence. Ñext one."])
+def test_offsets_always_index_the_original(text):
+    spans(text)

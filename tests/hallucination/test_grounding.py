@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gateway.hallucination.grounding import (
+    ANSWER_FEATURES,
+    CLAIM_FEATURES,
+    MODEL_PATH,
+    GroundingCheck,
+    GroundingModel,
+    find_numbers,
+    stem,
+)
+
+CONTEXT = (
+    "Acme Corp reported revenue of $2.3 million in 2020, up from $1.9 million in 2019. "
+    "The company opened 12 new stores in Ohio and hired 300 employees. "
+    "Net loss narrowed to $0.4 million. The board approved a new buyback program."
+)
+
+
+@pytest.fixture(scope="module")
+def check():
+    return GroundingCheck()
+
+
+def test_grounded_answer_is_supported(check):
+    result = check.score(CONTEXT, "Acme Corp reported revenue of $2.3 million in 2020.")
+    assert result.verdict == "supported"
+    assert 0.0 <= result.score <= 1.0
+    assert result.unsupported_numbers == []
+    assert result.kind == "grounding" and result.version == GroundingCheck.version
+
+
+def test_invented_number_lowers_the_score_and_is_located(check):
+    answer = "Acme Corp reported revenue of $4.7 million in 2020."
+    good = check.score(CONTEXT, "Acme Corp reported revenue of $2.3 million in 2020.")
+    bad = check.score(CONTEXT, answer)
+    assert bad.score < good.score
+    assert bad.verdict == "unsupported"
+    assert [answer[a:b] for a, b in bad.unsupported_numbers] == ["$4.7 million"]
+
+
+def test_invented_entity_and_negation_are_flagged(check):
+    answer = "The board did not approve a new buyback program. Acme hired 300 employees in Texas."
+    result = check.score(CONTEXT, answer)
+    assert result.verdict == "unsupported"
+    assert "Texas" in [answer[a:b] for a, b in result.unsupported_entities]
+    assert "not" in [answer[a:b] for a, b in result.unsupported_negations]
+
+
+def test_worst_claim_drives_the_answer_score(check):
+    good = "Acme Corp reported revenue of $2.3 million in 2020. The company opened 12 new stores in Ohio."
+    bad = "Acme Corp reported revenue of $2.3 million in 2020. The company opened 45 new stores in Ohio."
+    r_good, r_bad = check.score(CONTEXT, good), check.score(CONTEXT, bad)
+    assert r_bad.score < r_good.score
+    assert len(r_bad.claims) == 2
+    first, second = r_bad.claims
+    assert second.score < first.score  # the claim with the invented number scores lower
+    assert bad[second.start : second.end].startswith("The company opened 45")
+
+
+def test_claim_offsets_and_json_safe_result(check):
+    answer = "Revenue was $2.3 million.\n- Net loss narrowed to $0.4 million"
+    result = check.score([CONTEXT], answer, question="How did Acme do?")
+    assert [answer[c.start : c.end] for c in result.claims] == [
+        "Revenue was $2.3 million.",
+        "Net loss narrowed to $0.4 million",
+    ]
+    dumped = json.dumps(result.to_dict())
+    assert "Revenue" not in dumped and "Acme" not in dumped  # offsets only, never text
+
+
+def test_short_answer_from_context(check):
+    ctx = "The Oberoi Group is a hotel company with its head office in Delhi."
+    assert check.score(ctx, "Delhi", "Where is the head office of the Oberoi Group?").verdict == "supported"
+
+
+def test_empty_answer_and_empty_context(check):
+    assert check.score(CONTEXT, "").verdict == "supported"
+    empty = check.score("", "Revenue was $2.3 million.")
+    assert empty.verdict == "unsupported" and empty.score == 0.0
+    assert check.score([], "Anything.").verdict == "unsupported"
+
+
+def test_threshold_override(check):
+    answer = "Acme Corp reported revenue of $2.3 million in 2020."
+    assert check.score(CONTEXT, answer, threshold=1.0).verdict == "unsupported"
+    assert check.score(CONTEXT, answer, threshold=0.0).verdict == "supported"
+    assert GroundingCheck(threshold=0.99).threshold == 0.99
+    with pytest.raises(ValueError):
+        GroundingCheck(threshold=1.5)
+
+
+def test_bad_argument_types(check):
+    with pytest.raises(TypeError):
+        check.score(CONTEXT, None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        check.score([CONTEXT, 3], "x")  # type: ignore[list-item]
+
+
+def test_number_normalization():
+    def keys(text: str) -> list[set[float]]:
+        return [set(k) for _, _, k in find_numbers(text).spans]
+
+    assert keys("1,000") == keys("1000")
+    assert keys("5%") == keys("5 percent") == [{5.0}]
+    assert keys("$2.3 million") == [{2_300_000.0}]
+    assert keys("twenty-five units") == [{25.0}]
+    assert keys("in Q3") == [{3.0}]
+    assert 3.0 in set().union(*[k for _, _, k in find_numbers("third quarter", context_side=True).spans])
+
+
+def test_number_formats_match_between_answer_and_context(check):
+    ctx = "The firm sold 1,000 units, a 5 percent rise, in the third quarter."
+    result = check.score(ctx, "The firm sold 1000 units, a 5% rise, in Q3.")
+    assert result.unsupported_numbers == []
+
+
+def test_stemming_is_consistent():
+    assert stem("increased") == stem("increasing") == stem("increases") == stem("increase")
+    assert stem("shrank") == stem("shrink")
+
+
+class FakeEmbedder:
+    """Deterministic unit vectors from character trigrams: no model needed."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def encode(self, texts):
+        self.calls += 1
+        rows = np.zeros((len(texts), 64), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for j in range(len(t) - 2):
+                rows[i, hash(t[j : j + 3]) % 64] += 1.0
+        rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-9)
+        return rows
+
+
+def test_embedding_path_with_injected_embedder():
+    fake = FakeEmbedder()
+    check = GroundingCheck(embedder=fake, use_embeddings=True, max_embed_claims=1)
+    analysis = check.analyze(CONTEXT, "Revenue was $2.3 million. The board approved a buyback.")
+    assert fake.calls == 1
+    assert analysis.embedded_claims == 1
+    emb = [ev.values[CLAIM_FEATURES.index("emb")] for ev in analysis.claims]
+    assert sum(not np.isnan(v) for v in emb) == 1
+    result = check.result(analysis)
+    assert result.detail["embedded_claims"] == 1
+
+
+def test_shipped_model_file_matches_the_code():
+    data = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    model = GroundingModel.from_dict(data)
+    assert model.features == tuple(name for name, _, _ in ANSWER_FEATURES)
+    assert 0.0 < model.threshold < 1.0
+    assert len(model.coef) == len(model.mean) == len(model.scale) == len(ANSWER_FEATURES)
+    with pytest.raises(ValueError):
+        GroundingModel.from_dict({**data, "features": data["features"][:-1]})
+
+
+def test_importing_the_package_does_not_load_torch():
+    code = (
+        "import sys, gateway.hallucination as h, gateway.hallucination.grounding, gateway.hallucination.cli;"
+        "h.GroundingCheck;"
+        "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules, 'heavy import'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_real_embedder_path():
+    check = GroundingCheck(use_embeddings=True)  # the shared MiniLM, loaded offline from its package
+    analysis = check.analyze(CONTEXT, "Acme Corp reported revenue of $2.3 million in 2020.")
+    emb = analysis.claims[0].values[CLAIM_FEATURES.index("emb")]
+    assert 0.8 < emb <= 1.0001
+    assert check.result(analysis).verdict == "supported"
