@@ -113,8 +113,8 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
         except APIError:
             await settle(gw, ctx, route.backend, Usage())
             raise
-        verify = None if rule is None else (policy, route, rule, body)
-        return stream_response(gw, ctx, backend, it, first, req, privacy, verify)
+        verify = None if rule is None else (route, rule, body)
+        return stream_response(gw, ctx, policy, backend, it, first, req, privacy, verify)
     headers: dict[str, str] = {}
     answer = await _answer(gw, ctx, policy, route, method, outbound, privacy, cache_key=cache_key, rule=rule,
                            body=body, headers=headers)
@@ -281,8 +281,8 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return _shape(value, limit)[0]
 
 
-def stream_response(gw: GatewayState, ctx: RequestContext, backend: Backend, it: AsyncIterator[dict], first: dict,
-                    req, privacy: Privacy, verify: tuple | None = None) -> Response:
+def stream_response(gw: GatewayState, ctx: RequestContext, policy, backend: Backend, it: AsyncIterator[dict],
+                    first: dict, req, privacy: Privacy, verify: tuple | None = None) -> Response:
     """Placeholders are restored chunk by chunk, holding back only text that could still be the
     start of one. After the first chunk a failure can no longer change the status: it ends the
     stream with an error event (the client has already seen a 200)."""
@@ -320,13 +320,13 @@ def stream_response(gw: GatewayState, ctx: RequestContext, backend: Backend, it:
                     yield b"data: " + orjson.dumps(tail) + b"\n\n"
             text = "".join(answer.parts.get(0, []))
             if verify is not None:
-                policy, route, rule, request_body = verify
+                route, rule, request_body = verify
                 with ctx.stage("verify"):
                     note = await checking.verify_stream(gw, ctx, policy, route, rule, request_body, privacy, backend,
                                                         text)
                 if note:
                     yield note
-            keep_content(gw, ctx, policy_of(gw, ctx), privacy.body, privacy, text)
+            keep_content(gw, ctx, policy, privacy.body, privacy, text)
             yield b"data: [DONE]\n\n"
             # The stream is out: PII the model added can only be recorded now, not withheld.
             await scan_answer(privacy, answer.as_body(), can_change=False)
@@ -383,10 +383,6 @@ async def settle(gw: GatewayState, ctx: RequestContext, backend: Backend, usage:
 
 def json_response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
-
-
-def policy_of(gw: GatewayState, ctx: RequestContext):
-    return gw.policies.for_tenant(ctx.principal.tenant)
 
 
 def request_texts(body: dict) -> list[str]:

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.audit.chain import GENESIS, chain_of, format_money, link
 from gateway.audit.spool import Spool, SpoolFull
 from gateway.context import RequestContext
+from gateway.db import JSON_CODEC
 from gateway.models import AuditEvent, HallucinationCheck, utcnow
 from gateway.telemetry import AUDIT_FAILURES, AUDIT_PENDING
 from gateway.tenancy import scope
@@ -200,10 +201,7 @@ async def _insert_unnest(conn: AsyncConnection, rows: list[dict]) -> None:
     await raw.execute(_UNNEST_SQL, *columns)
 
 
-def _json_text(value) -> str:
-    from gateway.db import JSON_CODEC
-
-    return JSON_CODEC["json_serializer"](value)
+_json_text = JSON_CODEC["json_serializer"]  # the engine's own: stored text is the chain's canonical JSON
 
 
 def check_rows(row: dict) -> list[dict]:
