@@ -37,6 +37,7 @@ import argparse
 import hashlib
 import json
 import math
+import re
 import sys
 import time
 from collections import defaultdict
@@ -123,6 +124,20 @@ def load_policy(path: str) -> PiiPolicy:
     return PiiPolicy.model_validate(doc.get("pii", doc))
 
 
+def _in_address_block(text: str, span: dict, gold: list[dict]) -> bool:
+    """Whether a gold LOCATION is a line of a postal address (a gold ADDRESS within 120 characters
+    and no blank line between them): the city and country lines that the data labels LOCATION in
+    some records and as part of one ADDRESS span in others."""
+    for a in gold:
+        if a["type"] != "ADDRESS":
+            continue
+        lo, hi = min(a["start"], span["start"]), max(a["end"], span["end"])
+        between = re.sub(r"[ \t]*\n[ \t]*", "\n", text[lo:hi])
+        if hi - lo < 120 and "\n\n" not in between:
+            return True
+    return False
+
+
 def score_pii(records: list[dict], predictions: list[list[tuple]], enabled: set[str]) -> dict:
     gold_types = sorted(
         {s["type"] for r in records for s in r["spans"]} | {p[0] for ps in predictions for p in ps}
@@ -140,6 +155,10 @@ def score_pii(records: list[dict], predictions: list[list[tuple]], enabled: set[
                 st["rec_exact"] += 1
             if any(p[0] == g["type"] and _overlap(text, (p[1], p[2]), span) for p in preds):
                 st["rec_overlap"] += 1
+            if g["type"] == "LOCATION" and not _in_address_block(text, g, gold):
+                family["standalone:gold"] += 1
+                if any(p[0] == "LOCATION" and _overlap(text, (p[1], p[2]), span) for p in preds):
+                    family["standalone:found"] += 1
             if g["type"] in LOCATION_FAMILY:
                 family[g["type"] + ":gold"] += 1
                 if any(p[0] in LOCATION_FAMILY and _overlap(text, (p[1], p[2]), span) for p in preds):
@@ -225,6 +244,14 @@ def print_pii(result: dict, n_records: int, seconds: float) -> bool:
             print(f"  recall {t:<9} {k / g:.3f} [{lo:.3f}-{hi:.3f}] of {g}")
     if f["pred"]:
         print(f"  precision {f['pred_ok'] / f['pred']:.3f} of {f['pred']} predictions")
+    g, k = f["standalone:gold"], f["standalone:found"]
+    if g:
+        lo, hi = wilson(k, g)
+        print(
+            f"LOCATION outside postal addresses (strict type, overlap match): {k / g:.3f} [{lo:.3f}-{hi:.3f}] "
+            f"of {g}; the other {f['LOCATION:gold'] - g} are city/country lines of addresses, "
+            f"reported inside the ADDRESS span"
+        )
     return ok
 
 

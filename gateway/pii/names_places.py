@@ -26,10 +26,16 @@ from presidio_analyzer import EntityRecognizer, RecognizerResult
 from spacy.lang.en.stop_words import STOP_WORDS
 
 from gateway.pii.gazetteers import countries, english_words, first_names, last_names, major_places, places
+from gateway.pii.name_cues import cue_names
 from gateway.pii.recognizers import _NOT_NAME_WORDS, _NOT_NAMES, _result
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’\-][^\W\d_]+)*")
-_ANY_UPPER = re.compile(r"[^\W\d_a-z]")
+
+
+def has_capitals(text: str) -> bool:
+    """Whether any letter is upper-case ("ø" and "ć" are not; a class like [^a-z] thinks so)."""
+    return text != text.lower()
+
 
 # Words after which a capitalised word is part of a place or an organisation, not a person.
 _PLACE_PREFIX = frozenset(
@@ -217,9 +223,10 @@ class GazetteerNameRecognizer(EntityRecognizer):
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         words = _words(text)
-        if _ANY_UPPER.search(text) is None:
-            return [_result(self, "PERSON", s, e, sc) for s, e, sc in _uncased_names(text, words)]
-        spans = _cased_names(text, words) + _name_lists(text, words) + _cued_names(text)
+        if not has_capitals(text):
+            spans = _uncased_names(text, words) + cue_names(text)
+            return [_result(self, "PERSON", s, e, sc) for s, e, sc in spans]
+        spans = _cased_names(text, words) + _name_lists(text, words) + _cued_names(text) + cue_names(text)
         return [_result(self, "PERSON", s, e, sc) for s, e, sc in spans]
 
 
@@ -420,7 +427,7 @@ class PlaceRecognizer(EntityRecognizer):
 def _place_runs(text: str, words: list[tuple[int, int, str]]) -> list[list[tuple[int, int, str]]]:
     """Runs of capitalised words on one line, lower-case connectors allowed inside ("Chiclana de la
     Frontera", "Ostrov nad Ohrí"). In text with no capitals at all, every word starts a run."""
-    cased = _ANY_UPPER.search(text) is not None
+    cased = has_capitals(text)
     runs: list[list[tuple[int, int, str]]] = []
     cur: list[tuple[int, int, str]] = []
     for k, (s, e, w) in enumerate(words):
@@ -455,7 +462,7 @@ def _connects(text: str, words: list[tuple[int, int, str]], k: int) -> bool:
 
 def _places(text: str, words: list[tuple[int, int, str]]) -> list[tuple[int, int, float]]:
     known_places, known_countries, first = places(), countries(), first_names()
-    cased = _ANY_UPPER.search(text) is not None
+    cased = has_capitals(text)
     out = []
     for run in _place_runs(text, words):
         i = 0

@@ -103,3 +103,32 @@ def test_end_to_end_relabels_spacy(analyzer):
 def test_uncased_text_is_analysed_for_names(analyzer):
     text = "follow up with benjamin a seiler in a couple of months."
     assert ("PERSON", "benjamin a seiler") in found(text, analyzer.analyze([text])[0])
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        # names from outside the US lists, given away by a surname shape or a listed surname
+        ("Please loop in Dragana Petrović before Friday.", "Dragana Petrović"),
+        ("Send the contract to Hiroko Takahashi today.", "Hiroko Takahashi"),
+        # phrases that only introduce a person, in any case
+        ("Can I add my daughter Ilse to the policy?", "Ilse"),
+        ("hi, my name is dorota wiśniewska and I lost my card", "dorota wiśniewska"),
+        ("Our tenant, Mrs. Okonkwo, has not paid.", "Okonkwo"),
+        # a verb only people do, opening a sentence
+        ("Jarmila lives on the third floor.", "Jarmila"),
+        # surnames as a group of people
+        ("Kowalczyk and Brandt were both at the meeting.", "Kowalczyk"),
+    ],
+)
+def test_names_by_their_company(text, name):
+    assert ("PERSON", name) in spans(GazetteerNameRecognizer(), text)
+
+
+def test_company_cues_do_not_make_names():
+    rec = GazetteerNameRecognizer()
+    # a firm named after partners, a shouted sentence, inflected English words, a place pair
+    assert ("PERSON", "Becker") not in spans(rec, "She moved from Hawkins, Becker and Vasquez to a bank.")
+    assert spans(rec, "IF MY NAME IS SAID, I WILL RESPOND.") == set()
+    assert spans(rec, "The Akashic Records and Called Numbers are topics.") == set()
+    assert spans(rec, "We hiked from Lake Louise to Banff National Park.") == set()
