@@ -7,6 +7,11 @@ Protocol (printed with the figures):
   regression is fitted on the other four, and its operating point (the score that becomes the 0.5 line)
   is chosen by an inner grouped 4-fold split of those four folds: the lowest score that keeps the inner
   out-of-fold false positives at or under `--target-fp`. The outer fold is then scored once.
+- The shipped model stacks a word 1-2 gram TF-IDF logistic model (`gateway/risk/text_model.py`) onto
+  the pattern, structure and embedding features: inside each outer fold the text model is fitted on the
+  training folds only, and the stacked weight is fitted on its inner out-of-fold probabilities. The
+  authored benign rows (`gateway/risk/data/injection_train_benign.jsonl`: system prompts, personas,
+  style rules, games, fiction, talk about AI safety) join every training split and are never scored.
 - The embedding exemplars are authored (`gateway/risk/data/injection_exemplars.json`), not taken from
   the dev set, so no attack ever sees itself or a near copy among the exemplars.
   `--dev-exemplars` adds, per outer fold, every chunk of the attacks in the *other* folds (and, for
@@ -53,6 +58,7 @@ from gateway.risk.injection import (  # noqa: E402
     PATTERN_FEATURES,
     PATTERN_MODEL_PATH,
     STRONG,
+    TEXT_MODEL_PATH,
     Exemplars,
     InjectionDetector,
     InjectionModel,
@@ -60,6 +66,7 @@ from gateway.risk.injection import (  # noqa: E402
 )
 from gateway.risk.prepare import Prepared, prepare  # noqa: E402
 from gateway.risk.text import normalize  # noqa: E402
+from gateway.risk.text_model import TOKEN, TextModel  # noqa: E402
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "evals" / "injection-dev.jsonl"  # ../shared
 SCARY = ROOT / "tests/risk/data/benign_scary.jsonl"
@@ -255,11 +262,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--c", type=float, default=0.5, help="inverse L2 strength of the logistic regression")
     ap.add_argument("--dev-exemplars", action="store_true", help="also use other folds' attacks as exemplars")
-    ap.add_argument(
-        "--text-model",
-        choices=("char", "word"),
-        help="also report a TF-IDF logistic model (fitted inside the folds) stacked onto the features",
-    )
     ap.add_argument("--cache", type=Path, default=Path("/tmp/bulkhead-risk-bench"))
     ap.add_argument(
         "--write", action="store_true", help="refit on all records and write data/injection_model.json"
@@ -303,7 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     strong = x[:, [FEATURES.index(f) for f in STRONG]].any(axis=1)
-    logits = nested_cv(x, y, groups, folds, args.c, args.target_fp, extra=xe)
+    norms = np.array([FILLERS.sub(" ", p.norm) for p in prepared], dtype=object)
+    enorms = np.array([normalize(r["text"]) for r in train_benign], dtype=object)
+    no_text = tuple(f for f in FEATURES if f != "text_prob")
+    idx = [FEATURES.index(f) for f in no_text]
+    lg = nested_cv(x[:, idx], y, groups, folds, args.c, args.target_fp, extra=xe[:, idx])
+    report("ablation: without the wording model + floor", (lg >= 0) | strong, y, groups, lg)
+    logits = stacked_cv(x, y, groups, folds, args, xe, norms, enorms, FEATURES)
     report("fitted model alone (no strong-pattern floor)", logits >= 0, y, groups, logits)
     results["detector"] = report(
         "detector as shipped (model + strong floor)",
@@ -312,18 +320,10 @@ def main(argv: list[str] | None = None) -> int:
         groups,
         np.where(strong, np.maximum(logits, 1.4), logits),
     )
-    for name, cols in (
-        ("patterns+structure only", [f for f in FEATURES if not f.endswith(("sim", "margin"))]),
-    ):
-        idx = [FEATURES.index(f) for f in cols]
-        lg = nested_cv(x[:, idx], y, groups, folds, args.c, args.target_fp, extra=xe[:, idx])
-        results["patterns_structure_only"] = report(
-            f"ablation: {name} + floor", (lg >= 0) | strong, y, groups, lg
-        )
-    xl = np.column_stack([x, np.log1p(lengths) / 10])
-    xel = np.column_stack([xe, np.log1p([len(r["text"]) for r in train_benign]) / 10])
-    lg = nested_cv(xl, y, groups, folds, args.c, args.target_fp, extra=xel)
-    report("ablation: detector + a length feature", (lg >= 0) | strong, y, groups, lg)
+    lg = stacked_cv(x, y, groups, folds, args, xe, norms, enorms, PATTERN_FEATURES)
+    results["patterns_structure_only"] = report(
+        "ablation: no embeddings (the fallback) + floor", (lg >= 0) | strong, y, groups, lg
+    )
 
     short_att, long_ben = (y == 1) & (lengths < 500), (y == 0) & (lengths >= 500)
     flag = (logits >= 0) | strong
@@ -334,20 +334,26 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.dev_exemplars:
         dev_exemplar_variant(prepared, x, y, groups, folds, args, ex, xe)
-    if args.text_model:
-        text_model_variant(prepared, x, y, groups, folds, args, xe, train_benign, ex, embedder)
 
-    # Final models: all records, operating point from 5-fold out-of-fold scores.
+    # Final models: all records; the stacked column is the text model's 5-fold out-of-fold probability
+    # and the operating point comes from 5-fold out-of-fold scores.
+    tpipe = text_fit(norms, y, enorms)
+    tmodel = TextModel.from_sklearn(tpipe)
+    tcol = FEATURES.index("text_prob")
+    xa, xea = x.copy(), xe.copy()
+    xa[:, tcol] = text_oof(norms, y, groups, enorms, SEED, n=5)
+    xea[:, tcol] = [tmodel.prob(t) for t in enorms]
+
     def final_fit(cols: tuple[str, ...]) -> InjectionModel:
         idx = [FEATURES.index(f) for f in cols]
-        oof = oof_scores(x[:, idx], y, groups, args.c, SEED, n_splits=5, extra=xe[:, idx])
+        oof = oof_scores(xa[:, idx], y, groups, args.c, SEED, n_splits=5, extra=xea[:, idx])
         t = threshold_for(oof, y, args.target_fp)
-        lr = fit(x[:, idx], y, args.c, xe[:, idx])
+        lr = fit(xa[:, idx], y, args.c, xea[:, idx])
         return InjectionModel(cols, lr.coef_[0].astype(np.float32), float(lr.intercept_[0] - t), {})
 
     final, final_patterns = final_fit(FEATURES), final_fit(PATTERN_FEATURES)
     detector = InjectionDetector.__new__(InjectionDetector)
-    detector.model, detector.exemplars = final, ex
+    detector.model, detector.exemplars, detector.text = final, ex, tmodel
     detector._strong = [FEATURES.index(f) for f in STRONG]
     print("\nfinal model (fitted on all dev records) on the authored extra sets, never used for fitting:")
     for path in (SCARY, PERSONAS, EXTRA):
@@ -389,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
             f"the operating point; {n_clusters} clusters",
             "exemplars": "gateway/risk/data/injection_exemplars.json (authored; no dev-set text)",
         }
+        TEXT_MODEL_PATH.write_text(tmodel.to_json(meta | {"model": "word 1-2 gram TF-IDF, logistic C=4"}))
+        print(f"wrote {TEXT_MODEL_PATH}")
         for model, path in ((final, MODEL_PATH), (final_patterns, PATTERN_MODEL_PATH)):
             doc = {
                 "features": list(model.features),
@@ -469,84 +477,50 @@ FILLERS = re.compile(
 )
 
 
-def text_model_variant(prepared, x, y, groups, folds, args, xe, train_benign, ex, embedder) -> None:
-    """Stacking: a TF-IDF logistic model's probability becomes one more feature of the logistic model.
-
-    Per outer fold the TF-IDF model is fitted on the training folds only; the training rows get its
-    inner grouped out-of-fold probability (so the stacked weight is not fitted on memorised rows) and the
-    test fold gets the probability of the model fitted on all training folds. Not shipped: see the report.
-    """
+def text_fit(norms: np.ndarray, y: np.ndarray, enorms: np.ndarray):
+    """The word TF-IDF logistic model on these rows plus the authored benign rows (never scored)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import make_pipeline
 
-    norms = np.array([FILLERS.sub(" ", p.norm) for p in prepared], dtype=object)
-    enorms = np.array([normalize(r["text"]) for r in train_benign], dtype=object)
-
-    def tfit(idx):
-        if args.text_model == "char":
-            vec = TfidfVectorizer(
-                analyzer="char_wb",
-                ngram_range=(3, 5),
-                min_df=2,
-                sublinear_tf=True,
-                max_features=50000,
-                lowercase=False,
-            )
-        else:
-            vec = TfidfVectorizer(
-                analyzer="word",
-                ngram_range=(1, 2),
-                min_df=2,
-                sublinear_tf=True,
-                max_features=30000,
-                lowercase=False,
-                token_pattern=r"(?u)\b\w+\b",
-            )
-        model = make_pipeline(vec, LogisticRegression(C=4.0, class_weight="balanced", max_iter=3000))
-        return model.fit(
-            np.concatenate([norms[idx], enorms]), np.concatenate([y[idx], np.zeros(len(enorms))])
-        )
-
-    def toof(idx, seed, n=4):
-        out = np.zeros(len(idx))
-        for a, b in StratifiedGroupKFold(n, shuffle=True, random_state=seed).split(idx, y[idx], groups[idx]):
-            out[b] = tfit(idx[a]).predict_proba(norms[idx[b]])[:, 1]
-        return out
-
-    strong = x[:, [FEATURES.index(f) for f in STRONG]].any(axis=1)
-    alone, stacked = np.zeros(len(y)), np.zeros(len(y))
-    for k, (tr, te) in enumerate(folds):
-        inner = toof(tr, SEED + k)
-        m = tfit(tr)
-        p_te = m.predict_proba(norms[te])[:, 1]
-        alone[te] = p_te - threshold_for(inner, y[tr], args.target_fp)
-        xtr, xte = np.column_stack([x[tr], inner]), np.column_stack([x[te], p_te])
-        xe2 = np.column_stack([xe, m.predict_proba(enorms)[:, 1]])
-        t = threshold_for(
-            oof_scores(xtr, y[tr], groups[tr], args.c, SEED + k, extra=xe2), y[tr], args.target_fp
-        )
-        stacked[te] = fit(xtr, y[tr], args.c, xe2).decision_function(xte) - t
-    report(f"variant: {args.text_model} TF-IDF alone + floor", (alone >= 0) | strong, y, groups, alone)
-    report(
-        f"variant: features + {args.text_model} TF-IDF + floor", (stacked >= 0) | strong, y, groups, stacked
+    vec = TfidfVectorizer(
+        analyzer="word",
+        ngram_range=(1, 2),
+        min_df=2,
+        sublinear_tf=True,
+        max_features=30000,
+        lowercase=False,
+        token_pattern=TOKEN.pattern,
     )
+    model = make_pipeline(vec, LogisticRegression(C=4.0, class_weight="balanced", max_iter=3000))
+    return model.fit(np.concatenate([norms, enorms]), np.concatenate([y, np.zeros(len(enorms))]))
 
-    allidx = np.arange(len(y))
-    oof, m = toof(allidx, SEED, 5), tfit(allidx)
-    xa, xe2 = np.column_stack([x, oof]), np.column_stack([xe, m.predict_proba(enorms)[:, 1]])
-    t = threshold_for(oof_scores(xa, y, groups, args.c, SEED, n_splits=5, extra=xe2), y, args.target_fp)
-    meta = fit(xa, y, args.c, xe2)
-    print("  that variant fitted on all records, on the authored sets (never used for fitting):")
-    for path in (SCARY, PERSONAS, EXTRA):
-        recs = load(path)
-        preps = prepare([r["text"] for r in recs], embedder)
-        xx = np.stack([features(p, ex) for p in preps])
-        z = meta.decision_function(np.column_stack([xx, m.predict_proba([p.norm for p in preps])[:, 1]])) - t
-        flagged = (z >= 0) | xx[:, [FEATURES.index(f) for f in STRONG]].any(axis=1)
-        print(f"    {path.name}: flagged {flagged.sum()}/{len(recs)}")
-        for r, f in zip(recs, flagged, strict=True):
-            if f != (path == EXTRA):
-                print(f"      miss/false alarm {r['id']}: {r['text'][:90]!r}")
+
+def text_oof(norms, y, groups, enorms, seed, n=4) -> np.ndarray:
+    """Grouped out-of-fold probabilities: what the stacked weight is fitted on, so that it weighs the
+    text model by what it does on prompts it has not memorised."""
+    out = np.zeros(len(y))
+    for a, b in StratifiedGroupKFold(n, shuffle=True, random_state=seed).split(norms, y, groups):
+        out[b] = text_fit(norms[a], y[a], enorms).predict_proba(norms[b])[:, 1]
+    return out
+
+
+def stacked_cv(x, y, groups, folds, args, xe, norms, enorms, cols) -> np.ndarray:
+    """Outer held-out logits of the shipped model: per outer fold the text model is fitted on the
+    training folds only; training rows get its inner out-of-fold probability, the test fold the
+    probability from the model fitted on all training folds."""
+    out = np.zeros(len(y))
+    idx = [FEATURES.index(f) for f in cols]
+    tcol = FEATURES.index("text_prob")
+    for k, (tr, te) in enumerate(folds):
+        m = text_fit(norms[tr], y[tr], enorms)
+        xtr, xte, xe2 = x[tr].copy(), x[te].copy(), xe.copy()
+        xtr[:, tcol] = text_oof(norms[tr], y[tr], groups[tr], enorms, SEED + k)
+        xte[:, tcol] = m.predict_proba(norms[te])[:, 1]
+        xe2[:, tcol] = m.predict_proba(enorms)[:, 1]
+        xtr, xte, xe2 = xtr[:, idx], xte[:, idx], xe2[:, idx]
+        t = threshold_for(oof_scores(xtr, y[tr], groups[tr], args.c, SEED + k, extra=xe2), y[tr], args.target_fp)
+        out[te] = fit(xtr, y[tr], args.c, xe2).decision_function(xte) - t
+    return out
 
 
 if __name__ == "__main__":

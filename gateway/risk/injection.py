@@ -9,7 +9,9 @@ Three kinds of evidence, combined by a logistic regression whose coefficients ar
 - structure: how hard the text talks *at the model* (second-person density, commands about how to
   answer, persona definitions, mentions of AI/policies), saturating so that length alone earns nothing;
 - embeddings: the nearest authored attack exemplar versus the nearest authored benign exemplar,
-  over the text's chunks.
+  over the text's chunks;
+- wording: the probability from a word n-gram model (`text_model.py`), for the attack vocabulary
+  that no family names.
 
 Length is deliberately not a feature: on the evaluation data it separates the classes by itself
 (attacks are long, ordinary tasks short), which says nothing about a long pasted document.
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from gateway.risk.prepare import Prepared
+from gateway.risk.text_model import TextModel
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -169,7 +172,8 @@ _DEFINE_NAME = re.compile(r"\b(named|called|known as|stands for|name is)\s+[\"']
 
 STRUCTURE = ("you_density", "command_density", "defines_name", "pattern_breadth")
 EMBEDDING = ("attack_sim", "benign_sim", "sim_margin", "attack_sim_mean")
-FEATURES: tuple[str, ...] = (*PATTERNS, *STRUCTURE, *EMBEDDING)
+WORDING = ("text_prob",)
+FEATURES: tuple[str, ...] = (*PATTERNS, *STRUCTURE, *EMBEDDING, *WORDING)
 
 
 def _sat(x: float, half: float) -> float:
@@ -187,7 +191,7 @@ class Exemplars:
     benign: np.ndarray
 
 
-def features(p: Prepared, ex: Exemplars | None) -> np.ndarray:
+def features(p: Prepared, ex: Exemplars | None, text: TextModel | None = None) -> np.ndarray:
     """The feature vector, in the order of `FEATURES`; every value is in [0, 1] or [-1, 1] (margin)."""
     hits = pattern_hits(p.norm)
     words = max(1, len(_WORD.findall(p.norm)))
@@ -211,7 +215,8 @@ def features(p: Prepared, ex: Exemplars | None) -> np.ndarray:
         ]
     else:
         embedding = [0.0, 0.0, 0.0, 0.0]
-    return np.array([float(v) for v in hits.values()] + structure + embedding, dtype=np.float32)
+    wording = [text.prob(p.norm) if text is not None else 0.0]
+    return np.array([float(v) for v in hits.values()] + structure + embedding + wording, dtype=np.float32)
 
 
 PATTERN_FEATURES: tuple[str, ...] = tuple(f for f in FEATURES if f not in EMBEDDING)
@@ -248,6 +253,12 @@ class InjectionModel:
 
 MODEL_PATH = DATA / "injection_model.json"
 PATTERN_MODEL_PATH = DATA / "injection_model_patterns.json"
+TEXT_MODEL_PATH = DATA / "injection_text_model.json"
+
+
+@cache
+def text_model() -> TextModel | None:
+    return TextModel.load(TEXT_MODEL_PATH) if TEXT_MODEL_PATH.exists() else None
 
 
 @cache
@@ -268,10 +279,12 @@ class InjectionDetector:
             texts = exemplar_texts()
             self.exemplars = Exemplars(embedder.encode(texts["attack"]), embedder.encode(texts["benign"]))
         self.model = model or InjectionModel.load(MODEL_PATH if embedder is not None else PATTERN_MODEL_PATH)
+        # a model fitted before the wording feature existed gives it no weight, so skip computing it
+        self.text = text_model() if "text_prob" in self.model.features else None
         self._strong = [FEATURES.index(f) for f in STRONG]
 
     def score(self, p: Prepared) -> float:
-        x = features(p, self.exemplars)
+        x = features(p, self.exemplars, self.text)
         s = self.model.score_features(x)
         if math.isnan(s):
             s = 1.0  # fail closed: a number we cannot trust is treated as an attempt
