@@ -262,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--c", type=float, default=0.5, help="inverse L2 strength of the logistic regression")
     ap.add_argument("--dev-exemplars", action="store_true", help="also use other folds' attacks as exemplars")
+    ap.add_argument("--show-misses", action="store_true", help="print the held-out misses and false alarms")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/bulkhead-risk-bench"))
     ap.add_argument(
         "--write", action="store_true", help="refit on all records and write data/injection_model.json"
@@ -320,6 +321,10 @@ def main(argv: list[str] | None = None) -> int:
         groups,
         np.where(strong, np.maximum(logits, 1.4), logits),
     )
+    if args.show_misses:
+        for i in np.nonzero(((logits >= 0) | strong) != (y == 1))[0]:
+            kind = "missed attack" if y[i] else "false alarm"
+            print(f"  {kind} {rows[i]['id']} logit {logits[i]:+.2f}: {texts[i][:160]!r}")
     lg = stacked_cv(x, y, groups, folds, args, xe, norms, enorms, PATTERN_FEATURES)
     results["patterns_structure_only"] = report(
         "ablation: no embeddings (the fallback) + floor", (lg >= 0) | strong, y, groups, lg

@@ -6,10 +6,14 @@
 
 Prints prefill tokens/s (512-token prompt), decode tokens/s at batch 1 and 8, and peak memory for
 each runtime, with the ratio ours/transformers. Each runtime runs in its own process so peak memory
-(ru_maxrss on CPU, max_memory_allocated on CUDA) is its own. Both run greedy decoding in the same
-dtype on the same device; transformers uses its own `generate`. Where CUDA exists it also prints the
-fraction of the memory-bandwidth ceiling: measured decode tok/s at batch 1 divided by
-(measured copy bandwidth / active weight bytes per token).
+(ru_maxrss on CPU, max_memory_allocated on CUDA) is its own, with torch's default thread count (the
+table prints both processes' counts). Both run greedy decoding on the same device; transformers uses
+its own `generate`. On CPU the default runs both fp32 and bf16 and prints one same-dtype table per
+dtype, then the headline: ours in bf16 against transformers in its fastest dtype for each metric
+(`--dtype` runs one dtype only). Where CUDA exists it also prints the fraction of the memory-bandwidth
+ceiling: measured decode tok/s at batch 1 divided by (measured copy bandwidth / active weight bytes
+per token). `--no-pack` keeps local_moe's CPU weights unpacked (plain F.linear), to show what packing
+(local_moe/packing.py) buys.
 """
 
 from __future__ import annotations
@@ -92,6 +96,7 @@ def worker(
     device: str | None,
     dtype: str,
     hf_experts: str | None = None,
+    pack: bool | None = None,
 ) -> dict:
     from local_moe.loader import pick_device
 
@@ -130,7 +135,7 @@ def worker(
         from local_moe.generate import greedy_generate
         from local_moe.loader import load_model
 
-        model = load_model(path, device=dev, dtype=dt)
+        model = load_model(path, device=dev, dtype=dt, pack=pack)
         caches = {b: KVCache(model.args, b, max(prompt_len, 32 + new_tokens) + 1, dev, dt) for b in (1, 8)}
 
         def prefill():
@@ -151,6 +156,7 @@ def worker(
         "device": str(dev),
         "dtype": str(dt).replace("torch.", ""),
         "experts_impl": experts_impl,
+        "threads": torch.get_num_threads(),
     }
     result["prefill_tok_s"] = prompt_len / _best(prefill, repeats)
     for batch in (1, 8):
@@ -188,31 +194,39 @@ def copy_bandwidth_gbs() -> float:
 
 
 def dispatch_bench(path: Path, device: str | None, dtype: str) -> None:
-    """Time one MoE layer's expert computation with each dispatch mode at several row counts."""
+    """Time one MoE layer's expert computation with each dispatch mode at several row counts: unpacked
+    grouped_mm and per-expert slices, and (where packing works, i.e. CPU) packed per-expert slices.
+    Every layer's experts run in turn, so weights come from memory as in a real step, not from cache."""
     from local_moe import moe
     from local_moe.loader import load_model, pick_device
+    from local_moe.packing import can_pack
 
     dev, dt = pick_device(device, dtype)
-    model = load_model(path, device=dev, dtype=dt)
-    layer = next(b.mlp for b in model.layers if b.is_moe)
-    k = model.args.top_k
-    print(f"{'tokens':>7} {'rows':>6} {'grouped ms':>11} {'slices ms':>10}  winner")
+    plain = load_model(path, device=dev, dtype=dt, pack=False)
+    packed = load_model(path, device=dev, dtype=dt) if can_pack(dev, dt) else None
+    modes = ["grouped", "slices"] + (["packed"] if packed is not None else [])
+    k = plain.args.top_k
+    print(f"{dtype}, ms per layer")
+    print(f"{'tokens':>7} {'rows':>6}" + "".join(f" {m:>9}" for m in modes) + "  winner")
     for tokens in (1, 2, 4, 8, 16, 32, 64, 128, 512):
-        x = torch.randn(tokens, model.args.hidden_size, device=dev, dtype=dt)
+        xs = [torch.randn(tokens, plain.args.hidden_size, device=dev, dtype=dt) for _ in plain.layers]
+        times = {}
         with torch.inference_mode():
-            weights, idx, _ = layer.gate(x)
-            times = {}
-            for mode in ("grouped", "slices"):
-                moe.DISPATCH_MODE = mode
-                layer.experts(x, weights, idx)
+            routes = [b.mlp.gate(x) for b, x in zip(plain.layers, xs, strict=True)]
+            for mode in modes:
+                model = packed if mode == "packed" else plain
+                moe.DISPATCH_MODE = "auto" if mode == "packed" else mode
+                layers = [b.mlp.experts for b in model.layers if b.is_moe]
 
-                def run(w=weights, i=idx, xx=x):
-                    layer.experts(xx, w, i)
+                def run(layers=layers, xs=xs, routes=routes):
+                    for experts, x, (w, i, _) in zip(layers, xs, routes, strict=True):
+                        experts(x, w, i)
                     _sync(dev)
 
-                times[mode] = _best(run, 20 if tokens < 64 else 5) * 1e3
+                run()
+                times[mode] = _best(run, 20 if tokens < 64 else 5) * 1e3 / len(layers)
         winner = min(times, key=times.get)
-        print(f"{tokens:>7} {tokens * k:>6} {times['grouped']:>11.3f} {times['slices']:>10.3f}  {winner}")
+        print(f"{tokens:>7} {tokens * k:>6}" + "".join(f" {times[m]:>9.3f}" for m in modes) + f"  {winner}")
     moe.DISPATCH_MODE = "auto"
 
 
@@ -230,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--hf-experts", default=None, help="transformers experts_implementation (default: its own default)"
     )
+    p.add_argument("--no-pack", action="store_true", help="local_moe without packed CPU weights")
     p.add_argument("--worker", choices=["hf", "ours"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     shape = QUICK if args.quick else FULL
@@ -237,17 +252,62 @@ def main(argv: list[str] | None = None) -> int:
     new_tokens = args.new_tokens or (12 if args.quick else 32)
     repeats = args.repeats or (1 if args.quick else 2)
     rounds = args.rounds or (1 if args.quick else 2)
-    dtype = args.dtype or ("bfloat16" if torch.cuda.is_available() and args.device != "cpu" else "float32")
+    cuda = torch.cuda.is_available() and args.device != "cpu"
+    dtypes = [args.dtype] if args.dtype else (["bfloat16"] if cuda else ["float32", "bfloat16"])
+    pack = False if args.no_pack else None
     if args.worker:
         result = worker(
-            args.worker, path, args.prompt, new_tokens, repeats, args.device, dtype, args.hf_experts
+            args.worker, path, args.prompt, new_tokens, repeats, args.device, dtypes[0], args.hf_experts, pack
         )
         print(json.dumps(result))
         return 0
     build_checkpoint(path, shape)
     if args.dispatch:
-        dispatch_bench(path, args.device, dtype)
+        dispatch_bench(path, args.device, dtypes[-1])
         return 0
+    desc = ", ".join(
+        f"{k}={v}"
+        for k, v in shape.items()
+        if k
+        in ("num_hidden_layers", "hidden_size", "num_experts", "num_experts_per_tok", "moe_intermediate_size")
+    )
+    print(
+        f"checkpoint: qwen3_moe {desc}; prompt {args.prompt}, {new_tokens} new tokens, best of "
+        f"{repeats}x{rounds}; local_moe {'unpacked' if args.no_pack else 'packed where supported'}"
+    )
+    results = {dt: run_pair(args, path, new_tokens, repeats, rounds, dt) for dt in dtypes}
+    for dt, (hf, ours) in results.items():
+        print(
+            f"\n{dt}: device {ours['device']}, threads transformers {hf['threads']} / local_moe "
+            f"{ours['threads']}; transformers experts_implementation={hf.get('experts_impl')}"
+        )
+        print_table(hf, ours, {k: dt for k in METRICS}, dt)
+        if ours["device"].startswith("cuda"):
+            per_token = active_bytes_per_token(path, 2 if ours["dtype"] in ("bfloat16", "float16") else 4)
+            bw = copy_bandwidth_gbs()
+            ceiling = bw * 1e9 / per_token
+            print(
+                f"bandwidth ceiling: {per_token / 1e6:.1f} MB active weights/token, copy bandwidth "
+                f"{bw:.0f} GB/s -> {ceiling:.0f} tok/s; batch-1 decode reaches "
+                f"{ours['decode_b1_tok_s'] / ceiling:.1%} (transformers {hf['decode_b1_tok_s'] / ceiling:.1%})"
+            )
+    if len(results) > 1 and "bfloat16" in results:
+        # The headline: each runtime at its best. For transformers on CPU that is fp32 (its bf16 is slower).
+        ours = results["bfloat16"][1]
+        best_hf, hf_dtype = {}, {}
+        for key in METRICS:
+            dt = max(results, key=lambda d: results[d][0][key])
+            best_hf[key], hf_dtype[key] = results[dt][0][key], dt
+        print("\nheadline: local_moe bfloat16 vs transformers in its fastest dtype per metric")
+        print_table(best_hf, ours, hf_dtype, "bfloat16")
+    return 0
+
+
+METRICS = ("prefill_tok_s", "decode_b1_tok_s", "decode_b8_tok_s")
+
+
+def run_pair(args, path: Path, new_tokens: int, repeats: int, rounds: int, dtype: str) -> tuple[dict, dict]:
+    """Both runtimes in `dtype`, each in fresh processes; returns (transformers, local_moe) results."""
     results: dict[str, dict] = {}
     # Rounds alternate the two runtimes and keep each metric's best, so a burst of load from other
     # processes on a shared machine does not land on one side only.
@@ -274,45 +334,30 @@ def main(argv: list[str] | None = None) -> int:
             cmd.append("--quick")
         if args.hf_experts:
             cmd += ["--hf-experts", args.hf_experts]
+        if args.no_pack:
+            cmd.append("--no-pack")
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         got = json.loads(out.stdout.strip().splitlines()[-1])
         best = results.setdefault(kind, got)
-        for key in ("prefill_tok_s", "decode_b1_tok_s", "decode_b8_tok_s"):
+        for key in METRICS:
             best[key] = max(best[key], got[key])
         for key in ("peak_mem_gb", "load_s"):
             best[key] = min(best[key], got[key])
-    hf, ours = results["hf"], results["ours"]
-    desc = ", ".join(
-        f"{k}={v}"
-        for k, v in shape.items()
-        if k
-        in ("num_hidden_layers", "hidden_size", "num_experts", "num_experts_per_tok", "moe_intermediate_size")
-    )
-    print(
-        f"checkpoint: qwen3_moe {desc}; device {ours['device']}, {ours['dtype']}, "
-        f"{torch.get_num_threads()} threads; prompt {args.prompt}, {new_tokens} new tokens, "
-        f"best of {repeats}x{rounds}; transformers experts_implementation={hf.get('experts_impl')}"
-    )
+    return results["hf"], results["ours"]
+
+
+def print_table(hf: dict, ours: dict, hf_dtype: dict[str, str], ours_dtype: str) -> None:
     print(f"{'metric':<22} {'transformers':>13} {'local_moe':>11} {'ratio':>7}")
-    for key, label in (
+    rows = [
         ("prefill_tok_s", "prefill tok/s"),
         ("decode_b1_tok_s", "decode tok/s  batch 1"),
         ("decode_b8_tok_s", "decode tok/s  batch 8"),
-        ("peak_mem_gb", "peak memory GB"),
-        ("load_s", "load s"),
-    ):
-        print(f"{label:<22} {hf[key]:>13.2f} {ours[key]:>11.2f} {ours[key] / hf[key]:>6.2f}x")
-    if ours["device"].startswith("cuda"):
-        per_token = active_bytes_per_token(path, 2 if ours["dtype"] in ("bfloat16", "float16") else 4)
-        bw = copy_bandwidth_gbs()
-        ceiling = bw * 1e9 / per_token
-        print(
-            f"bandwidth ceiling: {per_token / 1e6:.1f} MB active weights/token, copy bandwidth {bw:.0f} GB/s "
-            f"-> {ceiling:.0f} tok/s; batch-1 decode reaches {ours['decode_b1_tok_s'] / ceiling:.1%} "
-            f"(transformers {hf['decode_b1_tok_s'] / ceiling:.1%})"
-        )
-    return 0
-
+    ]
+    if all(d == ours_dtype for d in hf_dtype.values()):
+        rows += [("peak_mem_gb", "peak memory GB"), ("load_s", "load s")]
+    for key, label in rows:
+        note = f"  (transformers {hf_dtype[key]})" if hf_dtype.get(key, ours_dtype) != ours_dtype else ""
+        print(f"{label:<22} {hf[key]:>13.2f} {ours[key]:>11.2f} {ours[key] / hf[key]:>6.2f}x{note}")
 
 if __name__ == "__main__":
     sys.exit(main())

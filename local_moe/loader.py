@@ -17,6 +17,7 @@ from safetensors import safe_open
 
 from local_moe.config import ModelArgs, load_config
 from local_moe.model import Transformer
+from local_moe.packing import can_pack, pack_model
 
 # Mixtral's original names; everything else already uses the Qwen/DeepSeek spelling.
 _ALIASES = [
@@ -153,8 +154,13 @@ def _layer(args: ModelArgs, reader: CheckpointReader, i: int) -> dict[str, torch
 
 
 def load_model(
-    model_dir: str | Path, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None
+    model_dir: str | Path,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    pack: bool | None = None,
 ) -> Transformer:
+    """An inference model. `pack` (default: wherever `packing.can_pack` says it works, i.e. on CPU)
+    stores linear and expert weights in oneDNN's packed layout for faster CPU matmuls (packing.py)."""
     model_dir = Path(model_dir)
     args = load_config(model_dir)
     dev, dt = pick_device(str(device) if device is not None else None, dtype)
@@ -186,4 +192,6 @@ def load_model(
     if missing:
         raise ValueError(f"checkpoint {model_dir} lacks tensors for: {', '.join(missing[:8])}")
     model.eval()
+    if pack if pack is not None else can_pack(dev, dt):
+        pack_model(model, skip=("wkv_b",))  # MLA reads wkv_b's weight as a tensor, not as a linear
     return model

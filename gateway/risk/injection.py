@@ -42,6 +42,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         r"\b(ignore|disregard|forget)\s+(all of |everything "
         r"|anything )?(the |what's |what is )?(above|previous|prior|"
         r"preceding|said before)\b(?=\s*(and\b|[,.;:!]|$))"
+        r"|\bforget (everything|all|anything) (you (have |'ve )?(learned|been told|were told|know)|before)\b"
         r"|\b(ignore|disregard|forget|skip|bypass|override|overwrite|discard|drop)\b"
         + _W
         + r"\b(previous|prior|above|earlier|preceding|initial|original|all|any|your|the|these|those|system)\b"
@@ -133,7 +134,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     ),
     "harm_words": re.compile(
         r"\b(illegal|harmful|explicit|offensive|nsfw|violent|hateful|racist|sexual|profanity|swear(s|ing)?|"
-        r"curse words|malware|drugs?|weapons?)\b"
+        r"curse words|malware|drugs?|weapons?|bombs?|explosives?)\b"
     ),
     "fiction_frame": re.compile(
         r"\b(hypothetical(ly)?|fictional|imaginary|parallel universe|in this (story|world|universe|game)|"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from gateway.risk.decode import decoded_views
+
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
 _QUOTES = str.maketrans(
     {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2032": "'", "\u00b4": "'"}
@@ -22,8 +24,13 @@ _SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+|\n\s*\n|\n(?=\s*[-*#>\d])")
 
 
 def normalize(text: str) -> str:
-    """Case-folded NFKC; zero-width characters and markdown escapes dropped; straight quotes; `_` as space."""
+    """Case-folded NFKC; zero-width characters and markdown escapes dropped; straight quotes; `_` as space.
+
+    What Morse code, leetspeak or base64 in the text says is appended (see decode.py)."""
     text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).translate(_QUOTES)
+    views = decoded_views(text)
+    if views:
+        text = "\n".join([text, *views])
     text = _MARKUP.sub(lambda m: "" if m.group(0) == "\\" else " ", text)
     return _SPACE.sub(" ", text).strip().casefold()
 

@@ -12,6 +12,7 @@ from local_moe import moe
 from local_moe.cache import KVCache, Step
 from local_moe.generate import greedy_generate
 from local_moe.loader import load_model
+from local_moe.packing import PackedLinear, can_pack
 from tests.local_moe.tiny import build, family_configs
 
 FAMILIES = list(family_configs())
@@ -22,11 +23,17 @@ PROMPTS = [[5, 6, 7, 8, 9, 10, 11, 12, 13], [14, 15, 16], [20, 30, 40, 50, 60, 7
 def pair(request, tmp_path_factory):
     path = tmp_path_factory.mktemp(request.param)
     ref = build(request.param, path)
-    return request.param, ref, load_model(path, device="cpu", dtype="float32")
+    # on CPU `ours` is packed (packing.py) wherever oneDNN works; `plain` keeps the F.linear path
+    return request.param, ref, load_model(path, device="cpu", dtype="float32"), path
+
+
+@pytest.fixture(scope="module")
+def plain(pair):
+    return load_model(pair[3], device="cpu", dtype="float32", pack=False)
 
 
 def test_logits_match_unpadded(pair):
-    _, ref, ours = pair
+    _, ref, ours, _ = pair
     for prompt in PROMPTS:
         ids = torch.tensor([prompt])
         with torch.no_grad():
@@ -36,7 +43,7 @@ def test_logits_match_unpadded(pair):
 
 
 def test_logits_match_padded_batch_through_cache(pair):
-    _, ref, ours = pair
+    _, ref, ours, _ = pair
     longest = max(map(len, PROMPTS))
     ids = torch.zeros(len(PROMPTS), longest, dtype=torch.long)
     mask = torch.zeros_like(ids)
@@ -59,23 +66,45 @@ def test_logits_match_padded_batch_through_cache(pair):
 
 
 def test_greedy_32_tokens_identical_with_cache(pair):
-    _, ref, ours = pair
+    _, ref, ours, _ = pair
     ref.generation_config.eos_token_id = None  # compare all 32 tokens
     mine = greedy_generate(ours, PROMPTS[:2], 32)
     for prompt, got in zip(PROMPTS[:2], mine, strict=True):
         ids = torch.tensor([prompt])
         expected = ref.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=32, do_sample=False)
         assert got == expected[0, len(prompt) :].tolist()
+        # batch 1: decode takes the one-token expert path
+        assert greedy_generate(ours, [prompt], 32)[0] == got
 
 
 @pytest.mark.parametrize("mode", ["grouped", "slices"])
-def test_dispatch_modes_agree(pair, mode, monkeypatch):
-    _, ref, ours = pair
+def test_dispatch_modes_agree(pair, plain, mode, monkeypatch):
+    _, ref, _, _ = pair
     monkeypatch.setattr(moe, "DISPATCH_MODE", mode)
     ids = torch.tensor([PROMPTS[0]])
     with torch.no_grad():
         expected = ref(ids).logits
-    assert (expected - ours(ids)).abs().max().item() < 1e-4
+    assert (expected - plain(ids)).abs().max().item() < 1e-4
+
+
+def test_packed_matches_plain(pair, plain):
+    _, _, ours, _ = pair
+    if can_pack(torch.device("cpu"), torch.float32):
+        assert isinstance(ours.lm_head, PackedLinear)
+        assert all(b.mlp.experts.packed is not None for b in ours.layers if b.is_moe)
+    assert not isinstance(plain.lm_head, PackedLinear)
+    for prompt in PROMPTS:
+        ids = torch.tensor([prompt])
+        with torch.no_grad():
+            assert (ours(ids) - plain(ids)).abs().max().item() < 1e-4
+    # decode-sized calls: one token (the direct k-expert path) and a batch of single tokens
+    cache = KVCache(ours.args, 3, 16, ours.device, ours.dtype)
+    cache_plain = KVCache(plain.args, 3, 16, plain.device, plain.dtype)
+    for batch in (1, 3):
+        ids = torch.tensor([[7], [8], [9]][:batch])
+        a = ours(ids, step=Step.build(cache, list(range(batch)), [0] * batch, 1))
+        b = plain(ids, step=Step.build(cache_plain, list(range(batch)), [0] * batch, 1))
+        assert (a - b).abs().max().item() < 1e-4
 
 
 def test_sharded_checkpoint_and_torch_dtype_key(tmp_path):
@@ -99,3 +128,9 @@ def test_bf16_runs_close_to_fp32(tmp_path):
     ids = torch.tensor([PROMPTS[0]])
     a, b = fp32(ids), bf16(ids).float()
     assert torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0) > 0.99
+
+
+def test_packing_only_where_it_works():
+    # CUDA (or any non-CPU device) and fp16 keep the plain path; no GPU needed to check the rule
+    assert not can_pack(torch.device("meta"), torch.float32)
+    assert not can_pack(torch.device("cpu"), torch.float16)
