@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             f"\n{dt}: device {ours['device']}, threads transformers {hf['threads']} / local_moe "
             f"{ours['threads']}; transformers experts_implementation={hf.get('experts_impl')}"
         )
-        print_table(hf, ours, {k: dt for k in METRICS}, dt)
+        print_table(hf, ours, {k: dt for k in METRICS}, dt, memory=True)
         if ours["device"].startswith("cuda"):
             per_token = active_bytes_per_token(path, 2 if ours["dtype"] in ("bfloat16", "float16") else 4)
             bw = copy_bandwidth_gbs()
@@ -346,14 +346,14 @@ def run_pair(args, path: Path, new_tokens: int, repeats: int, rounds: int, dtype
     return results["hf"], results["ours"]
 
 
-def print_table(hf: dict, ours: dict, hf_dtype: dict[str, str], ours_dtype: str) -> None:
+def print_table(hf: dict, ours: dict, hf_dtype: dict[str, str], ours_dtype: str, memory: bool = False) -> None:
     print(f"{'metric':<22} {'transformers':>13} {'local_moe':>11} {'ratio':>7}")
     rows = [
         ("prefill_tok_s", "prefill tok/s"),
         ("decode_b1_tok_s", "decode tok/s  batch 1"),
         ("decode_b8_tok_s", "decode tok/s  batch 8"),
     ]
-    if all(d == ours_dtype for d in hf_dtype.values()):
+    if memory:
         rows += [("peak_mem_gb", "peak memory GB"), ("load_s", "load s")]
     for key, label in rows:
         note = f"  (transformers {hf_dtype[key]})" if hf_dtype.get(key, ours_dtype) != ours_dtype else ""

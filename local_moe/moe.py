@@ -93,10 +93,11 @@ class Experts(nn.Module):
     and w2 [E, H, I], the layout of a linear layer's weight per expert.
 
     After `pack()` (CPU inference, see packing.py) the stacked tensors are replaced by one oneDNN-packed
-    weight per expert and dispatch always takes the per-expert path, which then wins at every size:
-    bf16 ms per layer, grouped_mm / plain slices / packed slices (2-core EPYC): 1 token 0.67/0.64/0.41,
-    8 tokens 3.1/3.2/2.2, 512 tokens 25.7/13.4/11.7; fp32: 1 token 57/2.9/1.2, 8 tokens 8.9/8.8/3.8,
-    512 tokens 50/47/28.
+    weight per expert and dispatch always takes the per-expert path. Per layer on a 2-core EPYC
+    (`bench/moe.py --dispatch`, grouped_mm / plain slices / packed slices, ms): bf16 1 token
+    0.67/0.64/0.41, 8 tokens 3.1/3.2/2.2; fp32 8 tokens 8.9/8.8/3.8, 512 tokens 50/47/28. At bf16
+    prefill sizes packed slices and grouped_mm are close (end to end, prefill is ~10% slower packed;
+    see packing.py): the decode gain is the point.
     """
 
     def __init__(self, args: ModelArgs):
