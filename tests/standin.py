@@ -27,6 +27,45 @@ import orjson
 from aiohttp import web
 
 
+async def serve_app(app: web.Application, host: str, port: int, backlog: int = 128) -> tuple[web.AppRunner, int]:
+    """Serve `app` on the running loop; returns its runner and the port it got (port 0 = any)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, shutdown_timeout=0.5, backlog=backlog)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]
+
+
+class LoopThread:
+    """An aiohttp app on its own event loop in a daemon thread: how the tests run their upstreams
+    beside a gateway process."""
+
+    def __init__(self, make_app, host: str, port: int, name: str, backlog: int = 128) -> None:
+        self._make_app, self._host, self._port, self._backlog = make_app, host, port, backlog
+        self._loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._ready = threading.Event()
+
+    def _run(self) -> None:
+        self._runner, self._port = self._loop.run_until_complete(
+            serve_app(self._make_app(), self._host, self._port, self._backlog)
+        )
+        self._ready.set()
+        self._loop.run_forever()
+
+    def start(self) -> int:
+        """Starts the thread and returns the port once the app listens."""
+        self._thread.start()
+        self._ready.wait(10)
+        return self._port
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
 @dataclass
 class Recorded:
     path: str
@@ -41,9 +80,7 @@ class StandIn:
     chunk_size: int = 3
     requests: list[Recorded] = field(default_factory=list)
     _calls: dict[str, int] = field(default_factory=dict)
-    _loop: asyncio.AbstractEventLoop | None = None
-    _runner: web.AppRunner | None = None
-    _thread: threading.Thread | None = None
+    _server: LoopThread | None = None
     record: bool = True
 
     @property
@@ -205,34 +242,15 @@ class StandIn:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def _start(self) -> None:
-        self._runner = web.AppRunner(self._app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=0.5, backlog=1024)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
-
     def start(self) -> StandIn:
-        ready = threading.Event()
-
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            self._loop.run_until_complete(self._start())
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="standin", daemon=True)
-        self._thread.start()
-        ready.wait(10)
+        self._server = LoopThread(self._app, self.host, self.port, "standin", backlog=1024)
+        self.port = self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._loop is None:
-            return
-        fut = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
-        fut.result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
 
 
 def main() -> None:
@@ -245,7 +263,7 @@ def main() -> None:
 
 
 async def _serve_forever(standin: StandIn) -> None:
-    await standin._start()
+    _, standin.port = await serve_app(standin._app(), standin.host, standin.port, backlog=1024)
     print(f"stand-in upstream on {standin.base_url}", flush=True)
     await asyncio.Event().wait()
 

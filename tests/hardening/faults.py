@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 import orjson
 from aiohttp import web
 
+from tests.standin import LoopThread
+
 CHUNK = {"id": "chatcmpl-fault", "object": "chat.completion.chunk", "created": 0, "model": "fault"}
 
 
@@ -52,8 +54,7 @@ class FaultServer:
     drip_seconds: float = 0.3
     calls: list[tuple[str, bool]] = field(default_factory=list)  # (model, stream)
     _release: threading.Event = field(default_factory=threading.Event)
-    _loop: asyncio.AbstractEventLoop | None = None
-    _runner: web.AppRunner | None = None
+    _server: LoopThread | None = None
 
     @property
     def base_url(self) -> str:
@@ -122,35 +123,23 @@ class FaultServer:
             await resp.write(b"data: [DONE]\n\n")
         return resp
 
-    async def _start(self) -> None:
+    def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/completions", self._chat)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=0.5)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        return app
 
     def start(self) -> FaultServer:
-        ready = threading.Event()
-
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            self._loop.run_until_complete(self._start())
-            ready.set()
-            self._loop.run_forever()
-
-        threading.Thread(target=run, name="faults", daemon=True).start()
-        ready.wait(10)
+        self._server = LoopThread(self._app, self.host, self.port, "faults")
+        self.port = self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._loop is None:
+        if self._server is None:
             return
-        self._release.set()
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._release.set()  # a held stream ends, so the runner's cleanup does not wait on it
+        self._server.stop()
+        self._server = None
 
 
 class Canary:
