@@ -142,10 +142,12 @@ class Experts(nn.Module):
         xs = x[token]
         rows = n * k
         mode = DISPATCH_MODE
-        if mode == "auto" or self.packed is not None:
+        if self.packed is not None:
+            mode = "slices"  # packed weights exist per expert only; there is no stacked tensor to group
+        elif mode == "auto":
             # CUDA grouped_mm kernels want bf16; other CUDA dtypes take the slice path
             grouped = x.dtype == torch.bfloat16 if x.is_cuda else rows >= DISPATCH_GROUPED_MIN_ROWS_CPU
-            mode = "grouped" if grouped and self.packed is None else "slices"
+            mode = "grouped" if grouped else "slices"
         if mode == "grouped":
             offs = torch.cumsum(counts, 0, dtype=torch.int32)
             h = F.grouped_mm(xs, self.w13.transpose(1, 2), offs=offs)
