@@ -225,8 +225,8 @@ class GazetteerNameRecognizer(EntityRecognizer):
         words = _words(text)
         if not has_capitals(text):
             spans = _uncased_names(text, words) + cue_names(text)
-            return [_result(self, "PERSON", s, e, sc) for s, e, sc in spans]
-        spans = _cased_names(text, words) + _name_lists(text, words) + _cued_names(text) + cue_names(text)
+        else:
+            spans = _cased_names(text, words) + _name_lists(text, words) + _cued_names(text) + cue_names(text)
         return [_result(self, "PERSON", s, e, sc) for s, e, sc in spans]
 
 
