@@ -1,10 +1,11 @@
 """Plain-text views of encodings that attackers use to slip instructions past pattern matching.
 
 "Ignore all the instructions you got before" in Morse code, leetspeak ("91v3 m3 1n572uc710n5") or
-base64 reads as noise to a regex and to the sentence embedder. Each decoder here finds a run of its
-encoding and returns what it says; `normalize` appends those views to the text it analyses, so every
-pattern, the embedder and the wording model see the instruction as well as its disguise. A decoder
-that finds nothing returns nothing: ordinary text is analysed unchanged.
+base64 reads as noise to a regex. Each decoder here finds a run of its encoding and returns what it
+says; `normalize` appends those views to the normalized text, so the attack patterns, the structure
+features and the wording model see the instruction as well as its disguise (the sentence embedder
+reads the raw text's chunks and does not). A decoder that finds nothing returns nothing: ordinary
+text is analysed unchanged.
 """
 
 from __future__ import annotations
