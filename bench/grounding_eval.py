@@ -5,9 +5,10 @@
 
 Protocol (printed with the figures):
 - Split: `scripts/fit_grounding.py`'s rule. TEST = records whose context's SHA-256 has an odd first
-  byte; the shipped model was fitted on the other half only (and its features were designed by
-  reading that half only). The HELD-OUT table is the one to quote; the ALL table (train + test) is
-  printed for completeness and is optimistic.
+  byte; the shipped model was fitted on the other half only (its features were designed by reading
+  that half; see the fitting script's docstring for the one time TEST figures were seen while
+  choosing between feature variants). The HELD-OUT table is the one to quote; the ALL table
+  (train + test) is printed for completeness and is optimistic.
 - Scores: `GroundingCheck().score(context, answer, question)` exactly as the gateway calls it.
 - Baselines (same records): answer length (shorter = supported), content-word overlap (share of the
   answer's content words found in the context), plain embedding similarity (per claim, the best

@@ -37,11 +37,13 @@ def drain_requested() -> bool:
 
 
 def _warm_up(policies: PolicySet):
-    """Load spaCy and the sentence-embedding model in the background, so neither lands on a
-    request (those that arrive first wait for the load instead of starting another)."""
+    """Load spaCy, the sentence-embedding model and the grounding check's WordNet lexicon in the
+    background, so none lands on a request (those that arrive first wait for the load instead of
+    starting another)."""
     import threading
 
     def load() -> None:
+        from gateway.hallucination.lexicon import get_lexicon
         from gateway.pii.analyzer import analyzer_for
         from gateway.risk.assess import get_engine
 
@@ -51,6 +53,8 @@ def _warm_up(policies: PolicySet):
                     analyzer_for(policy.pii)
                 if policy.risk.embeddings.enabled:
                     get_engine().warm_up(policy.risk)
+                if any("grounding" in rule.checks for rule in policy.hallucination.rules):
+                    get_lexicon()
         except Exception as exc:  # a failed warm-up is retried by the first request
             log.warning("warm-up failed: %s", type(exc).__name__)
 

@@ -11,8 +11,11 @@ Split rule (kept here, and copied into the model file's `meta.split`):
 - Inside TRAIN, the regularization strength and the decision threshold are chosen by 5-fold
   cross-validation grouped the same way (fold = second byte of that SHA-256, mod 5).
 - The shipped model is fitted on TRAIN only; TEST is scored once, for the figures below and in
-  `bench/grounding_eval.py`. Nothing was tuned on TEST: the features were designed by reading TRAIN
-  records and TRAIN cross-validation figures only.
+  `bench/grounding_eval.py`. The features were designed by reading TRAIN records and TRAIN
+  cross-validation figures. One exception, said so it can be discounted: while the WordNet paraphrase
+  features (model grounding-lr-3) were tried, the TEST figure of each variant was printed too; the
+  variant kept is the one TRAIN CV preferred (SummEdits 0.743 -> 0.751), but its TEST figure is no
+  longer untouched by choice and may read a point or so high.
 - The halves are small in documents (SummEdits has ~120 distinct documents, so ~60 per half), and
   pooled AUROC moves by several points with the document mix: read the bootstrap intervals.
 
@@ -54,7 +57,7 @@ from gateway.hallucination.grounding import (  # noqa: E402
 )
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared/evals/grounding-dev.jsonl"
-MODEL_VERSION = "grounding-lr-2"
+MODEL_VERSION = "grounding-lr-3"
 C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
 FOLDS = 5
 SPLIT_RULE = (
@@ -190,6 +193,7 @@ def auroc(y: np.ndarray, score: np.ndarray) -> float:
 # their context sentence, and would score a verbatim copy of the context as doubtful.
 SIGNS = {
     "n_claims": 0, "n_content_sum": 0, "novel_sum": 0, "num_sum": 0, "ctx_len": 0, "emb_min": +1,
+    "novel_syn_sum": +1, "novel_syn2_sum": +1,
 }  # every other feature: -1
 
 
