@@ -163,6 +163,17 @@ class AuditPruneGate(Base):
     through_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
 
 
+class DeskLogout(Base):
+    """A desk session ended by logout; every replica refuses its cookie from then on. Rows past
+    `expires_at` are dead weight (the cookie has expired anyway) and are pruned at the next logout."""
+
+    __tablename__ = "desk_logouts"
+
+    tenant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime]
+
+
 class HallucinationCheck(Base):
     __tablename__ = "hallucination_checks"
     __table_args__ = (

@@ -244,7 +244,12 @@ def _check_csrf(gw, sess, form: dict) -> None:
 
 async def logout(gw, ctx, request, sess) -> Response:
     _check_csrf(gw, sess, await _form(request))
-    session.FORGOTTEN.add(sess)
+    try:
+        await session.forget(gw.engine, sess)
+    except Exception as exc:  # still signed in everywhere: say so rather than pretend
+        log.warning("desk logout failed (%s)", type(exc).__name__)
+        raise DeskError(503, "The desk could not end your session right now; retry shortly.",
+                        "logout_unavailable") from None
     response = RedirectResponse("/desk/login", 303)
     _clear_session(response, request)
     return response

@@ -6,26 +6,27 @@ key's row, so a revoked (or expired, or no longer compliance) key loses the desk
 page. The CSRF token of the session's forms is derived from its id; the login form, before there
 is a session, uses a double-submit cookie.
 
-Logging out clears the cookie and forgets the session id in this process; a copy of the cookie
-taken before logout stays usable on other replicas until it expires (at most SESSION_SECONDS).
-Revoke the key to cut every session opened with it, everywhere, at once.
+Logging out clears the cookie and records the session id in `desk_logouts` (tenant-scoped like
+the rest), which the same per-request read consults: a copy of the cookie taken before logout is
+refused by every replica from then on. Revoke the key to cut every session opened with it,
+everywhere, at once.
 """
 
 from __future__ import annotations
 
 import base64
-import collections
 import hashlib
 import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 
 from gateway.auth import Principal
-from gateway.models import ApiKey, Tenant, utcnow
+from gateway.models import ApiKey, DeskLogout, Tenant, utcnow
 from gateway.tenancy import scope
 
 COOKIE = "bulkhead_desk"
@@ -72,26 +73,6 @@ def issue(secret: bytes, principal: Principal, key_expires_at=None, now: float |
     return f"{payload}.{mac}", session
 
 
-class Forgotten:
-    """Session ids logged out in this process, kept until they would have expired anyway."""
-
-    def __init__(self, limit: int = 100_000) -> None:
-        self._ids: collections.OrderedDict[str, int] = collections.OrderedDict()
-        self._limit = limit
-
-    def add(self, session: Session) -> None:
-        self._ids[session.sid] = session.expires
-        now = time.time()
-        while self._ids and (len(self._ids) > self._limit or next(iter(self._ids.values())) < now):
-            self._ids.popitem(last=False)
-
-    def __contains__(self, sid: str) -> bool:
-        return sid in self._ids
-
-
-FORGOTTEN = Forgotten()
-
-
 def read(secret: bytes, cookie: str | None, now: float | None = None) -> Session | None:
     """The session a cookie names, if its signature holds and it has not expired."""
     if not cookie or len(cookie) > 1024 or cookie.count(".") != 1:
@@ -105,21 +86,24 @@ def read(secret: bytes, cookie: str | None, now: float | None = None) -> Session
         session = Session(str(data["k"]), str(data["t"]), str(data["s"]), int(data["e"]))
     except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         return None
-    if session.expires <= (time.time() if now is None else now) or session.sid in FORGOTTEN:
+    if session.expires <= (time.time() if now is None else now):
         return None
     return session
 
 
 async def principal_for(engine, session: Session) -> Principal | None:
-    """The key behind a session as it stands now: None once it is revoked, expired, gone, or no
-    longer holds the compliance role."""
+    """The key behind a session as it stands now: None once the session was logged out (on any
+    replica), or the key is revoked, expired, gone, or no longer holds the compliance role."""
+    logout = (DeskLogout.tenant_id == ApiKey.tenant_id) & (DeskLogout.sid == session.sid)
     async with engine.connect() as conn:
         await scope(conn, session.tenant_id)
         row = (await conn.execute(
-            select(ApiKey.roles, ApiKey.models, ApiKey.revoked_at, ApiKey.expires_at, Tenant.name)
+            select(ApiKey.roles, ApiKey.revoked_at, ApiKey.expires_at, Tenant.name,
+                   DeskLogout.sid.label("logged_out"))
             .join(Tenant, Tenant.id == ApiKey.tenant_id)
+            .outerjoin(DeskLogout, logout)
             .where(ApiKey.id == session.key_id, ApiKey.tenant_id == session.tenant_id))).first()
-    if row is None or row.revoked_at is not None:
+    if row is None or row.revoked_at is not None or row.logged_out is not None:
         return None
     if row.expires_at is not None and row.expires_at <= utcnow():
         return None
@@ -127,6 +111,21 @@ async def principal_for(engine, session: Session) -> Principal | None:
     if ROLE not in roles:
         return None
     return Principal(tenant_id=session.tenant_id, tenant=row.name, key_id=session.key_id, roles=roles)
+
+
+async def forget(engine, session: Session) -> None:
+    """End a session on every replica; expired logouts of the tenant are pruned on the way."""
+    now = utcnow()
+    async with engine.begin() as conn:
+        await scope(conn, session.tenant_id)
+        await conn.execute(delete(DeskLogout).where(DeskLogout.tenant_id == session.tenant_id,
+                                                    DeskLogout.expires_at <= now))
+        already = (await conn.execute(select(DeskLogout.sid).where(
+            DeskLogout.tenant_id == session.tenant_id, DeskLogout.sid == session.sid))).first()
+        if already is None:
+            await conn.execute(insert(DeskLogout).values(
+                tenant_id=session.tenant_id, sid=session.sid,
+                expires_at=datetime.fromtimestamp(session.expires, UTC)))
 
 
 def login_token() -> str:

@@ -226,6 +226,24 @@ def test_logout(gw):
     assert replay.get("/desk").status_code == 303
 
 
+def test_logout_holds_on_every_replica(gw, standin, tmp_path):
+    """A second gateway process on the same database: the session works there until it is logged
+    out on the first, and not after."""
+    (tmp_path / "policies" / "tenants").mkdir(parents=True)
+    other = start_gateway(tmp_path, gw.database_url, standin, redis=False,
+                          policy=e2e_policy(standin, FAST), extra_env={"BULKHEAD_POLICY_WATCH_SECONDS": "0"})
+    try:
+        c = login(gw)
+        there = httpx.Client(base_url=other.base_url, follow_redirects=False, timeout=60)
+        there.cookies.set("bulkhead_desk", c.cookies.get("bulkhead_desk"), path="/desk")
+        assert there.get("/desk").status_code == 200
+        r = c.post("/desk/logout", data={"csrf": csrf_of(c.get("/desk").text)})
+        assert r.status_code == 303
+        assert there.get("/desk").status_code == 303
+    finally:
+        assert other.stop() == 0, other.log.read_text()[-4000:]
+
+
 def test_filters_pages_and_tenant_isolation(gw):
     c = login(gw)
     r = c.get("/desk/events", params={"risk_tier": "critical", "backend": "beta"})

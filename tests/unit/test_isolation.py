@@ -153,3 +153,30 @@ async def test_untenanted_rows_and_poison_rows_are_still_written(owner_url):
     await owner.dispose()
     assert all(r["request_id"] in stored for r in rows)
     assert stored[rows[1]["request_id"]].risk is None and stored[rows[0]["request_id"]].tenant_id is None
+
+
+async def test_desk_logout_as_the_gateway_role(owner_url):
+    """Logging out writes and reads `desk_logouts` under row-level security as the gateway's role;
+    another tenant's logouts stay invisible to it."""
+    from gateway.desk import session as desk
+
+    tenants = await _seed(owner_url)
+    async with create_engine(owner_url).begin() as conn:
+        await conn.execute(ApiKey.__table__.update().where(ApiKey.tenant_id.in_(tenants.values()))
+                           .values(roles=["compliance"]))
+    app = create_engine(app_role_url(owner_url))
+    try:
+        opened = {}
+        for name, tid in tenants.items():
+            principal = await desk.principal_for(app, desk.Session(f"key_{name}_{tid}", tid, "s", 2**31))
+            assert principal is not None and principal.tenant_id == tid
+            _, opened[name] = desk.issue(b"k" * 32, principal)
+        await desk.forget(app, opened["a"])
+        await desk.forget(app, opened["a"])  # twice is harmless
+        assert await desk.principal_for(app, opened["a"]) is None
+        assert await desk.principal_for(app, opened["b"]) is not None
+        async with app.begin() as conn:
+            await scope(conn, tenants["b"])
+            assert (await conn.execute(text("SELECT count(*) FROM desk_logouts"))).scalar_one() == 0
+    finally:
+        await app.dispose()
