@@ -526,10 +526,9 @@ def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], 
     surface = {t.stem: t.low for t in content_toks}
     syn1 = syn2 = 0
     for w in novel:
-        one, two = lexicon.related(surface[w])
-        if one & index.stems:
+        if lexicon.related(surface[w]) & index.stems:
             syn1 += 1
-        elif two & index.stems:
+        elif lexicon.related2(surface[w]) & index.stems:
             syn2 += 1
     wn_flips = sum(1 for w, low in surface.items() if w not in win_stems and lexicon.antonyms(low) & win_stems)
     scopes = negation_scopes(toks)

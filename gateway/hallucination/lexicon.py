@@ -1,9 +1,10 @@
 """WordNet 3.0 synonyms and antonyms for the grounding check (`data/wordnet_lexicon.json.gz`).
 
 Built by `scripts/build_wordnet_lexicon.py` from the WordNet database files; loaded once per
-process (~1 MB compressed, well under a second) and read only through `Lexicon.related` and
-`Lexicon.antonyms`, which take a surface word ("recaptured") and answer in the grounding module's
-crude stems, so the caller compares them with the stems it already holds for the context.
+process (~1 MB compressed, well under a second) and read only through `Lexicon.related`,
+`Lexicon.related2` and `Lexicon.antonyms`, which take a surface word ("recaptured") and answer in
+the grounding module's crude stems, so the caller compares them with the stems it already holds
+for the context.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ class Lexicon:
         for a, b in data["antonyms"]:
             self._antonyms.setdefault(a, set()).add(b)
             self._antonyms.setdefault(b, set()).add(a)
+        self._first = lru_cache(maxsize=16384)(self._first_words)
         self.related = lru_cache(maxsize=16384)(self._related)
+        self.related2 = lru_cache(maxsize=16384)(self._related2)
         self.antonyms = lru_cache(maxsize=16384)(self._antonym_stems)
 
     @classmethod
@@ -72,22 +75,27 @@ class Lexicon:
             near.update(self._links[n])
         return near
 
-    def _related(self, word: str) -> tuple[frozenset[str], frozenset[str]]:
-        """(stems one step away, stems two steps away): words sharing a synset with the word or with a
-        synset linked to it, then the same again from each of those words. The word's own stem is left
-        out of both."""
-        own = self._stem(word)
-        first: set[str] = set()
-        for lemma in self.lemmas(word):
-            for n in self._near(lemma):
-                first.update(self._words[w] for w in self._synsets[n])
-        second: set[str] = set()
-        for other in first:
-            for n in self._near(other):
-                second.update(self._words[w] for w in self._synsets[n])
-        one = {self._stem(w) for w in first} - {own}
-        two = {self._stem(w) for w in second} - one - {own}
-        return frozenset(one), frozenset(two)
+    def _neighbours(self, words) -> frozenset[str]:
+        """Words sharing a synset with any of `words`, or with a synset linked to one of them."""
+        out: set[str] = set()
+        for word in words:
+            for n in self._near(word):
+                out.update(self._words[w] for w in self._synsets[n])
+        return frozenset(out)
+
+    def _first_words(self, word: str) -> frozenset[str]:
+        return self._neighbours(self.lemmas(word))
+
+    def _related(self, word: str) -> frozenset[str]:
+        """Stems one step away: words sharing a synset with the word or with a synset linked to it
+        (the word's own stem left out)."""
+        return frozenset({self._stem(w) for w in self._first(word)} - {self._stem(word)})
+
+    def _related2(self, word: str) -> frozenset[str]:
+        """Stems two steps away and no nearer: the same again from each one-step word. Several times
+        the work of one step, so the caller asks only when one step found nothing."""
+        second = {self._stem(w) for w in self._neighbours(self._first(word))}
+        return frozenset(second - self.related(word) - {self._stem(word)})
 
     def _antonym_stems(self, word: str) -> frozenset[str]:
         return frozenset(self._stem(a) for lemma in self.lemmas(word) for a in self._antonyms.get(lemma, ()))
