@@ -13,7 +13,7 @@ from gateway import pipeline
 from gateway.audit import api as audit_api
 from gateway.auth import ROLES, Principal
 from gateway.errors import APIError
-from gateway.schemas import Closed, parse
+from gateway.schemas import REQUEST_TYPES, Closed, parse
 
 
 class KeyCreate(Closed):
@@ -100,12 +100,11 @@ class ExplainRequest(Closed):
 async def explain(gw, ctx, request):
     """The routing decision for a request under the caller's own tenant policy; nothing is called."""
     from gateway.limits import estimate_tokens
-    from gateway.policy_cli import MODES
     from gateway.routing import explain as explain_route
 
     principal = await pipeline.authenticate(gw, ctx, request, roles=("security", "admin"))
     body = parse(ExplainRequest, await pipeline.read_json(request, gw.settings.max_body_bytes))
-    req = parse(MODES[body.mode], body.request)
+    req = parse(REQUEST_TYPES[body.mode], body.request)
     policy = gw.policies.for_tenant(principal.tenant)
     # as an app key of this tenant without a model allowlist would be routed
     app_key = Principal(tenant_id=principal.tenant_id, tenant=principal.tenant, key_id="-", roles=("app",))

@@ -47,9 +47,10 @@ async def _call(gw, ctx: RequestContext, backend: Backend, body: dict) -> dict:
     return result.body
 
 
-def asker(gw, ctx: RequestContext, policy, privacy: Privacy):
+def asker(gw, ctx: RequestContext, policy):
     """Calls for samples and judges: same trust-zone treatment as the request (an external backend
-    sees placeholders, never the values), answers restored before they are compared."""
+    sees placeholders, never the values), answers restored before they are compared. The messages
+    are inspected afresh because they carry the answer, which the request's inspection never saw."""
 
     async def ask(backend: Backend, messages: list[dict], n: int, temperature: float) -> list[str]:
         probe = await inspect(policy.pii, {"messages": messages})
@@ -63,7 +64,7 @@ def asker(gw, ctx: RequestContext, policy, privacy: Privacy):
 async def verify(gw, ctx: RequestContext, policy, route, rule, request_body: dict, privacy: Privacy,
                  backend: Backend, answer: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
     hp = policy.hallucination
-    verifier = Verifier(policy, route, hp, rule, request_body, asker(gw, ctx, policy, privacy))
+    verifier = Verifier(policy, route, hp, rule, request_body, asker(gw, ctx, policy))
     outcomes = await verifier.run(answer_text(answer), backend)
     action = rule.action
     ctx.checks = [o.record(action) for o in outcomes]
@@ -93,7 +94,7 @@ async def verify(gw, ctx: RequestContext, policy, route, rule, request_body: dic
 async def verify_stream(gw, ctx, policy, route, rule, request_body, privacy, backend, text: str) -> bytes:
     """After a stream's last content chunk: record, and for `flag` an SSE comment clients ignore."""
     hp = policy.hallucination
-    verifier = Verifier(policy, route, hp, rule, request_body, asker(gw, ctx, policy, privacy))
+    verifier = Verifier(policy, route, hp, rule, request_body, asker(gw, ctx, policy))
     outcomes = await verifier.run(text, backend)
     ctx.checks = [o.record(rule.action if rule.action in ("record", "flag") else "flag") for o in outcomes]
     if rule.action == "record":

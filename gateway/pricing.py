@@ -2,26 +2,47 @@
 
 from __future__ import annotations
 
+import math
 import os
 from functools import lru_cache
 
 from adapters.base import Usage
 
+# Prompt sizes (tokens) above which litellm's price map charges a long-context rate.
+_TIER_STARTS = (32_000, 100_000, 128_000, 200_000, 256_000, 272_000, 512_000)
+
 
 @lru_cache(maxsize=512)
-def _rates(model: str) -> tuple[float, float]:
-    """USD per token (input, output); (0, 0) for models the map does not know."""
+def _tiers(model: str) -> tuple[tuple[int, float, float], ...]:
+    """(prompt tokens above which it applies, USD per input token, per output token), cheapest tier
+    first; ((0, 0, 0),) for models the map does not know.
+
+    Asked of litellm at each tier's prompt size rather than once at a million tokens: one big
+    question is answered at the long-context rate, which would price every ordinary request of such
+    a model (gemini-2.5-pro: 2x input, 1.5x output) at it."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
+    litellm.suppress_debug_info = True  # else an unmapped model prints litellm's provider list to stdout
+
+    def rates(prompt_tokens: int) -> tuple[float, float]:
+        cost_in, cost_out = litellm.cost_per_token(model=model, prompt_tokens=prompt_tokens, completion_tokens=1_000)
+        return cost_in / prompt_tokens, cost_out / 1_000
+
     try:
-        prompt, completion = litellm.cost_per_token(model=model, prompt_tokens=1_000_000, completion_tokens=1_000_000)
+        tiers = [(0, *rates(1_000))]
+        for start in _TIER_STARTS:
+            rate_in, rate_out = rates(start + 1)
+            _, last_in, last_out = tiers[-1]
+            if not (math.isclose(rate_in, last_in, rel_tol=1e-6) and math.isclose(rate_out, last_out, rel_tol=1e-6)):
+                tiers.append((start, rate_in, rate_out))
     except Exception:  # unmapped models are priced at zero and visible as such in the audit
-        return 0.0, 0.0
-    return prompt / 1_000_000, completion / 1_000_000
+        return ((0, 0.0, 0.0),)
+    return tuple(tiers)
 
 
-def per_token_rates(backend) -> tuple[float, float]:
+def per_token_rates(backend, prompt_tokens: int = 0) -> tuple[float, float]:
+    """USD per (input, output) token of a call with this many prompt tokens."""
     if backend.price is not None:
         return backend.price.input_per_mtok / 1_000_000, backend.price.output_per_mtok / 1_000_000
     if backend.gpu_hour_usd is not None and backend.tokens_per_second:
@@ -29,7 +50,11 @@ def per_token_rates(backend) -> tuple[float, float]:
         return per_token, per_token
     if backend.adapter == "local_moe":
         return 0.0, 0.0
-    return _rates(backend.model)
+    rate_in, rate_out = 0.0, 0.0
+    for start, tier_in, tier_out in _tiers(backend.model):
+        if prompt_tokens > start or start == 0:
+            rate_in, rate_out = tier_in, tier_out
+    return rate_in, rate_out
 
 
 def prime(backends) -> None:
@@ -42,10 +67,10 @@ def prime(backends) -> None:
 def micro_usd(backend, tokens: int, body: dict) -> int:
     """Admission's cost estimate in micro-USD: every estimated token priced as output (the dearer
     rate), so the reservation errs on the side of the budget."""
-    rate_in, rate_out = per_token_rates(backend)
+    rate_in, rate_out = per_token_rates(backend, tokens)
     return int(tokens * max(rate_in, rate_out) * 1_000_000) + 1 if (rate_in or rate_out) else 0
 
 
 def cost_usd(backend, usage: Usage) -> float:
-    rate_in, rate_out = per_token_rates(backend)
+    rate_in, rate_out = per_token_rates(backend, usage.prompt_tokens)
     return usage.prompt_tokens * rate_in + usage.completion_tokens * rate_out

@@ -89,7 +89,7 @@ def _allowed(policy: Policy, principal: Principal, backend: Backend, mode: str, 
 
 
 def expected_cost(backend: Backend, prompt_tokens: int, completion_tokens: int) -> float:
-    rate_in, rate_out = pricing.per_token_rates(backend)
+    rate_in, rate_out = pricing.per_token_rates(backend, prompt_tokens)
     return prompt_tokens * rate_in + completion_tokens * rate_out
 
 

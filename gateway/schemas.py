@@ -181,6 +181,12 @@ def _param(loc: tuple) -> str:
     return out
 
 
+# by endpoint name, as routing and the policy tools call the three endpoints
+REQUEST_TYPES: dict[str, type[BaseModel]] = {
+    "chat": ChatCompletionRequest, "completions": CompletionRequest, "embeddings": EmbeddingRequest,
+}
+
+
 def parse(model: type[BaseModel], body: Any) -> BaseModel:
     """Validate a decoded JSON body; raise the OpenAI-shaped error a client can act on."""
     if not isinstance(body, dict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
@@ -47,6 +48,7 @@ def _warm_up(policies: PolicySet):
         from gateway.pii.analyzer import analyzer_for
         from gateway.risk.assess import get_engine
 
+        started = time.perf_counter()
         try:
             for policy in (policies.default, *policies.tenants.values()):
                 if policy.pii.enabled:
@@ -55,6 +57,7 @@ def _warm_up(policies: PolicySet):
                     get_engine().warm_up(policy.risk)
                 if any("grounding" in rule.checks for rule in policy.hallucination.rules):
                     get_lexicon()
+            log.info("models warm in %.0f ms", (time.perf_counter() - started) * 1000)
         except Exception as exc:  # a failed warm-up is retried by the first request
             log.warning("warm-up failed: %s", type(exc).__name__)
 
@@ -160,6 +163,12 @@ class GatewayState:
             # Events are being spooled and will be replayed: still serving, by design.
             checks["database"] = "degraded: audit events spooled locally until it returns"
             checks["audit"] = "ok"
+        warm_up = self.extras.get("warm_up")
+        if warm_up is not None and warm_up.is_alive():
+            # Until spaCy and the embedding model are loaded a request waits seconds for them; a load
+            # balancer should send it to a replica that is warm (a failed load ends this too: the
+            # first request retries it).
+            checks["models"] = "loading"
         if self.draining or _drain_requested:
             checks["shutdown"] = "draining"
         return checks

@@ -68,7 +68,7 @@ from gateway.pii.recognizers import (
     StreetAddressRecognizer,
     policy_recognizers,
 )
-from gateway.pii.secrets import SecretsRecognizer
+from gateway.pii.secrets_recognizer import SecretsRecognizer
 
 log = logging.getLogger("bulkhead.pii")
 

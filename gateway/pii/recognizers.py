@@ -35,7 +35,7 @@ class OfflineEmailRecognizer(EmailRecognizer):
         return _TLD(pattern_text).fqdn != ""
 
 
-def _result(rec: EntityRecognizer, entity: str, start: int, end: int, score: float) -> RecognizerResult:
+def _result(rec: EntityRecognizer, entity: str, start: int, end: int, score: float, **metadata) -> RecognizerResult:
     return RecognizerResult(
         entity,
         start,
@@ -45,6 +45,7 @@ def _result(rec: EntityRecognizer, entity: str, start: int, end: int, score: flo
         recognition_metadata={
             RecognizerResult.RECOGNIZER_NAME_KEY: rec.name,
             RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: rec.id,
+            **metadata,
         },
     )
 

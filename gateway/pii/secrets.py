@@ -5,6 +5,10 @@ Every finding is reported as entity type SECRET (the kind goes to recognition me
 debugging, never the value). Each rule names cheap literal "needles": a rule whose needles are
 all absent from the lower-cased text is not run at all, which is why a prose prompt costs almost
 nothing here.
+
+Plain regular expressions, no Presidio: the policy loader runs these over policy files, and the
+CLI commands that only read policies must not pay for importing Presidio and spaCy (~9 s here).
+The Presidio recognizer around them is `gateway.pii.secrets_recognizer`.
 """
 
 from __future__ import annotations
@@ -14,8 +18,6 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerResult
 
 SECRET = "SECRET"
 
@@ -341,36 +343,6 @@ RULES: tuple[Rule, ...] = (
         _high_entropy,
     ),
 )
-
-
-class SecretsRecognizer(EntityRecognizer):
-    """One Presidio recognizer for every secret rule; results are all `SECRET`."""
-
-    def __init__(self, rules: tuple[Rule, ...] = RULES) -> None:
-        self.rules = rules
-        super().__init__(supported_entities=[SECRET], name="SecretsRecognizer", supported_language="en")
-
-    def load(self) -> None:  # nothing to load; patterns compile at import
-        pass
-
-    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
-        if entities and SECRET not in entities:
-            return []
-        return [
-            RecognizerResult(
-                SECRET,
-                start,
-                end,
-                score,
-                AnalysisExplanation(self.name, score),
-                recognition_metadata={
-                    RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
-                    RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
-                    "kind": kind,
-                },
-            )
-            for kind, start, end, score in find_secrets(text, self.rules)
-        ]
 
 
 def find_secrets(text: str, rules: tuple[Rule, ...] = RULES) -> list[tuple[str, int, int, float]]:

@@ -27,6 +27,7 @@ def test_granian_tracing_and_graceful_shutdown(standin, tmp_path):
     gw = start_gateway(tmp_path, url, standin, server="granian", redis=False,
                        extra_env={"OTEL_TRACES_EXPORTER": "console", "BULKHEAD_AUDIT_FLUSH_SECONDS": "30"})
     try:
+        assert "models warm in" in gw.log.read_text()  # ready only once the models are loaded
         gw.cli("tenants", "create", "ops")
         key = gw.new_key("ops", "app")
         headers = {"authorization": f"Bearer {key}"}

@@ -1,0 +1,36 @@
+"""Prices come from litellm's offline map (pinned with litellm), tier by tier."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.base import Usage
+from gateway import pricing
+from gateway.policy import Backend
+
+
+def backend(model: str, **kw) -> Backend:
+    return Backend(name="b", model=model, **kw)
+
+
+def test_an_ordinary_request_is_priced_at_the_base_rate_not_the_long_context_one():
+    # gemini-2.5-pro: $1.25 / $10 per million tokens, $2.50 / $15 above 200k prompt tokens
+    b = backend("gemini-2.5-pro")
+    assert pricing.per_token_rates(b, 1_000) == pytest.approx((1.25e-6, 1e-5))
+    assert pricing.per_token_rates(b, 200_000) == pytest.approx((1.25e-6, 1e-5))
+    assert pricing.per_token_rates(b, 200_001) == pytest.approx((2.5e-6, 1.5e-5))
+    assert pricing.cost_usd(b, Usage(1_000, 100)) == pytest.approx(1_000 * 1.25e-6 + 100 * 1e-5)
+    assert pricing.cost_usd(b, Usage(250_000, 100)) == pytest.approx(250_000 * 2.5e-6 + 100 * 1.5e-5)
+
+
+def test_flat_priced_unknown_and_overridden_models():
+    assert pricing.per_token_rates(backend("gpt-4o-mini"), 500_000) == pytest.approx((1.5e-7, 6e-7))
+    assert pricing.per_token_rates(backend("no-such-model-anywhere")) == (0.0, 0.0)
+    fixed = backend("gemini-2.5-pro", price={"input_per_mtok": 1.0, "output_per_mtok": 2.0})
+    assert pricing.per_token_rates(fixed, 300_000) == pytest.approx((1e-6, 2e-6))
+
+
+def test_admission_reserves_at_the_tier_of_the_estimate():
+    b = backend("gemini-2.5-pro")
+    assert pricing.micro_usd(b, 1_000, {}) == int(1_000 * 1e-5 * 1_000_000) + 1
+    assert pricing.micro_usd(b, 300_000, {}) == int(300_000 * 1.5e-5 * 1_000_000) + 1
