@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.auth import Principal
 from gateway.models import ApiKey, DeskLogout, Tenant, utcnow
@@ -120,12 +121,11 @@ async def forget(engine, session: Session) -> None:
         await scope(conn, session.tenant_id)
         await conn.execute(delete(DeskLogout).where(DeskLogout.tenant_id == session.tenant_id,
                                                     DeskLogout.expires_at <= now))
-        already = (await conn.execute(select(DeskLogout.sid).where(
-            DeskLogout.tenant_id == session.tenant_id, DeskLogout.sid == session.sid))).first()
-        if already is None:
-            await conn.execute(insert(DeskLogout).values(
-                tenant_id=session.tenant_id, sid=session.sid,
-                expires_at=datetime.fromtimestamp(session.expires, UTC)))
+        # a second logout of the same session (another tab, a retry, a replica racing) is a no-op
+        once = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(DeskLogout)
+        await conn.execute(once.values(
+            tenant_id=session.tenant_id, sid=session.sid, expires_at=datetime.fromtimestamp(session.expires, UTC),
+        ).on_conflict_do_nothing(index_elements=[DeskLogout.tenant_id, DeskLogout.sid]))
 
 
 def login_token() -> str:

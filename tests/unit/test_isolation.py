@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import insert, select, text
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from gateway.audit.writer import append_events
 from gateway.db import create_engine
 from gateway.migrate import upgrade
-from gateway.models import ApiKey, AuditEvent, Tenant, utcnow
+from gateway.models import ApiKey, AuditEvent, DeskLogout, Tenant, utcnow
 from gateway.tenancy import scope
 from tests.conftest import app_role_url
 
@@ -178,5 +179,17 @@ async def test_desk_logout_as_the_gateway_role(owner_url):
         async with app.begin() as conn:
             await scope(conn, tenants["b"])
             assert (await conn.execute(text("SELECT count(*) FROM desk_logouts"))).scalar_one() == 0
+        # two replicas log the same session out at once: the second waits on the first's row, then
+        # finds it there; neither fails
+        async with app.connect() as other:
+            first = await other.begin()
+            await scope(other, tenants["b"])
+            await other.execute(DeskLogout.__table__.insert().values(
+                tenant_id=tenants["b"], sid=opened["b"].sid, expires_at=datetime.now(UTC) + timedelta(hours=1)))
+            second = asyncio.create_task(desk.forget(app, opened["b"]))
+            await asyncio.sleep(0.5)  # time for it to reach the uncommitted row
+            await first.commit()
+            await second
+        assert await desk.principal_for(app, opened["b"]) is None
     finally:
         await app.dispose()
