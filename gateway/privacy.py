@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import APIError
-from gateway.pii.analyzer import analyzer_for
 from gateway.pii.config import PiiPolicy
 from gateway.pii.entities import PiiAnalysisError, PiiBlockedError, PiiOutputBlockedError
 from gateway.pii.outputscan import ascan_output
@@ -88,12 +87,20 @@ class Privacy:
         return out
 
 
+def _analyzer(policy: PiiPolicy):
+    # Imported on first use: Presidio, spaCy and transformers take seconds to import, which a
+    # gateway whose policies turn PII inspection off should not pay at start-up.
+    from gateway.pii.analyzer import analyzer_for
+
+    return analyzer_for(policy)
+
+
 async def inspect(policy: PiiPolicy, body: dict[str, Any]) -> Privacy:
     state = Privacy(policy, body)
     if not policy.enabled:
         return state
     try:
-        state.inspection = await inspect_request(body, analyzer_for(policy), timeout=policy.timeout_s)
+        state.inspection = await inspect_request(body, _analyzer(policy), timeout=policy.timeout_s)
     except PiiAnalysisError as exc:
         state.failure = "timeout" if exc.timeout else "error"
         log.warning("PII analysis %s; the request is held inside the trust boundary", state.failure)
@@ -136,7 +143,7 @@ async def scan_answer(state: Privacy, body: dict[str, Any], *, can_change: bool 
     if not texts:
         return body
     try:
-        scan = await ascan_output(texts, state.inspection.values(), analyzer_for(state.policy),
+        scan = await ascan_output(texts, state.inspection.values(), _analyzer(state.policy),
                                   timeout=state.policy.timeout_s)
     except PiiOutputBlockedError as exc:
         state.leaked = dict.fromkeys(exc.entity_types, 1)

@@ -44,18 +44,21 @@ def _warm_up(policies: PolicySet):
     import threading
 
     def load() -> None:
-        from gateway.hallucination.lexicon import get_lexicon
-        from gateway.pii.analyzer import analyzer_for
-        from gateway.risk.assess import get_engine
-
+        # each import only where a policy needs it: Presidio alone takes seconds to import
         started = time.perf_counter()
         try:
             for policy in (policies.default, *policies.tenants.values()):
                 if policy.pii.enabled:
+                    from gateway.pii.analyzer import analyzer_for
+
                     analyzer_for(policy.pii)
                 if policy.risk.embeddings.enabled:
+                    from gateway.risk.assess import get_engine
+
                     get_engine().warm_up(policy.risk)
                 if any("grounding" in rule.checks for rule in policy.hallucination.rules):
+                    from gateway.hallucination.lexicon import get_lexicon
+
                     get_lexicon()
             log.info("models warm in %.0f ms", (time.perf_counter() - started) * 1000)
         except Exception as exc:  # a failed warm-up is retried by the first request

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from gateway.pii.analyzer import PiiAnalyzer
 from gateway.pii.entities import Entity, PiiOutputBlockedError
+
+if TYPE_CHECKING:  # Presidio is imported only where a policy turns PII inspection on
+    from gateway.pii.analyzer import PiiAnalyzer
 
 
 @dataclass(slots=True)

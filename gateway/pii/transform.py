@@ -19,13 +19,15 @@ import re
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.pii.analyzer import PiiAnalyzer
 from gateway.pii.config import PiiPolicy, Treatment, Zone
 from gateway.pii.entities import Entity, PiiBlockedError
 from gateway.pii.fields import TextField, apply_texts, extract_texts
 from gateway.pii.vault import Vault
+
+if TYPE_CHECKING:  # Presidio is imported only where a policy turns PII inspection on
+    from gateway.pii.analyzer import PiiAnalyzer
 
 _KEEP_LAST4 = frozenset({"CREDIT_CARD", "IBAN_CODE", "PHONE_NUMBER", "US_BANK_NUMBER"})
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
