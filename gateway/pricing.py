@@ -31,13 +31,16 @@ def _tiers(model: str) -> tuple[tuple[int, float, float], ...]:
 
     try:
         tiers = [(0, *rates(1_000))]
-        for start in _TIER_STARTS:
-            rate_in, rate_out = rates(start + 1)
-            _, last_in, last_out = tiers[-1]
-            if not (math.isclose(rate_in, last_in, rel_tol=1e-6) and math.isclose(rate_out, last_out, rel_tol=1e-6)):
-                tiers.append((start, rate_in, rate_out))
     except Exception:  # unmapped models are priced at zero and visible as such in the audit
         return ((0, 0.0, 0.0),)
+    for start in _TIER_STARTS:
+        try:
+            rate_in, rate_out = rates(start + 1)
+        except Exception:  # a size litellm will not price: keep the tiers found so far
+            break
+        _, last_in, last_out = tiers[-1]
+        if not (math.isclose(rate_in, last_in, rel_tol=1e-6) and math.isclose(rate_out, last_out, rel_tol=1e-6)):
+            tiers.append((start, rate_in, rate_out))
     return tuple(tiers)
 
 

@@ -34,3 +34,22 @@ def test_admission_reserves_at_the_tier_of_the_estimate():
     b = backend("gemini-2.5-pro")
     assert pricing.micro_usd(b, 1_000, {}) == int(1_000 * 1e-5 * 1_000_000) + 1
     assert pricing.micro_usd(b, 300_000, {}) == int(300_000 * 1.5e-5 * 1_000_000) + 1
+
+
+def test_a_prompt_size_litellm_will_not_price_keeps_the_tiers_found_below_it(monkeypatch):
+    pricing.per_token_rates(backend("gpt-4o-mini"))  # imports litellm the way the gateway does
+    import litellm
+
+    real = litellm.cost_per_token
+
+    def refusing(*, model, prompt_tokens, completion_tokens):
+        if prompt_tokens > 150_000:
+            raise ValueError("no price for that size")
+        return real(model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+
+    monkeypatch.setattr(litellm, "cost_per_token", refusing)
+    pricing._tiers.cache_clear()
+    try:
+        assert pricing.per_token_rates(backend("gemini-2.5-pro"), 300_000) == pytest.approx((1.25e-6, 1e-5))
+    finally:
+        pricing._tiers.cache_clear()
