@@ -39,8 +39,8 @@ def drain_requested() -> bool:
 
 def _warm_up(policies: PolicySet):
     """Load spaCy, the sentence-embedding model and the grounding check's WordNet lexicon in the
-    background, so none lands on a request (those that arrive first wait for the load instead of
-    starting another)."""
+    background, so none lands on a request: `/readyz` answers 503 until the thread ends (a request
+    sent anyway waits for the load instead of starting another)."""
     import threading
 
     def load() -> None:
@@ -168,9 +168,9 @@ class GatewayState:
             checks["audit"] = "ok"
         warm_up = self.extras.get("warm_up")
         if warm_up is not None and warm_up.is_alive():
-            # Until spaCy and the embedding model are loaded a request waits seconds for them; a load
-            # balancer should send it to a replica that is warm (a failed load ends this too: the
-            # first request retries it).
+            # Until the models are loaded a request waits seconds for them; a load balancer should
+            # send it to a replica that is warm (a failed load ends this too: the first request
+            # retries it).
             checks["models"] = "loading"
         if self.draining or _drain_requested:
             checks["shutdown"] = "draining"
