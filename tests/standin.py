@@ -4,6 +4,7 @@ It records every body it receives (that record is how leak tests prove what left
 its behaviour is chosen by the upstream model name the gateway sends:
 
   echo          answers "echo: <last user text>" (tool calls when tools are offered)
+  say           answers the last user text exactly (a test scripts the answer word for word)
   fail-500      HTTP 500          fail-503   HTTP 503        fail-429  HTTP 429 with Retry-After
   malformed     200 with a body that is not JSON
   slow          waits 30 s before answering (timeouts)
@@ -146,6 +147,8 @@ class StandIn:
             return failure
         prompt = " ".join(str(m.get("content") or "") for m in body.get("messages", []))
         text = "echo: " + self._last_user_text(body.get("messages", []))
+        if body.get("model") == "say":
+            text = self._last_user_text(body.get("messages", []))
         if body.get("model") == "quote":  # answers with its system message: a perfectly grounded model
             text = next((str(m.get("content")) for m in body.get("messages", []) if m.get("role") == "system"), "")
         tool_call = None

@@ -12,6 +12,7 @@ from importlib import import_module
 _EXPORTS = {
     "Claim": "claims",
     "split_claims": "claims",
+    "answer_claims": "claims",
     "ClaimScore": "grounding",
     "GroundingCheck": "grounding",
     "GroundingModel": "grounding",

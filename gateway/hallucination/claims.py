@@ -15,6 +15,13 @@ Rules, kept deliberately simple and predictable:
   period between a lower-case word and a capitalised one, no space). Off for answers by default.
 - Text with no sentence punctuation at all ("Delhi") is one claim.
 - A very long sentence is further cut at "; " so that no claim runs past `max_chars` when possible.
+
+`answer_claims(text)` is what the checks score: the claims of an assistant's answer without the
+conversational framing models wrap around it. A claim that is only framing ("Sure!", "I hope this
+helps.", "Let me know if you have other questions.") asserts nothing about the context and is
+dropped; a framing lead-in ("Based on the provided context, ", "According to the document, ", "In
+summary, ") is cut off the front of its claim. Otherwise every such word would count as unsupported
+by the context and a faithful answer would be flagged for its manners.
 """
 
 from __future__ import annotations
@@ -127,3 +134,45 @@ def split_claims(text: str, *, glued: bool = False, max_chars: int = 400) -> lis
                 end = line_start + offset + s + trail
                 claims.append(Claim(start, end, text[start:end]))
     return claims
+
+
+_TRIM = " \t.,;:!?…-–—\"'“”‘’()"
+_FRAMING_ONLY = re.compile(
+    r"(?:sure|certainly|of course|absolutely|okay|ok|great question|good question|no problem"
+    r"|(?:i'?m |i am )?(?:happy|glad) to help|here you go|here it is"
+    r"|here(?: is|'s| are) (?:the |a |an |your |my )?(?:answer|summary|information|details|overview|breakdown)"
+    r"(?: you (?:requested|asked for))?"
+    r"|(?:i )?hope (?:this|that) helps|let me know if .*|please let me know .*|feel free to .*"
+    r"|if you have any (?:other |more |further )?questions.*|is there anything else .*)",
+    re.IGNORECASE,
+)
+_FRAMING_LEAD = re.compile(
+    r"(?:(?:sure|certainly|of course|absolutely|okay|ok)[,!:]\s+"
+    r"|(?:based on|according to|from|per|as per|as (?:stated|mentioned|described|noted|shown) in|going by)"
+    r" (?:the |this |your |my )?(?:provided |given |above |supplied |attached |available |following |shared )?"
+    r"(?:context|documents?|text|passages?|information|sources?|records?|excerpts?|materials?|notes?)[,:]\s*"
+    r"|(?:in summary|to summarize|to summarise|in short|in conclusion|to sum up)[,:]\s*"
+    r"|(?:the )?(?:provided |given |above )?(?:context|document|text|passage) (?:says|states|mentions|indicates|shows)"
+    r"(?: that)?[,:]?\s+)",
+    re.IGNORECASE,
+)
+
+
+def strip_framing(claims: list[Claim]) -> list[Claim]:
+    """Drop claims that are only conversational framing; cut framing lead-ins off the others."""
+    out: list[Claim] = []
+    for claim in claims:
+        if _FRAMING_ONLY.fullmatch(claim.text.strip(_TRIM)):
+            continue
+        lead = _FRAMING_LEAD.match(claim.text)
+        if lead and _ALNUM.search(claim.text, lead.end()):
+            cut = lead.end()
+            out.append(Claim(claim.start + cut, claim.end, claim.text[cut:]))
+        else:
+            out.append(claim)
+    return out
+
+
+def answer_claims(text: str, *, max_chars: int = 400) -> list[Claim]:
+    """The claims of an assistant's answer that say something about the context (see the module doc)."""
+    return strip_framing(split_claims(text, max_chars=max_chars))

@@ -1,8 +1,9 @@
 """Grounding check: is an answer supported by the context it was supposed to be drawn from?
 
 `GroundingCheck().score(context, answer, question="")` splits the answer into claims
-(`claims.split_claims`), lines each claim up with the two context sentences that share the most of
-its (idf-weighted) content words and numbers, and measures per claim:
+(`claims.answer_claims`: sentences, without the conversational framing around them), lines each
+claim up with the four context sentences that share the most of its (idf-weighted) content words
+and numbers, and measures per claim:
 
 - novelty: content words (crudely stemmed, so "increased"/"increase" match) absent from the whole
   context, absent from the context but present in the question, and present in the context but not
@@ -14,7 +15,7 @@ its (idf-weighted) content words and numbers, and measures per claim:
   or recombined fact made of known words;
 - negation the context does not make ("did not approve" when the context only says "approved"), and
   antonym flips ("decreased" where the aligned sentence says "increased"; "dysfunctional"/"functional"),
-  from a hand list and from WordNet's antonyms;
+  from a hand list and from WordNet's antonyms, a word counted once whichever names it;
 - paraphrase: how many of the novel words have a WordNet synonym (or a word WordNet links closely to
   them) in the context, one step or two away (`lexicon.py`). A faithful summary rewords ("recovered" for
   "recaptured"); a changed fact brings in a word with no such relative ("borrowed"). Counting novel
@@ -51,7 +52,7 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from gateway.hallucination.claims import Claim, split_claims
+from gateway.hallucination.claims import Claim, answer_claims, split_claims
 from gateway.hallucination.lexicon import get_lexicon
 
 
@@ -448,12 +449,11 @@ CLAIM_FEATURES = (
     "neg_added",  # negations beyond those of the aligned sentences
     "neg_unsupported",  # the claim negates words that the context has but never negates
     "neg_dropped",  # the aligned sentences negate a word that the claim states without negation
-    "antonym",  # antonym of an aligned word, the word itself absent from the aligned sentences
+    "antonym",  # antonym (hand list or WordNet) of an aligned word, the word itself not aligned
     "prefix_flip",  # "dysfunctional" for the context's "functional", or the other way round
     "hedge",  # quantifier or hedge ("only", "precisely", "all") absent from the aligned sentences
     "novel_syn",  # novel words with a WordNet synonym (or closely linked word) in the context
     "novel_syn2",  # novel words whose nearest WordNet relative in the context is two steps away
-    "wn_antonym",  # a WordNet antonym stands in the aligned sentences, the word itself does not
     "emb",  # best cosine of the claim's embedding to its aligned sentences (NaN: not computed)
 )
 _F = {name: i for i, name in enumerate(CLAIM_FEATURES)}
@@ -492,7 +492,7 @@ def _prefix_flips(toks: Sequence[Token], context_stems: set[str]) -> int:
     return flips
 
 
-def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], k: int = 2) -> ClaimEvidence:
+def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], k: int = 4) -> ClaimEvidence:
     """Lexical evidence for one claim (`emb` is left NaN: `GroundingCheck` fills it when it embeds)."""
     toks = tokenize(claim.text)
     nums = find_numbers(claim.text)
@@ -519,8 +519,6 @@ def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], 
     novel_pairs = [p for p in known_pairs if p not in index.pairs]
     pair_novel = len(novel_pairs)
     num_pair_novel = sum(1 for a, b in novel_pairs if a[0] == "#" or b[0] == "#")
-    antonyms = _antonyms()
-    flips = sum(1 for w in all_stems if w not in win_stems and any(a in win_stems for a in antonyms.get(w, ())))
     hedges = sum(1 for t in toks if t.low in HEDGES and t.stem not in win_stems)
     lexicon = get_lexicon()
     surface = {t.stem: t.low for t in content_toks}
@@ -530,7 +528,11 @@ def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], 
             syn1 += 1
         elif lexicon.related2(surface[w]) & index.stems:
             syn2 += 1
-    wn_flips = sum(1 for w, low in surface.items() if w not in win_stems and lexicon.antonyms(low) & win_stems)
+    # The hand list also pairs function words ("up"/"down", "all"/"none"), so it looks at every word;
+    # WordNet only at content words.
+    antonyms = _antonyms()
+    flipped = {w for w in all_stems if w not in win_stems and any(a in win_stems for a in antonyms.get(w, ()))}
+    flipped |= {w for w, low in surface.items() if w not in win_stems and lexicon.antonyms(low) & win_stems}
     scopes = negation_scopes(toks)
     unsupported_scopes = [sc for sc in scopes if sc & index.stems and not sc & index.negated]
     claim_negated = {w for sc in scopes for w in sc}
@@ -556,12 +558,11 @@ def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], 
     v[_F["neg_added"]] = max(0, sum(t.negation for t in toks) - win_neg)
     v[_F["neg_unsupported"]] = len(unsupported_scopes)
     v[_F["neg_dropped"]] = len({w for w in content if w in win_negated and w not in claim_negated})
-    v[_F["antonym"]] = flips
+    v[_F["antonym"]] = len(flipped)
     v[_F["prefix_flip"]] = _prefix_flips(toks, index.stems)
     v[_F["hedge"]] = hedges
     v[_F["novel_syn"]] = syn1
     v[_F["novel_syn2"]] = syn2
-    v[_F["wn_antonym"]] = wn_flips
     v[_F["emb"]] = np.nan
     return ClaimEvidence(
         claim=claim,
@@ -603,7 +604,6 @@ ANSWER_FEATURES: tuple[tuple[str, str, str], ...] = (
     ("hedge_sum", "hedge", "sum"),
     ("novel_syn_sum", "novel_syn", "sum"),
     ("novel_syn2_sum", "novel_syn2", "sum"),
-    ("wn_antonym_sum", "wn_antonym", "sum"),
     ("emb_min", "emb", "min"),
     ("ctx_len", "", "context"),
 )
@@ -774,7 +774,7 @@ class GroundingCheck:
     """
 
     kind = "grounding"
-    version = "grounding-2"  # bump when the features or their meaning change
+    version = "grounding-3"  # bump when the features or their meaning change
 
     def __init__(
         self,
@@ -785,7 +785,7 @@ class GroundingCheck:
         embedder: SupportsEncode | None = None,
         use_embeddings: bool | None = None,
         max_embed_claims: int = 2,
-        align_k: int = 2,
+        align_k: int = 4,
         max_claims: int = 64,
     ) -> None:
         self.model = model if model is not None else _load_model(str(model_path))
@@ -818,7 +818,7 @@ class GroundingCheck:
         index = context if isinstance(context, ContextIndex) else ContextIndex(context)
         context_chars = index.chars
         question_stems = {t.stem for t in tokenize(question) if t.content} if question else set()
-        claims = split_claims(answer)[: self.max_claims]
+        claims = answer_claims(answer)[: self.max_claims]
         evidence = [claim_evidence(index, c, question_stems, k=self.align_k) for c in claims]
         embedded = 0
         if self.use_embeddings and evidence and index.sentences and self.max_embed_claims > 0:
@@ -898,13 +898,13 @@ class GroundingCheck:
         else:
             raise TypeError("context must be a string or a list of strings")
         threshold = self.threshold if threshold is None else threshold
-        if not split_claims(answer):
+        if not answer_claims(answer):
             # Nothing is asserted, so nothing can be unsupported.
             return GroundingResult(self.kind, self.version, 1.0, "supported", threshold, detail={"claims": 0})
         index = ContextIndex(pieces)
         if not index.sentences:
             # An answer checked against no context at all is not grounded in anything.
-            claims = [ClaimScore(c.start, c.end, 0.0) for c in split_claims(answer)[: self.max_claims]]
+            claims = [ClaimScore(c.start, c.end, 0.0) for c in answer_claims(answer)[: self.max_claims]]
             return GroundingResult(
                 self.kind, self.version, 0.0, "unsupported", threshold, claims=claims, detail={"context": "empty"}
             )

@@ -21,10 +21,10 @@ INVENTED = "The invoice total is 9,750 dollars and payment is due on March 3."
 
 POLICY = """
 backends:
-  - {name: flagged, adapter: openai, model: echo, api_base: "{standin}", quality: 2}
-  - {name: recorded, adapter: openai, model: echo, api_base: "{standin}", quality: 2}
-  - {name: blocked, adapter: openai, model: echo, api_base: "{standin}", quality: 2}
-  - {name: escalating, adapter: openai, model: echo, api_base: "{standin}", quality: 2}
+  - {name: flagged, adapter: openai, model: say, api_base: "{standin}", quality: 2}
+  - {name: recorded, adapter: openai, model: say, api_base: "{standin}", quality: 2}
+  - {name: blocked, adapter: openai, model: say, api_base: "{standin}", quality: 2}
+  - {name: escalating, adapter: openai, model: say, api_base: "{standin}", quality: 2}
   - {name: strong, adapter: openai, model: quote, api_base: "{standin}", quality: 5}
 pii: {enabled: false}
 risk: {embeddings: {enabled: false}}

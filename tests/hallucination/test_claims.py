@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.hallucination.claims import split_claims
+from gateway.hallucination.claims import answer_claims, split_claims
 
 
 def spans(text: str, **kw) -> list[str]:
@@ -69,3 +69,45 @@ def test_long_sentence_is_cut_at_semicolons():
 @pytest.mark.parametrize("text", ["a", "3.5", "U.S.", "Hello\r\nWorld", "Ünïcödé sentence. Ñext one."])
 def test_offsets_always_index_the_original(text):
     spans(text)
+
+
+def answer_spans(text: str) -> list[str]:
+    claims = answer_claims(text)
+    for c in claims:
+        assert text[c.start : c.end] == c.text
+    return [c.text for c in claims]
+
+
+def test_framing_only_claims_are_dropped():
+    text = "Sure! The total is 420 dollars. I hope this helps!\nLet me know if you have any other questions."
+    assert answer_spans(text) == ["The total is 420 dollars."]
+    assert answer_spans("Certainly.") == []
+    assert answer_spans("Here is the summary:\n- The total is 420 dollars.") == ["The total is 420 dollars."]
+
+
+@pytest.mark.parametrize(
+    ("text", "claim"),
+    [
+        ("Based on the provided context, the total is 420 dollars.", "the total is 420 dollars."),
+        ("According to the documents: payment is due in March.", "payment is due in March."),
+        ("In summary, sales rose.", "sales rose."),
+        ("The context states that sales rose.", "sales rose."),
+        ("Sure, sales rose.", "sales rose."),
+    ],
+)
+def test_framing_lead_in_is_cut_off_its_claim(text, claim):
+    assert answer_spans(text) == [claim]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "No, the invoice is not paid.",  # an answer, not framing
+        "Sure enough, sales fell.",  # no comma after the framing word: not a lead-in
+        "The document was signed in March.",  # "the document" as the subject, not "says that"
+        "According to the CFO, sales rose.",  # a source that is not the context
+        "Let me explain: sales rose.",
+    ],
+)
+def test_statements_that_only_look_like_framing_stay_whole(text):
+    assert answer_spans(text) == [text]

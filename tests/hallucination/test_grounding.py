@@ -37,6 +37,18 @@ def test_grounded_answer_is_supported(check):
     assert result.kind == "grounding" and result.version == GroundingCheck.version
 
 
+def test_conversational_framing_does_not_count_against_an_answer(check):
+    plain = check.score(CONTEXT, "Acme Corp reported revenue of $2.3 million in 2020.")
+    answer = (
+        "Sure! Based on the provided context, Acme Corp reported revenue of $2.3 million in 2020. "
+        "I hope this helps."
+    )
+    framed = check.score(CONTEXT, answer)
+    assert framed.score == pytest.approx(plain.score) and framed.verdict == "supported"
+    claim = "Acme Corp reported revenue of $2.3 million in 2020."
+    assert [(c.start, c.end) for c in framed.claims] == [(answer.index(claim), answer.index(claim) + len(claim))]
+
+
 def test_invented_number_lowers_the_score_and_is_located(check):
     answer = "Acme Corp reported revenue of $4.7 million in 2020."
     good = check.score(CONTEXT, "Acme Corp reported revenue of $2.3 million in 2020.")

@@ -50,7 +50,9 @@ def test_paraphrase_and_antonym_features():
     invented = _claim_values(context, "The company borrowed $20 million of provisions.")
     assert invented["novel"] == 1 and invented["novel_syn"] == 0 and invented["novel_syn2"] == 0
     flipped = _claim_values("Sales increased in March.", "Sales decreased in March.")
-    assert flipped["wn_antonym"] == 1
+    assert flipped["antonym"] == 1  # named by both the hand list and WordNet, counted once
+    wordnet_only = _claim_values("The plan was approved in March.", "The plan was disapproved in March.")
+    assert wordnet_only["antonym"] == 1
 
 
 def test_paraphrase_scores_above_a_changed_fact():
