@@ -17,11 +17,17 @@ Rules, kept deliberately simple and predictable:
 - A very long sentence is further cut at "; " so that no claim runs past `max_chars` when possible.
 
 `answer_claims(text)` is what the checks score: the claims of an assistant's answer without the
-conversational framing models wrap around it. A claim that is only framing ("Sure!", "I hope this
-helps.", "Let me know if you have other questions.") asserts nothing about the context and is
-dropped; a framing lead-in ("Based on the provided context, ", "According to the document, ", "In
-summary, ") is cut off the front of its claim. Otherwise every such word would count as unsupported
-by the context and a faithful answer would be flagged for its manners.
+markup and the conversational framing that models wrap around it; otherwise each such word or
+number would count as unsupported by the context, and a faithful answer would be flagged for its
+manners or for citing its sources.
+- `mask_markup` blanks out (replaces by spaces, so offsets still index the answer) what asserts
+  nothing: citation markers ("[1]", "[^2]", "[doc 3]", "(Source 1)", "(see document 2)",
+  "【4†source】"), footnote definitions and a trailing "Sources:"/"References:" list, markdown
+  emphasis and header marks, table pipes and separator rows, a table's header row, and section
+  labels ("### Answer", "**Summary:**", "Note:").
+- `strip_framing` drops a claim that is only framing ("Sure!", "I hope this helps.", "Let me know
+  if you have other questions.") and cuts a framing lead-in ("Based on the provided context, ",
+  "According to the document, ", "In summary, ") off the front of its claim.
 """
 
 from __future__ import annotations
@@ -173,6 +179,72 @@ def strip_framing(claims: list[Claim]) -> list[Claim]:
     return out
 
 
+_CITE_WORD = r"(?:sources?|doc(?:ument)?s?|ref(?:erence)?s?|passages?|context|citations?|chunks?|excerpts?)"
+_NUMS = r"#?\d+(?:\s*(?:[,;\-–]|and|&)\s*#?\d+)*"
+_MASKS = (
+    re.compile(r"【[^】\n]{0,80}】"),  # OpenAI file-search citations
+    re.compile(rf"\[\^?{_NUMS}\]"),  # [1] [1, 2] [1-3] [^1]
+    re.compile(rf"\[{_CITE_WORD}[\s_:-]*{_NUMS}\]", re.IGNORECASE),  # [doc 3] [source: 2]
+    re.compile(rf"\((?:see |cf\.? |per )?{_CITE_WORD}[\s_:-]*{_NUMS}\)", re.IGNORECASE),  # (Source 1)
+    re.compile(r"^[ \t]*\[\^?[\w-]{1,12}\]:.*$", re.MULTILINE),  # footnote definitions
+    re.compile(r"^[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)*\|?[ \t]*$", re.MULTILINE),  # |---|
+    re.compile(r"\*\*|__|~~|`+"),  # emphasis and code marks
+    re.compile(r"^[ \t]{0,3}#{1,6}(?=[ \t])", re.MULTILINE),  # header marks
+)
+# *single* emphasis: a pair of stars hugging text ("2*3" and a "* " bullet are left alone).
+_EMPHASIS = re.compile(r"(?<![\w*])\*(?=[^\s*])[^*\n]*?(?<=[^\s*])\*(?![\w*])")
+_LABEL = (
+    r"(?:answer|summary|short answer|final answer|response|result|results|note|notes|conclusion|"
+    r"key points?|key facts|key takeaways|highlights|tl;?\s?dr|overview|details|explanation|reasoning|"
+    r"in short|bottom line)"
+)
+# A line that is only a section label ("### Answer", "**Summary:**"), or a label leading a line.
+_LABEL_LINE = re.compile(rf"^[ \t]*{_LABEL}[ \t]*:?[ \t]*$", re.IGNORECASE | re.MULTILINE)
+_LABEL_LEAD = re.compile(rf"^[ \t]*{_LABEL}[ \t]*:", re.IGNORECASE | re.MULTILINE)
+_SOURCES = re.compile(
+    r"^[ \t]*(?:sources?|references?|citations?|bibliography)[ \t]*:?[ \t]*$", re.IGNORECASE | re.MULTILINE
+)
+_TABLE_ROW = re.compile(r"^[ \t]*\|.*\|[ \t]*$")
+
+
+def _blank(text: str, spans: list[tuple[int, int]]) -> str:
+    chars = list(text)
+    for a, b in spans:
+        for i in range(a, b):
+            if chars[i] not in "\r\n":
+                chars[i] = " "
+    return "".join(chars)
+
+
+def mask_markup(text: str) -> str:
+    """`text` with non-assertive markup replaced by spaces (same length, same line breaks)."""
+    spans = [m.span() for pattern in _MASKS for m in pattern.finditer(text)]
+    for m in _EMPHASIS.finditer(text):
+        spans += [(m.start(), m.start() + 1), (m.end() - 1, m.end())]
+    masked = _blank(text, spans)
+    # Tables: the header row (the row above a |---| separator, now blank) names columns, not facts.
+    lines = masked.splitlines(keepends=True)
+    originals = text.splitlines(keepends=True)
+    spans, pos = [], 0
+    for i, line in enumerate(lines):
+        if (
+            _TABLE_ROW.match(line.rstrip("\r\n"))
+            and i + 1 < len(lines)
+            and not lines[i + 1].strip()
+            and set(originals[i + 1].strip()) <= set("|-: ")
+            and "-" in originals[i + 1]
+        ):
+            spans.append((pos, pos + len(line)))
+        pos += len(line)
+    masked = _blank(masked, spans)
+    masked = _blank(masked, [(m.start(), len(masked)) for m in _SOURCES.finditer(masked)][:1])
+    masked = _blank(masked, [m.span() for m in _LABEL_LINE.finditer(masked)])
+    masked = _blank(masked, [m.span() for m in _LABEL_LEAD.finditer(masked)])
+    return masked.replace("|", " ")
+
+
 def answer_claims(text: str, *, max_chars: int = 400) -> list[Claim]:
-    """The claims of an assistant's answer that say something about the context (see the module doc)."""
-    return strip_framing(split_claims(text, max_chars=max_chars))
+    """The claims of an assistant's answer that say something about the context (see the module doc).
+
+    Offsets index `text`; each claim's `text` is that span with the markup blanked out, as scored."""
+    return strip_framing(split_claims(mask_markup(text), max_chars=max_chars))

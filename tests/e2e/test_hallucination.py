@@ -65,6 +65,8 @@ def test_grounded_answer_passes_and_invented_number_is_flagged(gw):
     ok = ask(gw, "flagged", GROUNDED)
     assert ok.status_code == 200 and ok.headers["x-bulkhead-grounding"].startswith("supported; score=")
     assert ok.json()["bulkhead"]["grounding"]["verdict"] == "supported"
+    cited = ask(gw, "flagged", "**Answer:** " + GROUNDED.replace(" and", " [1] and") + " [1]\n\n[1]: invoice")
+    assert cited.headers["x-bulkhead-grounding"].startswith("supported; score=")
     bad = ask(gw, "flagged", INVENTED)
     assert bad.status_code == 200 and bad.headers["x-bulkhead-grounding"].startswith("unsupported; score=")
     body = bad.json()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.hallucination.claims import answer_claims, split_claims
+from gateway.hallucination.claims import answer_claims, mask_markup, split_claims
 
 
 def spans(text: str, **kw) -> list[str]:
@@ -111,3 +111,38 @@ def test_framing_lead_in_is_cut_off_its_claim(text, claim):
 )
 def test_statements_that_only_look_like_framing_stay_whole(text):
     assert answer_spans(text) == [text]
+
+
+@pytest.mark.parametrize(
+    ("text", "claims"),
+    [
+        ("Total is 420 dollars [1] and due on March 3 [1][2].", ["Total is 420 dollars and due on March 3 ."]),
+        ("Total is 420 dollars [^1].\n\n[^1]: Invoice 7, page 2", ["Total is 420 dollars ."]),
+        ("Total is 420 dollars (Source 1, 3).", ["Total is 420 dollars ."]),
+        ("Total is 420 dollars (see document 2).", ["Total is 420 dollars ."]),
+        ("Total is 420 dollars [doc 3].", ["Total is 420 dollars ."]),
+        ("Total is 420 dollars【4:0†invoice.pdf】.\n\nSources:\n1. invoice.pdf", ["Total is 420 dollars ."]),
+        ("### Answer\nTotal is **420 dollars**.", ["Total is 420 dollars ."]),
+        ("**Summary:** Total is *420* dollars.", ["Total is 420 dollars."]),
+        ("| Field | Value |\n|---|:---:|\n| Total | 420 dollars |", ["Total 420 dollars"]),
+    ],
+)
+def test_markup_that_asserts_nothing_is_blanked(text, claims):
+    found = answer_claims(text)
+    assert [" ".join(c.text.split()) for c in found] == claims
+    assert len(mask_markup(text)) == len(text)
+    for c in found:  # offsets index the original; the claim text is that span, markup blanked
+        assert len(text[c.start : c.end]) == len(c.text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The ratio is 2*3 = 6.",  # arithmetic, not emphasis
+        "Revenue rose 5% (2023).",  # a year in brackets is a fact
+        "Item [A] costs 3 dollars.",
+        "The summary was approved.",  # "summary" as a word, not a label
+    ],
+)
+def test_text_that_is_not_markup_is_kept(text):
+    assert mask_markup(text) == text

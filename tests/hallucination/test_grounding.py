@@ -49,6 +49,16 @@ def test_conversational_framing_does_not_count_against_an_answer(check):
     assert [(c.start, c.end) for c in framed.claims] == [(answer.index(claim), answer.index(claim) + len(claim))]
 
 
+def test_citations_and_markdown_do_not_count_against_an_answer(check):
+    plain = check.score(CONTEXT, "Acme Corp reported revenue of $2.3 million in 2020.")
+    cited = check.score(CONTEXT, "### Answer\n**Acme Corp** reported revenue of $2.3 million in 2020 [1].")
+    assert cited.score == pytest.approx(plain.score) and cited.unsupported_numbers == []
+    answer = "Acme Corp reported revenue of $4.7 million in 2020 [1]."
+    invented = check.score(CONTEXT, answer)
+    assert invented.verdict == "unsupported"
+    assert [answer[a:b] for a, b in invented.unsupported_numbers] == ["$4.7 million"]
+
+
 def test_invented_number_lowers_the_score_and_is_located(check):
     answer = "Acme Corp reported revenue of $4.7 million in 2020."
     good = check.score(CONTEXT, "Acme Corp reported revenue of $2.3 million in 2020.")
