@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -54,6 +53,7 @@ import numpy as np
 
 from gateway.hallucination.claims import Claim, answer_claims, split_claims
 from gateway.hallucination.lexicon import get_lexicon
+from gateway.hallucination.numbers import NOTATION_WORDS, NUMBER_WORDS, WORD, Numbers, find_numbers, implied_words
 
 
 def _words(text: str) -> frozenset[str]:
@@ -136,41 +136,6 @@ HEDGES = _words(
     """
 )
 
-NUMBER_WORDS = {
-    "zero": 0, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
-    "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40,
-    "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "dozen": 12,
-}
-# Read as numbers on the context side only: an answer's "one" or "first" is too often not a number
-# to flag it, but a context's "third quarter" does support an answer's "Q3".
-CONTEXT_ONLY_NUMBER_WORDS = {
-    "one": 1, "single": 1, "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
-    "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10, "twice": 2, "double": 2, "half": 0.5,
-    "hundred": 100, "thousand": 1000, "million": 1e6, "billion": 1e9, "once": 1, "triple": 3,
-}
-_SCALES = {
-    "thousand": 1e3, "k": 1e3, "million": 1e6, "mn": 1e6, "m": 1e6, "mm": 1e6, "billion": 1e9, "bn": 1e9,
-    "b": 1e9, "trillion": 1e12, "tn": 1e12,
-}
-
-_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*", re.UNICODE)
-_NUMBER = re.compile(
-    r"(?<![\w.])(?:[$€£¥]\s?)?"
-    r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?"
-    r"(?:\s?(%|percent\b|per cent\b|pct\b|percentage points?\b|basis points?\b|bps\b))?"
-    r"(?:\s?(thousand|million|billion|trillion|mn|bn|tn|mm|[kmb])\b)?",
-    re.IGNORECASE,
-)
-_TENS = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
-_UNITS = "one|two|three|four|five|six|seven|eight|nine"
-_UNIT_VALUES = {w: i + 1 for i, w in enumerate(_UNITS.split("|"))}
-_COMPOUND = re.compile(rf"\b({_TENS})[\s-]({_UNITS})\b", re.IGNORECASE)
-_QUARTER = re.compile(r"\b[QqHh]([1-4])\b")
-_ORDINAL = re.compile(r"\b(\d+)(?:st|nd|rd|th)\b")
-_DECADE = re.compile(r"\b(\d{4})s\b")
-
-
 _IRREGULAR = {
     "shrank": "shrink", "shrunk": "shrink", "sank": "sink", "sunk": "sink", "lost": "lose", "won": "win",
     "rose": "rise", "risen": "rise", "fell": "fall", "fallen": "fall", "grew": "grow", "grown": "grow",
@@ -223,68 +188,6 @@ def _antonyms() -> dict[str, frozenset[str]]:
     return {k: frozenset(v) for k, v in table.items()}
 
 
-def _num_key(value: float) -> float:
-    return float(f"{value:.6g}")
-
-
-@dataclass(slots=True)
-class Numbers:
-    """Numbers of a text: (start, end, keys) per number; keys are every value it may stand for."""
-
-    spans: list[tuple[int, int, frozenset[float]]] = field(default_factory=list)
-
-    @property
-    def keys(self) -> set[float]:
-        out: set[float] = set()
-        for _, _, keys in self.spans:
-            out |= keys
-        return out
-
-
-def find_numbers(text: str, *, context_side: bool = False) -> Numbers:
-    found: list[tuple[int, int, frozenset[float]]] = []
-    taken: list[tuple[int, int]] = []
-    for m in _QUARTER.finditer(text):
-        found.append((m.start(), m.end(), frozenset({float(m.group(1))})))
-        taken.append((m.start(), m.end()))
-    for m in _DECADE.finditer(text):
-        found.append((m.start(), m.end(), frozenset({float(m.group(1))})))
-        taken.append((m.start(), m.end()))
-    for m in _ORDINAL.finditer(text):
-        found.append((m.start(), m.end(), frozenset({float(m.group(1))})))
-        taken.append((m.start(), m.end()))
-    for m in _COMPOUND.finditer(text):
-        value = NUMBER_WORDS[m.group(1).lower()] + _UNIT_VALUES[m.group(2).lower()]
-        found.append((m.start(), m.end(), frozenset({float(value)})))
-        taken.append((m.start(), m.end()))
-    for m in _NUMBER.finditer(text):
-        if any(a <= m.start() < b for a, b in taken):
-            continue
-        whole = m.group(1).replace(",", "")
-        frac = (m.group(2) or "").rstrip("0")
-        value = float(f"{whole}.{frac}" if frac else whole)
-        keys = {_num_key(value)}
-        scale = (m.group(4) or "").lower()
-        if scale in _SCALES:
-            # "2.3 million" in the answer must match 2.3 million, not any 2.3; the context's "2.3 million"
-            # still supports an answer's bare "2.3".
-            scaled = _num_key(value * _SCALES[scale])
-            keys = keys | {scaled} if context_side else {scaled}
-        found.append((m.start(), m.end(), frozenset(keys)))
-        taken.append((m.start(), m.end()))
-    for m in _WORD.finditer(text):
-        if any(a <= m.start() < b for a, b in taken):
-            continue
-        w = m.group(0).lower()
-        value = NUMBER_WORDS.get(w)
-        if value is None and context_side:
-            value = CONTEXT_ONLY_NUMBER_WORDS.get(w)
-        if value is not None:
-            found.append((m.start(), m.end(), frozenset({_num_key(value)})))
-    found.sort()
-    return Numbers(found)
-
-
 @dataclass(slots=True)
 class Token:
     start: int
@@ -299,14 +202,17 @@ class Token:
 def tokenize(text: str) -> list[Token]:
     out: list[Token] = []
     first = True
-    for m in _WORD.finditer(text):
+    for m in WORD.finditer(text):
         raw = m.group(0)
         low = raw.lower().replace("’", "'")
         neg = low.endswith("n't") or low in NEGATIONS
         if low.endswith("n't"):
             low = {"can't": "can", "won't": "will", "shan't": "shall"}.get(low, low[:-3])
         s = stem(low)
-        content = s not in STOPWORDS and low not in STOPWORDS and low not in NUMBER_WORDS and len(low) > 1
+        ordinal_suffix = low in ("st", "nd", "rd", "th") and m.start() > 0 and text[m.start() - 1].isdigit()
+        content = (
+            s not in STOPWORDS and low not in STOPWORDS and low not in NUMBER_WORDS and low not in NOTATION_WORDS
+        ) and len(low) > 1 and not ordinal_suffix
         cap = raw[0].isupper() and (not first or (len(raw) > 1 and raw.isupper())) and low not in STOPWORDS
         out.append(Token(m.start(), m.end(), s, low, content and not neg, cap and content, neg))
         first = False
@@ -406,11 +312,18 @@ class ContextIndex:
     def _sentence(text: str) -> _Sentence:
         toks = tokenize(text)
         numbers = find_numbers(text, context_side=True)
+        implied = {stem(w) for w in implied_words(text)}  # "2024-03-03" also says "March"
+        sequence = _sequence(toks, numbers)
+        pairs = _pairs(sequence)
+        # A notation's words stand where the notation does; pairing them with the whole sentence is
+        # simpler than tracking where, and costs little: they are rare.
+        items = {x for item in sequence for x in item}
+        pairs |= {(a, b) if a < b else (b, a) for a in implied for b in items if a != b}
         return _Sentence(
             text=text,
-            stems=frozenset(t.stem for t in toks),
-            content=frozenset(t.stem for t in toks if t.content),
-            pairs=frozenset(_pairs(_sequence(toks, numbers))),
+            stems=frozenset(t.stem for t in toks) | implied,
+            content=frozenset(t.stem for t in toks if t.content) | (implied - STOPWORDS),
+            pairs=frozenset(pairs),
             numbers=frozenset(numbers.keys),
             negations=sum(t.negation for t in toks),
             negated=frozenset(w for scope in negation_scopes(toks) for w in scope),
@@ -774,7 +687,7 @@ class GroundingCheck:
     """
 
     kind = "grounding"
-    version = "grounding-3"  # bump when the features or their meaning change
+    version = "grounding-4"  # bump when the features or their meaning change
 
     def __init__(
         self,

@@ -1,0 +1,219 @@
+"""Numbers, dates, times and currencies of a text, normalized so that notations compare equal.
+
+`find_numbers(text)` returns each number's span and every value it may stand for: "1,000" = "1000",
+"5%" = "5 percent", "$2.3 million" = 2300000, "Q3" = 3, "twenty-five" = 25, "four hundred and
+twenty" = 420, "3 pm" = "15:00" (times are keyed apart from plain numbers, so "15:00" never matches
+a count of 15). `context_side=True` reads the context more generously than an answer: its
+"first"/"third" and "half" count as numbers (an answer's "one" or "first" is too often not a
+number to flag it), and "2.3 million" also supports a bare "2.3".
+
+`implied_words(text)` lists the words a notation stands for, so that an answer may spell out what
+the context abbreviates: "2024-03-03" and "3/3/2024" imply "march", "Q3" implies "third quarter",
+"$" and "USD" imply "dollar" (and the other way round).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+NUMBER_WORDS = {
+    "zero": 0, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
+    "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40,
+    "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "dozen": 12,
+}
+CONTEXT_ONLY_NUMBER_WORDS = {
+    "one": 1, "single": 1, "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
+    "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10, "twice": 2, "double": 2, "half": 0.5,
+    "hundred": 100, "thousand": 1000, "million": 1e6, "billion": 1e9, "once": 1, "triple": 3,
+}
+# "half of the staff" supports "50% of the staff".
+_CONTEXT_EXTRA_KEYS = {"half": (50.0,)}
+_SCALES = {
+    "thousand": 1e3, "k": 1e3, "million": 1e6, "mn": 1e6, "m": 1e6, "mm": 1e6, "billion": 1e9, "bn": 1e9,
+    "b": 1e9, "trillion": 1e12, "tn": 1e12,
+}
+# Words that are part of a number's notation, not content ("1.5 bn", "four hundred", "3 pm").
+NOTATION_WORDS = frozenset({"hundred", "thousand", "million", "billion", "trillion", "mn", "bn", "tn", "mm", "pm"})
+
+WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*", re.UNICODE)
+_NUMBER = re.compile(
+    r"(?<![\w.])(?:[$€£¥]\s?)?"
+    r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?"
+    r"(?:\s?(%|percent\b|per cent\b|pct\b|percentage points?\b|basis points?\b|bps\b))?"
+    r"(?:\s?(thousand|million|billion|trillion|mn|bn|tn|mm|[kmb])\b)?",
+    re.IGNORECASE,
+)
+_SMALL = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
+    "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40,
+    "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+}
+_BIG = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
+_SPELLED_WORD = "|".join([*_SMALL, "hundred", *_BIG])
+# Two or more number words in a row ("four hundred and twenty", "twenty-five", "two million").
+_AND = "|".join(rf"(?<={w})\s+and\s+" for w in ("hundred", *_BIG))  # "four hundred and twenty"
+_SPELLED = re.compile(rf"\b(?:{_SPELLED_WORD})(?:(?:[\s-]+|{_AND})(?:{_SPELLED_WORD}))+\b", re.IGNORECASE)
+_TIME = re.compile(
+    r"\b(\d{1,2})(?::([0-5]\d))?\s?([ap])(?:m\b|\.m\.)"  # 3 pm, 3:30 p.m.
+    r"|\b([01]?\d|2[0-3]):([0-5]\d)\b(?!\s?[ap]\.?m\b)",  # 15:00
+    re.IGNORECASE,
+)
+_QUARTER = re.compile(r"\b([QqHh])([1-4])\b")
+_ORDINAL = re.compile(r"\b(\d+)(?:st|nd|rd|th)\b")
+_DECADE = re.compile(r"\b(\d{4})s\b")
+_ISO_DATE = re.compile(r"\b\d{4}-(\d{1,2})-\d{1,2}\b")
+_SLASH_DATE = re.compile(r"\b(\d{1,2})[/.](\d{1,2})[/.]\d{2,4}\b")
+
+MONTHS = (
+    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+    "november", "december",
+)
+_ORDINAL_WORDS = ("first", "second", "third", "fourth")
+_CURRENCY_SYMBOLS = {"$": ("dollar", "usd"), "€": ("euro", "eur"), "£": ("pound", "gbp"), "¥": ("yen", "jpy")}
+_CURRENCY_WORDS = {
+    "usd": "dollar", "dollar": "usd", "dollars": "usd", "eur": "euro", "euro": "eur", "euros": "eur",
+    "gbp": "pound", "pound": "gbp", "pounds": "gbp", "jpy": "yen", "yen": "jpy",
+}
+
+
+def _num_key(value: float) -> float:
+    return float(f"{value:.6g}")
+
+
+def _time_key(hour: int, minute: int) -> float:
+    # Negative: no plain number parsed here is negative, so a time never equals a count.
+    return -1.0 - (hour % 24) * 60 - minute
+
+
+@dataclass(slots=True)
+class Numbers:
+    """Numbers of a text: (start, end, keys) per number; keys are every value it may stand for."""
+
+    spans: list[tuple[int, int, frozenset[float]]] = field(default_factory=list)
+
+    @property
+    def keys(self) -> set[float]:
+        out: set[float] = set()
+        for _, _, keys in self.spans:
+            out |= keys
+        return out
+
+
+def _spelled_value(words: list[str]) -> float | None:
+    """The value of "four hundred twenty", or None for a run that is not one number ("two three")."""
+    total, current = 0.0, 0.0
+    prev = ""
+    for w in words:
+        if w in _SMALL:
+            tens_then_unit = prev in _SMALL and _SMALL[prev] >= 20 and _SMALL[prev] % 10 == 0 and _SMALL[w] < 10
+            if prev in _SMALL and not tens_then_unit:
+                return None
+            current += _SMALL[w]
+        elif w == "hundred":
+            if prev not in _SMALL or current >= 100:
+                return None
+            current *= 100
+        else:
+            if prev not in _SMALL and prev != "hundred":
+                return None
+            total += current * _BIG[w]
+            current = 0.0
+        prev = w
+    return total + current
+
+
+def find_numbers(text: str, *, context_side: bool = False) -> Numbers:
+    found: list[tuple[int, int, frozenset[float]]] = []
+    taken: list[tuple[int, int]] = []
+
+    def add(start: int, end: int, keys: set[float]) -> None:
+        found.append((start, end, frozenset(keys)))
+        taken.append((start, end))
+
+    def free(start: int) -> bool:
+        return not any(a <= start < b for a, b in taken)
+
+    for m in _TIME.finditer(text):
+        if m.group(3):
+            hour, minute = int(m.group(1)), int(m.group(2) or 0)
+            if not 1 <= hour <= 12:
+                continue
+            hour24 = hour % 12 + (12 if m.group(3).lower() == "p" else 0)
+            add(m.start(), m.end(), {_time_key(hour24, minute), float(hour)})
+        else:
+            hour, minute = int(m.group(4)), int(m.group(5))
+            keys = {_time_key(hour, minute)}
+            if context_side:
+                keys.add(float(hour))
+            add(m.start(), m.end(), keys)
+    for m in _QUARTER.finditer(text):
+        if free(m.start()):
+            add(m.start(), m.end(), {float(m.group(2))})
+    for m in _DECADE.finditer(text):
+        if free(m.start()):
+            add(m.start(), m.end(), {float(m.group(1))})
+    for m in _ORDINAL.finditer(text):
+        if free(m.start()):
+            add(m.start(), m.end(), {float(m.group(1))})
+    for m in _SPELLED.finditer(text):
+        if free(m.start()):
+            words = [w.lower() for w in re.findall(r"[A-Za-z]+", m.group(0)) if w.lower() != "and"]
+            value = _spelled_value(words)
+            if value is not None:
+                add(m.start(), m.end(), {_num_key(value)})
+    for m in _NUMBER.finditer(text):
+        if not free(m.start()):
+            continue
+        whole = m.group(1).replace(",", "")
+        frac = (m.group(2) or "").rstrip("0")
+        value = float(f"{whole}.{frac}" if frac else whole)
+        keys = {_num_key(value)}
+        scale = (m.group(4) or "").lower()
+        if scale in _SCALES:
+            # "2.3 million" in the answer must match 2.3 million, not any 2.3; the context's "2.3 million"
+            # still supports an answer's bare "2.3".
+            scaled = _num_key(value * _SCALES[scale])
+            keys = keys | {scaled} if context_side else {scaled}
+        add(m.start(), m.end(), keys)
+    for m in WORD.finditer(text):
+        if not free(m.start()):
+            continue
+        w = m.group(0).lower()
+        value = NUMBER_WORDS.get(w)
+        if value is None and context_side:
+            value = CONTEXT_ONLY_NUMBER_WORDS.get(w)
+        if value is not None:
+            extra = _CONTEXT_EXTRA_KEYS.get(w, ()) if context_side else ()
+            found.append((m.start(), m.end(), frozenset({_num_key(value), *extra})))
+    found.sort()
+    return Numbers(found)
+
+
+def implied_words(text: str) -> set[str]:
+    """Words (lower case) that notations in `text` stand for; see the module doc."""
+    out: set[str] = set()
+    for m in _ISO_DATE.finditer(text):
+        month = int(m.group(1))
+        if 1 <= month <= 12:
+            out.add(MONTHS[month - 1])
+    for m in _SLASH_DATE.finditer(text):
+        for part in {int(m.group(1)), int(m.group(2))}:  # 3/4/2024 is March 4 or 3 April
+            if 1 <= part <= 12:
+                out.add(MONTHS[part - 1])
+    for m in _QUARTER.finditer(text):
+        n = int(m.group(2))
+        if m.group(1) in "Qq":
+            out |= {_ORDINAL_WORDS[n - 1], "quarter"}
+        elif n <= 2:
+            out |= {_ORDINAL_WORDS[n - 1], "half"}
+    for symbol, words in _CURRENCY_SYMBOLS.items():
+        if symbol in text:
+            out.update(words)
+    for m in WORD.finditer(text):
+        other = _CURRENCY_WORDS.get(m.group(0).lower())
+        if other:
+            out.add(other)
+    return out
