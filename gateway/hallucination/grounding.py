@@ -53,7 +53,7 @@ import numpy as np
 
 from gateway.hallucination.claims import Claim, answer_claims, split_claims
 from gateway.hallucination.lexicon import get_lexicon
-from gateway.hallucination.numbers import NOTATION_WORDS, NUMBER_WORDS, WORD, Numbers, find_numbers, implied_words
+from gateway.hallucination.notation import NOTATION_WORDS, NUMBER_WORDS, WORD, Numbers, find_numbers, implied_words
 
 
 def _words(text: str) -> frozenset[str]:
@@ -317,7 +317,7 @@ class ContextIndex:
         pairs = _pairs(sequence)
         # A notation's words stand where the notation does; pairing them with the whole sentence is
         # simpler than tracking where, and costs little: they are rare.
-        items = {x for item in sequence for x in item}
+        items = {x for item in sequence for x in item} | implied
         pairs |= {(a, b) if a < b else (b, a) for a in implied for b in items if a != b}
         return _Sentence(
             text=text,
@@ -687,7 +687,7 @@ class GroundingCheck:
     """
 
     kind = "grounding"
-    version = "grounding-4"  # bump when the features or their meaning change
+    version = "grounding-5"  # bump when the features or their meaning change
 
     def __init__(
         self,

@@ -8,8 +8,10 @@ a count of 15). `context_side=True` reads the context more generously than an an
 number to flag it), and "2.3 million" also supports a bare "2.3".
 
 `implied_words(text)` lists the words a notation stands for, so that an answer may spell out what
-the context abbreviates: "2024-03-03" and "3/3/2024" imply "march", "Q3" implies "third quarter",
-"$" and "USD" imply "dollar" (and the other way round).
+the context abbreviates, or abbreviate what it spells out: "2024-03-03" and "3/3/2024" imply
+"march", "Q3" implies "third quarter", "$" and "USD" imply "dollar" (and the other way round),
+"Securities and Exchange Commission" implies "sec", and common business acronyms ("CEO", "EPS",
+"YoY", "IPO") imply their words and the other way round.
 """
 
 from __future__ import annotations
@@ -77,6 +79,26 @@ _CURRENCY_WORDS = {
     "usd": "dollar", "dollar": "usd", "dollars": "usd", "eur": "euro", "euro": "eur", "euros": "eur",
     "gbp": "pound", "pound": "gbp", "pounds": "gbp", "jpy": "yen", "yen": "jpy",
 }
+
+
+ACRONYMS = {
+    "ceo": "chief executive officer", "cfo": "chief financial officer", "coo": "chief operating officer",
+    "cto": "chief technology officer", "cio": "chief information officer", "cmo": "chief marketing officer",
+    "ciso": "chief information security officer", "vp": "vice president", "hq": "headquarters",
+    "eps": "earnings per share", "yoy": "year over year", "qoq": "quarter over quarter",
+    "mom": "month over month", "ytd": "year to date", "fy": "fiscal year", "ipo": "initial public offering",
+    "gdp": "gross domestic product", "roi": "return on investment", "kpi": "key performance indicator",
+    "cagr": "compound annual growth rate", "arr": "annual recurring revenue",
+    "mrr": "monthly recurring revenue", "cogs": "cost of goods sold", "capex": "capital expenditure",
+    "opex": "operating expense", "sla": "service level agreement", "nda": "non disclosure agreement",
+    "saas": "software as a service", "api": "application programming interface", "ai": "artificial intelligence",
+    "hr": "human resources", "faq": "frequently asked questions", "eta": "estimated time of arrival",
+    "pii": "personally identifiable information", "phi": "protected health information",
+    "ev": "electric vehicle", "uk": "united kingdom", "eu": "european union", "un": "united nations",
+    "usa": "united states of america", "uae": "united arab emirates",
+}
+# A run of capitalised words, small words allowed inside: "Securities and Exchange Commission".
+_NAME_RUN = re.compile(r"\b(?!The\b)[A-Z][a-z]+(?:\s+(?:(?:of|and|for|the|on|in|&)\s+)?[A-Z][a-z]+)+")
 
 
 def _num_key(value: float) -> float:
@@ -212,8 +234,19 @@ def implied_words(text: str) -> set[str]:
     for symbol, words in _CURRENCY_SYMBOLS.items():
         if symbol in text:
             out.update(words)
-    for m in WORD.finditer(text):
-        other = _CURRENCY_WORDS.get(m.group(0).lower())
+    words = [m.group(0).lower() for m in WORD.finditer(text)]
+    for w in words:
+        other = _CURRENCY_WORDS.get(w)
         if other:
             out.add(other)
+    padded = f" {' '.join(words)} "
+    present = set(words)
+    for acronym, phrase in ACRONYMS.items():
+        if acronym in present:
+            out.update(phrase.split())
+        elif f" {phrase} " in padded or f" {phrase}s " in padded:
+            out.add(acronym)
+    for m in _NAME_RUN.finditer(text):
+        initials = "".join(w[0] for w in re.findall(r"[A-Z][a-z]+", m.group(0)))
+        out.add(initials.lower())
     return out

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.hallucination.grounding import GroundingCheck
-from gateway.hallucination.numbers import find_numbers, implied_words
+from gateway.hallucination.notation import find_numbers, implied_words
 
 
 def keys(text: str, *, context_side: bool = False) -> list[tuple[str, set[float]]]:
@@ -40,6 +40,8 @@ def test_implied_words():
     assert {"first", "half"} <= implied_words("in H1")
     assert {"dollar", "usd"} <= implied_words("$420")
     assert "euro" in implied_words("EUR 1.5 billion") and "eur" in implied_words("1.5 billion euros")
+    assert "sec" in implied_words("The Securities and Exchange Commission said")
+    assert "ceo" in implied_words("its chief executive officer") and "officer" in implied_words("its CEO")
     assert implied_words("no notation here") == set()
 
 
@@ -55,6 +57,11 @@ def test_implied_words():
         ("The meeting starts at 3 pm.", "The meeting starts at 15:00."),
         ("Sales rose 5% in Q3.", "Sales rose 5% in the third quarter."),
         ("The fee is 420 dollars.", "The fee is four hundred and twenty dollars."),
+        ("The Securities and Exchange Commission fined the bank.", "The SEC fined the bank."),
+        ("The chief executive officer resigned in May.", "The CEO resigned in May."),
+        ("The CEO resigned in May.", "The chief executive officer resigned in May."),
+        ("Revenue grew 10% year over year.", "Revenue grew 10% YoY."),
+        ("The United Kingdom left in 2020.", "The UK left in 2020."),
     ],
 )
 def test_the_same_fact_in_another_notation_is_supported(context, answer):
@@ -70,6 +77,8 @@ def test_the_same_fact_in_another_notation_is_supported(context, answer):
         ("The meeting starts at 15:00.", "The meeting starts at 4 pm.", "4 pm"),
         ("The fee is 420 dollars.", "The fee is four hundred and ten dollars.", "four hundred and ten"),
         ("Revenue was $2.3 million.", "Revenue was 2.3 million euros.", "euros"),
+        ("The chief executive officer resigned in May.", "The CFO resigned in May.", "CFO"),
+        ("The Securities and Exchange Commission fined the bank.", "The FDA fined the bank.", "FDA"),
     ],
 )
 def test_a_changed_fact_in_another_notation_is_still_flagged(context, answer, flagged):
