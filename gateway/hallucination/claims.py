@@ -26,8 +26,10 @@ manners or for citing its sources.
   emphasis and header marks, table pipes and separator rows, a table's header row, and section
   labels ("### Answer", "**Summary:**", "Note:").
 - `strip_framing` drops a claim that is only framing ("Sure!", "I hope this helps.", "Let me know
-  if you have other questions.") and cuts a framing lead-in ("Based on the provided context, ",
-  "According to the document, ", "In summary, ") off the front of its claim.
+  if you have other questions.") or an abstention ("The documents do not specify a late fee.", "I
+  don't know."), and cuts a framing lead-in ("Based on the provided context, ", "According to the
+  document, ", "In summary, ") off the front of its claim. An honest "the context does not say" is
+  not a hallucination; scored as a claim it would be the least supported sentence of all.
 """
 
 from __future__ import annotations
@@ -164,11 +166,44 @@ _FRAMING_LEAD = re.compile(
 )
 
 
+_SOURCE = (
+    r"(?:the |this |these |your |my )?(?:provided |given |above |supplied |attached |available |shared )?"
+    r"(?:context|documents?|text|passages?|sources?|excerpts?|information provided)"
+)
+_NEG = r"(?:does not|doesn't|do not|don't|did not|didn't|is not|isn't|are not|aren't|was not|wasn't)"
+_ABSTENTIONS = (
+    re.compile(
+        r"\bI (?:do not|don't|cannot|can't|could not|couldn't|am unable to|was unable to|am not able to)"
+        r" (?:know|find|determine|tell|say|answer|locate|see|confirm|verify)\b",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        rf"\b{_SOURCE}\b[^.;]{{0,40}}\b{_NEG}\b[^.;]{{0,20}}\b(?:mention|specify|say|state|contain|include|"
+        r"provide|cover|indicate|address|discuss|give|list|describe|show|reference|detail)",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        rf"\b(?:no|not any|nothing)\b[^.;]{{0,40}}\b(?:in|from|within|by) {_SOURCE}\b"
+        rf"|\b(?:not|never) (?:mentioned|specified|stated|provided|available|included|given|listed|found|"
+        rf"covered|addressed|indicated|disclosed|discussed)\b[^.;]{{0,30}}\b(?:in|by|from|within) {_SOURCE}\b",
+        re.IGNORECASE,
+    ),
+)
+
+
+def is_abstention(text: str) -> bool:
+    """Whether a claim only says that the context does not answer ("The documents do not specify a
+    late fee.", "I don't know."). It says nothing about the world to check; a number in it does.
+    "The terms were not disclosed." is a claim (news reports say so), not an abstention."""
+    return not any(ch.isdigit() for ch in text) and any(p.search(text) for p in _ABSTENTIONS)
+
+
 def strip_framing(claims: list[Claim]) -> list[Claim]:
-    """Drop claims that are only conversational framing; cut framing lead-ins off the others."""
+    """Drop claims that are only conversational framing or an abstention; cut framing lead-ins off
+    the others."""
     out: list[Claim] = []
     for claim in claims:
-        if _FRAMING_ONLY.fullmatch(claim.text.strip(_TRIM)):
+        if _FRAMING_ONLY.fullmatch(claim.text.strip(_TRIM)) or is_abstention(claim.text):
             continue
         lead = _FRAMING_LEAD.match(claim.text)
         if lead and _ALNUM.search(claim.text, lead.end()):

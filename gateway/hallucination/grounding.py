@@ -812,8 +812,10 @@ class GroundingCheck:
             raise TypeError("context must be a string or a list of strings")
         threshold = self.threshold if threshold is None else threshold
         if not answer_claims(answer):
-            # Nothing is asserted, so nothing can be unsupported.
-            return GroundingResult(self.kind, self.version, 1.0, "supported", threshold, detail={"claims": 0})
+            # Nothing is asserted (or only framing and "the context does not say"), so nothing can be
+            # unsupported; "skipped" counts the sentences left out.
+            detail = {"claims": 0, "skipped": len(split_claims(answer))}
+            return GroundingResult(self.kind, self.version, 1.0, "supported", threshold, detail=detail)
         index = ContextIndex(pieces)
         if not index.sentences:
             # An answer checked against no context at all is not grounded in anything.

@@ -82,6 +82,8 @@ def test_record_is_silent(gw):
 
 def test_block_withholds_an_unsupported_answer(gw):
     assert ask(gw, "blocked", GROUNDED).status_code == 200
+    # An honest "the context does not say" is not an unsupported answer.
+    assert ask(gw, "blocked", "The provided documents do not specify a late fee.").status_code == 200
     r = ask(gw, "blocked", INVENTED)
     assert r.status_code == 422 and r.json()["error"]["code"] == "answer_unsupported"
     assert "9,750" not in r.text

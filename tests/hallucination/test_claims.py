@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.hallucination.claims import answer_claims, mask_markup, split_claims
+from gateway.hallucination.claims import answer_claims, is_abstention, mask_markup, split_claims
 
 
 def spans(text: str, **kw) -> list[str]:
@@ -146,3 +146,32 @@ def test_markup_that_asserts_nothing_is_blanked(text, claims):
 )
 def test_text_that_is_not_markup_is_kept(text):
     assert mask_markup(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I don't know.",
+        "The provided context does not mention the CEO's salary.",
+        "The documents do not specify a late fee.",
+        "There is no information about a late fee in the context.",
+        "I cannot find the supplier's phone number in the provided documents.",
+        "That information is not available in the provided context.",
+        "Unfortunately, the documents don't include the tax amount.",
+    ],
+)
+def test_abstentions_are_not_claims(text):
+    assert is_abstention(text) and answer_claims(text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The contract does not include a termination clause.",  # about the contract, not the context
+        "Financial terms of the deal were not disclosed.",  # a news fact
+        "The documents do not mention the 5% late fee.",  # carries a number to check
+        "The invoice total is 420 dollars.",
+    ],
+)
+def test_statements_are_not_abstentions(text):
+    assert not is_abstention(text) and len(answer_claims(text)) == 1

@@ -49,6 +49,15 @@ def test_conversational_framing_does_not_count_against_an_answer(check):
     assert [(c.start, c.end) for c in framed.claims] == [(answer.index(claim), answer.index(claim) + len(claim))]
 
 
+def test_an_abstention_is_not_unsupported(check):
+    only = check.score(CONTEXT, "Sure. The provided context does not mention the CEO's salary.")
+    assert only.score == 1.0 and only.verdict == "supported" and only.detail == {"claims": 0, "skipped": 2}
+    mixed = check.score(
+        CONTEXT, "Acme Corp reported revenue of $2.3 million in 2020. The documents do not specify the margin."
+    )
+    assert mixed.verdict == "supported" and len(mixed.claims) == 1
+
+
 def test_citations_and_markdown_do_not_count_against_an_answer(check):
     plain = check.score(CONTEXT, "Acme Corp reported revenue of $2.3 million in 2020.")
     cited = check.score(CONTEXT, "### Answer\n**Acme Corp** reported revenue of $2.3 million in 2020 [1].")
