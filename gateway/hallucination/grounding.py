@@ -41,6 +41,7 @@ Nothing here logs or keeps text: results carry offsets into the answer, never it
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from collections.abc import Sequence
@@ -150,6 +151,7 @@ _IRREGULAR = {
 }
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A crude, consistent stem: 'increased', 'increasing', 'increases', 'increase' -> 'increas'."""
     w = word.lower().replace("’", "'")
@@ -197,6 +199,24 @@ class Token:
     content: bool
     capital: bool  # capitalised and not the first word of its sentence (or an acronym anywhere)
     negation: bool
+
+
+def joined_stems(toks: Sequence[Token], text: str) -> list[tuple[int, str]]:
+    """(index, stem) of each pair of neighbouring words that is also written as one word: "e-mail"
+    -> "email", "health care" -> "healthcare" (a WordNet word), so that a compound matches however
+    it is spelt. Two words apart are joined only when the result is a word; a hyphen always joins."""
+    out = []
+    lexicon = None
+    for i in range(len(toks) - 1):
+        a, b = toks[i], toks[i + 1]
+        gap = text[a.end : b.start]
+        if gap == "-":
+            out.append((i, stem(a.low + b.low)))
+        elif gap == " " and a.content and b.content:
+            lexicon = lexicon or get_lexicon()
+            if lexicon.is_word(a.low + b.low):
+                out.append((i, stem(a.low + b.low)))
+    return out
 
 
 def tokenize(text: str) -> list[Token]:
@@ -262,12 +282,17 @@ def _num_token(key: float) -> str:
     return f"#{key:g}"
 
 
-def _sequence(toks: Sequence[Token], numbers: Numbers) -> list[frozenset[str]]:
-    """Content stems and numbers ("#12") in text order; a number is one item with all its readings."""
+def _positioned(toks: Sequence[Token], numbers: Numbers) -> list[tuple[int, frozenset[str]]]:
+    """(offset, item): content stems and numbers ("#12") in text order; a number is one item with
+    all its readings."""
     items = [(t.start, frozenset({t.stem})) for t in toks if t.content]
     items += [(a, frozenset(_num_token(k) for k in keys)) for a, _, keys in numbers.spans]
     items.sort(key=lambda it: it[0])
-    return [it[1] for it in items]
+    return items
+
+
+def _sequence(toks: Sequence[Token], numbers: Numbers) -> list[frozenset[str]]:
+    return [item for _, item in _positioned(toks, numbers)]
 
 
 def _pairs(items: Sequence[frozenset[str]], window: int = 3) -> set[tuple[str, str]]:
@@ -313,16 +338,27 @@ class ContextIndex:
         toks = tokenize(text)
         numbers = find_numbers(text, context_side=True)
         implied = {stem(w) for w in implied_words(text)}  # "2024-03-03" also says "March"
-        sequence = _sequence(toks, numbers)
+        positioned = _positioned(toks, numbers)
+        sequence = [item for _, item in positioned]
         pairs = _pairs(sequence)
         # A notation's words stand where the notation does; pairing them with the whole sentence is
-        # simpler than tracking where, and costs little: they are rare.
+        # simpler than tracking where, and cheap: notations are few.
         items = {x for item in sequence for x in item} | implied
         pairs |= {(a, b) if a < b else (b, a) for a in implied for b in items if a != b}
+        # A compound written apart or hyphenated ("e-mail") also stands joined ("email"), paired with
+        # the items around it (not inserted into the sequence: that would push its neighbours apart).
+        offsets = [at for at, _ in positioned]
+        compounds = set()
+        for i, joined in joined_stems(toks, text):
+            compounds.add(joined)
+            k = bisect.bisect_left(offsets, toks[i].start)
+            for item in sequence[max(k - 3, 0) : k + 4]:
+                pairs |= {(joined, x) if joined < x else (x, joined) for x in item if x != joined}
+        extra = implied | compounds
         return _Sentence(
             text=text,
-            stems=frozenset(t.stem for t in toks) | implied,
-            content=frozenset(t.stem for t in toks if t.content) | (implied - STOPWORDS),
+            stems=frozenset(t.stem for t in toks) | extra,
+            content=frozenset(t.stem for t in toks if t.content) | (extra - STOPWORDS),
             pairs=frozenset(pairs),
             numbers=frozenset(numbers.keys),
             negations=sum(t.negation for t in toks),
@@ -425,6 +461,9 @@ def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], 
         win_neg += sent.negations
     base = claim.start
     novel = {w for w in content if w not in index.stems}
+    for i, joined in joined_stems(toks, claim.text):  # "health care" where the context has "healthcare"
+        if joined in index.stems:
+            novel -= {toks[i].stem, toks[i + 1].stem}
     local = {w for w in content if w in index.stems and w not in win_stems}
     num_novel = [(a, b) for a, b, keys in nums.spans if not keys & index.numbers]
     num_local = [(a, b) for a, b, keys in nums.spans if keys & index.numbers and not keys & win_numbers]
@@ -687,7 +726,7 @@ class GroundingCheck:
     """
 
     kind = "grounding"
-    version = "grounding-5"  # bump when the features or their meaning change
+    version = "grounding-6"  # bump when the features or their meaning change
 
     def __init__(
         self,

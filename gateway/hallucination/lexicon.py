@@ -47,6 +47,10 @@ class Lexicon:
         self.related2 = lru_cache(maxsize=16384)(self._related2)
         self.antonyms = lru_cache(maxsize=16384)(self._antonym_stems)
 
+    def is_word(self, word: str) -> bool:
+        """Whether WordNet knows `word` (any inflection) as one word: "healthcare", "email"."""
+        return bool(self.lemmas(word))
+
     def cache_clear(self) -> None:
         """Forget every word looked up (the benchmark's cold case: each call's words seen afresh)."""
         for cached in (self._first, self.related, self.related2, self.antonyms):

@@ -61,6 +61,9 @@ def test_implied_words():
         ("The chief executive officer resigned in May.", "The CEO resigned in May."),
         ("The CEO resigned in May.", "The chief executive officer resigned in May."),
         ("Revenue grew 10% year over year.", "Revenue grew 10% YoY."),
+        ("Customers can reach support by e-mail.", "Customers can reach support by email."),
+        ("Customers can reach support by email.", "Customers can reach support by e-mail."),
+        ("The company sells healthcare software.", "The company sells health care software."),
         ("The United Kingdom left in 2020.", "The UK left in 2020."),
     ],
 )
@@ -78,6 +81,7 @@ def test_the_same_fact_in_another_notation_is_supported(context, answer):
         ("The fee is 420 dollars.", "The fee is four hundred and ten dollars.", "four hundred and ten"),
         ("Revenue was $2.3 million.", "Revenue was 2.3 million euros.", "euros"),
         ("The chief executive officer resigned in May.", "The CFO resigned in May.", "CFO"),
+        ("The company sells healthcare software.", "The company sells hardware.", "hardware"),
         ("The Securities and Exchange Commission fined the bank.", "The FDA fined the bank.", "FDA"),
     ],
 )
