@@ -1,15 +1,18 @@
 """Grounding check: is an answer supported by the context it was supposed to be drawn from?
 
 `GroundingCheck().score(context, answer, question="")` splits the answer into claims
-(`claims.answer_claims`: sentences, without the conversational framing around them), lines each
-claim up with the four context sentences that share the most of its (idf-weighted) content words
-and numbers, and measures per claim:
+(`claims.answer_claims`: sentences, without citation markers, markup, conversational framing and
+abstentions), lines each claim up with the four context sentences that share the most of its
+(idf-weighted) content words and numbers, and measures per claim:
 
 - novelty: content words (crudely stemmed, so "increased"/"increase" match) absent from the whole
   context, absent from the context but present in the question, and present in the context but not
   in the aligned sentences;
-- numbers (normalized: "1,000" = "1000", "5%" = "5 percent", "$2.3 million" = 2300000, "Q3" = "third
-  quarter", "twenty-five" = 25) absent from the context, or present but not in the aligned sentences;
+- numbers, dates and times (read by `notation.py`: "1,000" = "1000", "5%" = "5 percent", "$2.3
+  million" = 2300000, "twenty-five" = 25, "3 pm" = "15:00") absent from the context, or present but
+  not in the aligned sentences; words a context's notation implies ("2024-03-03": "March", "Q3":
+  "third quarter", "CEO": "chief executive officer") and its compounds joined ("e-mail": "email")
+  count as the context's;
 - capitalised names absent from the context;
 - pairs of words (and numbers) that never occur near each other in any context sentence: a swapped
   or recombined fact made of known words;
