@@ -23,7 +23,9 @@ Split rule (kept here, and copied into the model file's `meta.split`):
   (dates, times, currencies, spelled-out numbers, "Q3"/"third quarter"; then acronyms; then
   compounds, "e-mail"/"email"; `gateway/hallucination/notation.py`, `grounding.joined_stems`), for
   answers that restate a fact in another notation; each TEST figure was printed with its refit,
-  after the change was decided on hand-made cases.
+  after the change was decided on hand-made cases. Model grounding-lr-8 holds the count of novel
+  words to lowering the score (`SIGNS`; chosen on TRAIN CV, 0.765 -> 0.767) and reads "May 3" as a
+  month.
 - The halves are small in documents (SummEdits has ~120 distinct documents, so ~60 per half), and
   pooled AUROC moves by several points with the document mix: read the bootstrap intervals.
 
@@ -65,7 +67,7 @@ from gateway.hallucination.grounding import (  # noqa: E402
 )
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared/evals/grounding-dev.jsonl"
-MODEL_VERSION = "grounding-lr-7"
+MODEL_VERSION = "grounding-lr-8"
 C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
 FOLDS = 5
 SPLIT_RULE = (
@@ -198,9 +200,13 @@ def auroc(y: np.ndarray, score: np.ndarray) -> float:
 # Prior knowledge of each feature's direction, imposed on the fit: evidence of unsupported content may
 # only lower the score, similarity may only raise it; the rest (sizes) are free. Without this, the fit
 # learns the data sets' quirks, e.g. that HaluEval's right answers are too short to look similar to
-# their context sentence, and would score a verbatim copy of the context as doubtful.
+# their context sentence, and would score a verbatim copy of the context as doubtful. The count of
+# novel words was left free until lr-8 and came out positive (SummEdits' faithful summaries are
+# rewrites full of new words), so a short answer copied word for word from the context scored below
+# threshold; the WordNet counts say which new words are paraphrases, and with novel words held to
+# lowering the score, train CV rose (SummEdits 0.765 -> 0.767).
 SIGNS = {
-    "n_claims": 0, "n_content_sum": 0, "novel_sum": 0, "num_sum": 0, "ctx_len": 0, "emb_min": +1,
+    "n_claims": 0, "n_content_sum": 0, "num_sum": 0, "ctx_len": 0, "emb_min": +1,
     "novel_syn_sum": +1, "novel_syn2_sum": +1,
 }  # every other feature: -1
 
