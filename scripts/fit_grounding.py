@@ -26,6 +26,11 @@ Split rule (kept here, and copied into the model file's `meta.split`):
   after the change was decided on hand-made cases. Model grounding-lr-8 holds the count of novel
   words to lowering the score (`SIGNS`; chosen on TRAIN CV, 0.765 -> 0.767) and reads "May 3" as a
   month.
+  Model grounding-lr-9 enters sizes and the counts that may raise the score as log(1 + x): lr-8
+  scored a twelve-sentence answer copied word for word from its context 0.19, its linear size
+  weight extrapolated far past the data's one-to-three-sentence answers. Decided on that case;
+  TRAIN CV was level on the mean of the two families (SummEdits 0.767 -> 0.761, HaluEval 0.981 ->
+  0.988) and the TEST figure was printed with the refit (SummEdits 0.712 -> 0.735).
 - The halves are small in documents (SummEdits has ~120 distinct documents, so ~60 per half), and
   pooled AUROC moves by several points with the document mix: read the bootstrap intervals.
 
@@ -67,7 +72,7 @@ from gateway.hallucination.grounding import (  # noqa: E402
 )
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared/evals/grounding-dev.jsonl"
-MODEL_VERSION = "grounding-lr-8"
+MODEL_VERSION = "grounding-lr-9"
 C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
 FOLDS = 5
 SPLIT_RULE = (
@@ -206,8 +211,8 @@ def auroc(y: np.ndarray, score: np.ndarray) -> float:
 # threshold; the WordNet counts say which new words are paraphrases, and with novel words held to
 # lowering the score, train CV rose (SummEdits 0.765 -> 0.767).
 SIGNS = {
-    "n_claims": 0, "n_content_sum": 0, "num_sum": 0, "ctx_len": 0, "emb_min": +1,
-    "novel_syn_sum": +1, "novel_syn2_sum": +1,
+    "n_claims_log": 0, "n_content_log": 0, "num_log": 0, "ctx_len": 0, "emb_min": +1,
+    "novel_syn_log": +1, "novel_syn2_log": +1,
 }  # every other feature: -1
 
 

@@ -13,6 +13,7 @@ from gateway.hallucination.grounding import (
     MODEL_PATH,
     GroundingCheck,
     GroundingModel,
+    answer_features,
     find_numbers,
     stem,
 )
@@ -47,6 +48,36 @@ def test_conversational_framing_does_not_count_against_an_answer(check):
     assert framed.score == pytest.approx(plain.score) and framed.verdict == "supported"
     claim = "Acme Corp reported revenue of $2.3 million in 2020."
     assert [(c.start, c.end) for c in framed.claims] == [(answer.index(claim), answer.index(claim) + len(claim))]
+
+
+def test_a_long_answer_copied_from_its_context_is_supported(check):
+    # Sizes enter the model as log(1 + x); a linear size weight once scored such a copy 0.19.
+    context = (
+        "The labels of plant-based milk alternatives may soon include a voluntary nutrient statement. "
+        "That is the main recommendation in draft guidance from the Food and Drug Administration. "
+        "The agency said consumers often buy the drinks as substitutes for dairy milk. "
+        "Many of the products contain less protein, vitamin D and calcium than cow's milk. "
+        "The guidance does not require the products to stop using the word milk in their names. "
+        "Dairy farmers have long argued that the name misleads shoppers about nutrition. "
+        "Makers of oat, almond and soy drinks welcomed the decision to keep the names. "
+        "The public may comment on the draft for 120 days before the agency finalizes it. "
+        "Sales of plant-based milk reached $2.6 billion last year, according to industry data. "
+        "That figure is about 15 percent of all retail milk sales in the United States. "
+        "Cow's milk sales have declined for more than a decade as tastes changed. "
+        "The agency did not say when the final guidance would be published."
+    )
+    result = check.score(context, context)
+    assert result.verdict == "supported", result.score
+
+
+def test_sizes_enter_the_model_as_logarithms():
+    # A linear size weight fitted on one-to-three-sentence answers extrapolates badly: lr-8 scored a
+    # twelve-sentence copy of a news document 0.19 (its content-word count alone moved it -11 logits).
+    row = np.zeros((12, len(CLAIM_FEATURES)))
+    row[:, CLAIM_FEATURES.index("n_content")] = 16
+    feats = dict(zip([name for name, _, _ in ANSWER_FEATURES], answer_features(row, 4000, 0.5), strict=True))
+    assert feats["n_claims_log"] == pytest.approx(np.log1p(12))
+    assert feats["n_content_log"] == pytest.approx(np.log1p(192))
 
 
 def test_an_abstention_is_not_unsupported(check):
