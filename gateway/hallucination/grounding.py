@@ -776,11 +776,13 @@ class GroundingCheck:
         context: str | Sequence[str] | ContextIndex,
         answer: str,
         question: str = "",
+        claims: Sequence[Claim] | None = None,
     ) -> Analysis:
+        """`claims`: the answer's `answer_claims`, when the caller has them already."""
         index = context if isinstance(context, ContextIndex) else ContextIndex(context)
         context_chars = index.chars
         question_stems = {t.stem for t in tokenize(question) if t.content} if question else set()
-        claims = answer_claims(answer)[: self.max_claims]
+        claims = list(answer_claims(answer) if claims is None else claims)[: self.max_claims]
         evidence = [claim_evidence(index, c, question_stems, k=self.align_k) for c in claims]
         embedded = 0
         if self.use_embeddings and evidence and index.sentences and self.max_embed_claims > 0:
@@ -860,7 +862,8 @@ class GroundingCheck:
         else:
             raise TypeError("context must be a string or a list of strings")
         threshold = self.threshold if threshold is None else threshold
-        if not answer_claims(answer):
+        claims = answer_claims(answer)
+        if not claims:
             # Nothing is asserted (or only framing and "the context does not say"), so nothing can be
             # unsupported; "skipped" counts the sentences left out.
             detail = {"claims": 0, "skipped": len(split_claims(answer))}
@@ -868,8 +871,8 @@ class GroundingCheck:
         index = ContextIndex(pieces)
         if not index.sentences:
             # An answer checked against no context at all is not grounded in anything.
-            claims = [ClaimScore(c.start, c.end, 0.0) for c in answer_claims(answer)[: self.max_claims]]
+            scores = [ClaimScore(c.start, c.end, 0.0) for c in claims[: self.max_claims]]
             return GroundingResult(
-                self.kind, self.version, 0.0, "unsupported", threshold, claims=claims, detail={"context": "empty"}
+                self.kind, self.version, 0.0, "unsupported", threshold, claims=scores, detail={"context": "empty"}
             )
-        return self.result(self.analyze(index, answer, question), threshold)
+        return self.result(self.analyze(index, answer, question, claims), threshold)

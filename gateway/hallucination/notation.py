@@ -47,12 +47,9 @@ _NUMBER = re.compile(
     r"(?:\s?(thousand|million|billion|trillion|mn|bn|tn|mm|[kmb])\b)?",
     re.IGNORECASE,
 )
-_SMALL = {
-    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
-    "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40,
-    "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
-}
+# The words a spelled-out number is built from: "one" counts inside "one hundred", "dozen" and "zero"
+# never start such a run.
+_SMALL = {"one": 1, **{w: v for w, v in NUMBER_WORDS.items() if w not in ("zero", "dozen")}}
 _BIG = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
 _SPELLED_WORD = "|".join([*_SMALL, "hundred", *_BIG])
 # Two or more number words in a row ("four hundred and twenty", "twenty-five", "two million").
