@@ -272,7 +272,9 @@ def mask_markup(text: str) -> str:
             spans.append((pos, pos + len(line)))
         pos += len(line)
     masked = _blank(masked, spans)
-    masked = _blank(masked, [(m.start(), len(masked)) for m in _SOURCES.finditer(masked)][:1])
+    sources = _SOURCES.search(masked)  # a "Sources:" line and everything after it
+    if sources:
+        masked = _blank(masked, [(sources.start(), len(masked))])
     masked = _blank(masked, [m.span() for m in _LABEL_LINE.finditer(masked)])
     masked = _blank(masked, [m.span() for m in _LABEL_LEAD.finditer(masked)])
     return masked.replace("|", " ")
