@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 
 NUMBER_WORDS = {
     "zero": 0, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
@@ -34,19 +35,24 @@ CONTEXT_ONLY_NUMBER_WORDS = {
 _CONTEXT_EXTRA_KEYS = {"half": (50.0,)}
 _SCALES = {
     "thousand": 1e3, "k": 1e3, "million": 1e6, "mn": 1e6, "m": 1e6, "mm": 1e6, "billion": 1e9, "bn": 1e9,
-    "b": 1e9, "trillion": 1e12, "tn": 1e12,
+    "b": 1e9, "trillion": 1e12, "tn": 1e12, "mln": 1e6, "bln": 1e9, "trn": 1e12,
 }
 # Words that are part of a number's notation, not content ("1.5 bn", "four hundred", "3 pm").
-NOTATION_WORDS = frozenset({"hundred", "thousand", "million", "billion", "trillion", "mn", "bn", "tn", "mm", "pm"})
+NOTATION_WORDS = frozenset(
+    {"hundred", "thousand", "million", "billion", "trillion", "mn", "bn", "tn", "mm", "mln", "bln", "trn", "pm"}
+)
 
 WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*", re.UNICODE)
 _NUMBER = re.compile(
     r"(?<![\w.])(?:[$€£¥]\s?)?"
-    r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?"
+    r"(\d{1,3}(?:,\d{3})+|\d+|(?<=[$€£¥])(?=\.\d))(?:\.(\d+))?"  # "$.50" has no whole part
     r"(?:\s?(%|percent\b|per cent\b|pct\b|percentage points?\b|basis points?\b|bps\b))?"
-    r"(?:\s?(thousand|million|billion|trillion|mn|bn|tn|mm|[kmb])\b)?",
+    r"(?:\s?(thousand|million|billion|trillion|mn|bn|tn|mm|mln|bln|trn|[kmb])\b)?",
     re.IGNORECASE,
 )
+_CENTS = re.compile(r"\s?(?:cents?\b|¢)", re.IGNORECASE)
+# "FY21", "FY 2021", "Q3 '21", "the '90s": a year written with two digits.
+_SHORT_YEAR = re.compile(r"\bFY\s?['’]?(\d{2}|\d{4})\b|(?<![\w'’])['’](\d{2})\b", re.IGNORECASE)
 # The words a spelled-out number is built from: "one" counts inside "one hundred", "dozen" and "zero"
 # never start such a run.
 _SMALL = {"one": 1, **{w: v for w, v in NUMBER_WORDS.items() if w not in ("zero", "dozen")}}
@@ -55,6 +61,20 @@ _SPELLED_WORD = "|".join([*_SMALL, "hundred", *_BIG])
 # Two or more number words in a row ("four hundred and twenty", "twenty-five", "two million").
 _AND = "|".join(rf"(?<={w})\s+and\s+" for w in ("hundred", *_BIG))  # "four hundred and twenty"
 _SPELLED = re.compile(rf"\b(?:{_SPELLED_WORD})(?:(?:[\s-]+|{_AND})(?:{_SPELLED_WORD}))+\b", re.IGNORECASE)
+# A number, in digits or spelled out ("twelve", "twenty five"), as the whole part of a spoken price or
+# decimal; and the digits after the point, spelled digit by digit ("two five") or as one number ("fifty").
+_WHOLE = rf"(?:\d+|zero|(?:{_SPELLED_WORD})(?:(?:[\s-]+|{_AND})(?:{_SPELLED_WORD}))*)"
+_DIGIT_WORD = "|".join(("zero", "oh", *_SMALL))
+_FRACTION = rf"(?:\d+|(?:{_DIGIT_WORD})(?:[\s-]+(?:{_DIGIT_WORD}))*)"
+# "twelve point five", "twelve dot fifty": how a transcript writes 12.5 and 12.50.
+_SPOKEN_DECIMAL = re.compile(
+    rf"\b({_WHOLE})\s+(?:point|dot)\s+({_FRACTION})(?:\s+(thousand|million|billion|trillion))?\b", re.IGNORECASE
+)
+# "twelve Euro fifty", "twelve euros and fifty cents": a spoken 12.50 (read on the context side only).
+_SPOKEN_PRICE = re.compile(
+    rf"\b({_WHOLE})\s+(?:euros?|pounds?|dollars?|bucks)\s+(?:and\s+)?({_FRACTION})(?:\s+(?:cents?|pence))?\b",
+    re.IGNORECASE,
+)
 _TIME = re.compile(
     r"\b(\d{1,2})(?::([0-5]\d))?\s?([ap])(?:m\b|\.m\.)"  # 3 pm, 3:30 p.m.
     r"|\b([01]?\d|2[0-3]):([0-5]\d)\b(?!\s?[ap]\.?m\b)",  # 15:00
@@ -76,6 +96,22 @@ _CURRENCY_WORDS = {
     "usd": "dollar", "dollar": "usd", "dollars": "usd", "eur": "euro", "euro": "eur", "euros": "eur",
     "gbp": "pound", "pound": "gbp", "pounds": "gbp", "jpy": "yen", "yen": "jpy",
 }
+
+
+# The currencies an answer may name, as a word ("euros", "USD") or a symbol, with the words that
+# stand for each in a context (its own and the other spelling's, "$" and "dollar" and "usd").
+CURRENCIES = {
+    **{symbol: frozenset(words) for symbol, words in _CURRENCY_SYMBOLS.items()},
+    **{w: frozenset({w.rstrip("s"), other.rstrip("s")}) for w, other in _CURRENCY_WORDS.items()},
+}
+
+
+def currency_marks(text: str) -> list[tuple[int, int, frozenset[str]]]:
+    """(start, end, names) of each currency symbol or word in `text`."""
+    out = [(i, i + 1, CURRENCIES[ch]) for i, ch in enumerate(text) if ch in _CURRENCY_SYMBOLS]
+    out += [(m.start(), m.end(), CURRENCIES[m.group(0).lower()]) for m in WORD.finditer(text)
+            if m.group(0).lower() in _CURRENCY_WORDS]
+    return sorted(out)
 
 
 ACRONYMS = {
@@ -144,6 +180,49 @@ def _spelled_value(words: list[str]) -> float | None:
     return total + current
 
 
+def _roundings(value: float, decimals: int) -> set[float]:
+    """What an answer may round the context's `value` to, half up, keeping two significant figures or
+    more: 40.6 -> 41, 2.345 -> 2.35 and 2.3, 2,345 -> 2,300 and 2,350. Not to one figure (41.2 -> 40
+    would pass an edited 40; 3.2 -> 3), and never a year (2019 -> 2020)."""
+    exact = Decimal(repr(value))
+    out: set[Decimal] = set()
+    for d in range(decimals):
+        out.add(exact.quantize(Decimal(1).scaleb(-d), rounding=ROUND_HALF_UP))
+    if decimals == 0 and value >= 1000 and not 1900 <= value <= 2100:
+        for sig in (2, 3):
+            step = Decimal(1).scaleb(exact.adjusted() - sig + 1)
+            out.add((exact / step).quantize(Decimal(1), rounding=ROUND_HALF_UP) * step)
+    return {_num_key(float(r)) for r in out if r != exact and len(r.normalize().as_tuple().digits) >= 2}
+
+
+def _spoken_whole(text: str) -> float | None:
+    if text.isdigit():
+        return float(text)
+    if text.lower() == "zero":
+        return 0.0
+    words = [w.lower() for w in re.findall(r"[A-Za-z]+", text) if w.lower() != "and"]
+    return _spelled_value(words) if len(words) > 1 else _SMALL.get(words[0]) if words else None
+
+
+def _spoken_digits(text: str) -> str | None:
+    """The digits after a spoken point: "five" -> "5", "fifty" -> "50", "two five" -> "25"."""
+    if text.isdigit():
+        return text
+    words = [w.lower() for w in re.findall(r"[A-Za-z]+", text)]
+    digits = {"zero": 0, "oh": 0, **_SMALL}
+    if len(words) > 1 and all(digits.get(w, 10) < 10 for w in words):
+        return "".join(str(digits[w]) for w in words)
+    value = _spelled_value(words) if len(words) > 1 else digits.get(words[0])
+    return None if value is None else str(int(value))
+
+
+def _spoken_number(whole: str, fraction: str, cents: bool) -> float | None:
+    w, f = _spoken_whole(whole), _spoken_digits(fraction)
+    if w is None or f is None or (cents and len(f) > 2):
+        return None
+    return _num_key(w + int(f) / 100) if cents else _num_key(float(f"{int(w)}.{f}"))
+
+
 def find_numbers(text: str, *, context_side: bool = False) -> Numbers:
     found: list[tuple[int, int, frozenset[float]]] = []
     taken: list[tuple[int, int]] = []
@@ -168,6 +247,21 @@ def find_numbers(text: str, *, context_side: bool = False) -> Numbers:
             if context_side:
                 keys.add(float(hour))
             add(m.start(), m.end(), keys)
+    for pattern, cents in ((_SPOKEN_DECIMAL, False), (_SPOKEN_PRICE, True)):
+        if cents and not context_side:
+            continue
+        for m in pattern.finditer(text):
+            value = _spoken_number(m.group(1), m.group(2), cents)
+            if value is None or not free(m.start()):
+                continue
+            keys = {value}
+            if cents:  # the context's "twelve Euro fifty" also holds a twelve and a fifty
+                parts = (_spoken_whole(m.group(1)), _spoken_whole(m.group(2)))
+                keys |= {_num_key(p) for p in parts if p is not None}
+            elif m.group(3):
+                scaled = _num_key(value * _BIG[m.group(3).lower()])
+                keys = keys | {scaled} if context_side else {scaled}
+            add(m.start(), m.end(), keys)
     for m in _QUARTER.finditer(text):
         if free(m.start()):
             add(m.start(), m.end(), {float(m.group(2))})
@@ -183,19 +277,28 @@ def find_numbers(text: str, *, context_side: bool = False) -> Numbers:
             value = _spelled_value(words)
             if value is not None:
                 add(m.start(), m.end(), {_num_key(value)})
+    for m in _SHORT_YEAR.finditer(text):
+        digits = m.group(1) or m.group(2)
+        if free(m.start()):
+            year = int(digits) if len(digits) == 4 else int(digits) + (1900 if int(digits) >= 50 else 2000)
+            add(m.start(), m.end(), {float(year), float(year % 100)})
     for m in _NUMBER.finditer(text):
-        if not free(m.start()):
+        if not free(m.start()) or not m.group(0).strip("$€£¥ "):
             continue
-        whole = m.group(1).replace(",", "")
+        whole = m.group(1).replace(",", "") or "0"
         frac = (m.group(2) or "").rstrip("0")
         value = float(f"{whole}.{frac}" if frac else whole)
         keys = {_num_key(value)}
+        if _CENTS.match(text, m.end()):  # "50 cents" is $0.50
+            keys.add(_num_key(value / 100))
+        if context_side:
+            keys |= _roundings(value, len(frac))
         scale = (m.group(4) or "").lower()
         if scale in _SCALES:
             # "2.3 million" in the answer must match 2.3 million, not any 2.3; the context's "2.3 million"
-            # still supports an answer's bare "2.3".
-            scaled = _num_key(value * _SCALES[scale])
-            keys = keys | {scaled} if context_side else {scaled}
+            # still supports an answer's bare "2.3" (and "$2.34 billion" an answer's "$2.3 billion").
+            scaled = {_num_key(k * _SCALES[scale]) for k in keys}
+            keys = keys | scaled if context_side else scaled
         add(m.start(), m.end(), keys)
     for m in WORD.finditer(text):
         if not free(m.start()):
@@ -236,6 +339,8 @@ def implied_words(text: str) -> set[str]:
         other = _CURRENCY_WORDS.get(w)
         if other:
             out.add(other)
+        elif w in ("cent", "cents"):  # "50 cents" is $0.50 (or €0.50)
+            out |= {"dollar", "usd", "euro", "eur"}
     padded = f" {' '.join(words)} "
     present = set(words)
     for acronym, phrase in ACRONYMS.items():

@@ -70,6 +70,48 @@ def test_a_long_answer_copied_from_its_context_is_supported(check):
     assert result.verdict == "supported", result.score
 
 
+def test_an_invented_number_is_flagged_however_long_the_context():
+    # lr-9 let this through in a 3,800-character context (0.63): its short-answer prior outweighed the
+    # one invented number. Numbers and names the context lacks are now decisive (DECISIVE).
+    filler = " ".join(f"The handbook's {w} part describes office routines and rooms." for w in ["first", "next"] * 30)
+    check = GroundingCheck()
+    for context in ("The meeting starts at 15:00.", filler + " The meeting starts at 15:00."):
+        wrong = check.score(context, "The meeting starts at 4 pm.")
+        right = check.score(context, "The meeting starts at 3 pm.")
+        assert wrong.verdict == "unsupported" and right.verdict == "supported", (len(context), wrong.score)
+
+
+def test_a_verbatim_copy_of_a_short_context_is_supported(check):
+    # the context's length no longer enters the model: it scored this copy 0.50 with a threshold of 0.47
+    context = "The CEO spoke at the annual meeting on Monday about the new product line."
+    assert check.score(context, context).score > check.threshold + 0.15
+
+
+def test_a_negation_of_what_the_aligned_sentences_state_is_flagged(check):
+    # "unknown" elsewhere in the context negates "known", which hid this negation from the global check
+    context = (
+        "An Australian pleaded guilty to the manslaughter of an American who fell from a Sydney clifftop "
+        "that was known as a gay meeting place. A coroner said unknown assailants attacked him."
+    )
+    kept = context.split(". ")[0] + "."
+    flipped = kept.replace("that was known", "that was not known")
+    assert check.score(context, kept).verdict == "supported"
+    result = check.score(context, flipped)
+    assert result.verdict == "unsupported"
+    assert "not" in [flipped[a:b] for a, b in result.unsupported_negations]
+
+
+def test_features_are_clipped_to_the_fitted_range():
+    model = GroundingModel.load()
+    assert model.lower is not None and model.upper is not None
+    row = model.mean.copy()
+    top = row.copy()
+    top[model.features.index("n_claims_log")] = model.upper[model.features.index("n_claims_log")]
+    beyond = top.copy()
+    beyond[model.features.index("n_claims_log")] = 1000.0
+    assert model.predict(beyond)[0] == pytest.approx(model.predict(top)[0])
+
+
 def test_sizes_enter_the_model_as_logarithms():
     # A linear size weight fitted on one-to-three-sentence answers extrapolates badly: lr-8 scored a
     # twelve-sentence copy of a news document 0.19 (its content-word count alone moved it -11 logits).
@@ -182,6 +224,15 @@ def test_number_formats_match_between_answer_and_context(check):
     ctx = "The firm sold 1,000 units, a 5 percent rise, in the third quarter."
     result = check.score(ctx, "The firm sold 1000 units, a 5% rise, in Q3.")
     assert result.unsupported_numbers == []
+
+
+def test_british_and_american_spellings_share_a_stem():
+    for british, american in [("maximise", "maximize"), ("organisations", "organizations"), ("realised", "realized"),
+                              ("analysing", "analyzing"), ("colourful", "colorful"), ("centred", "centered"),
+                              ("metres", "meters"), ("defence", "defense"), ("programme", "program")]:
+        assert stem(british) == stem(american), (british, american)
+    # words that merely look British still match themselves, and short ones are left alone
+    assert stem("promise") == stem("promised") and stem("rise") != stem("rize")
 
 
 def test_stemming_is_consistent():

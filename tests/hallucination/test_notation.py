@@ -33,6 +33,39 @@ def test_context_reads_half_as_fifty_percent():
     assert keys("half of the staff", context_side=True) == [("half", {0.5, 50.0})]
 
 
+def test_spoken_decimals_and_prices():
+    # how a meeting transcript writes 12.50; the answer side reads "point"/"dot" too
+    assert keys("under twelve dot fifty Euros") == [("twelve dot fifty", {12.5})]
+    assert keys("twenty five point two five percent") == [("twenty five point two five", {25.25})]
+    assert keys("one point five million") == [("one point five million", {1_500_000.0})]
+    assert keys("zero point eight") == [("zero point eight", {0.8})]
+    # "twelve Euro fifty" is 12.50 on the context side, and still holds a twelve and a fifty there
+    assert keys("twelve Euro fifty", context_side=True) == [("twelve Euro fifty", {12.0, 12.5, 50.0})]
+    assert keys("twelve euros and fifty cents", context_side=True)[0][1] >= {12.5}
+    assert keys("twelve Euro fifty") == [("twelve", {12.0}), ("fifty", {50.0})]
+
+
+def test_cents_short_years_and_scales():
+    assert keys("EPS of $.50") == [("$.50", {0.5})]
+    assert keys("50 cents a share") == [("50", {50.0, 0.5})]
+    assert keys("in FY21") == [("FY21", {2021.0, 21.0})]
+    assert keys("FY 2021") == [("FY 2021", {2021.0, 21.0})]
+    assert ("'21", {2021.0, 21.0}) in keys("Q3 '21")
+    assert keys("3.2 mln") == [("3.2 mln", {3_200_000.0})]
+
+
+def test_context_numbers_support_their_roundings():
+    assert keys("up 40.6%", context_side=True) == [("40.6%", {40.6, 41.0})]
+    assert keys("$2.34 billion", context_side=True)[0][1] >= {2.3e9, 2.34e9}
+    assert keys("2,345 staff", context_side=True) == [("2,345", {2345.0, 2300.0, 2350.0})]
+    assert keys("12.5", context_side=True) == [("12.5", {12.5, 13.0})]  # half up
+    # never to one significant figure (41.2 -> 40 would let an edited 40 through), never a year
+    assert keys("41.2", context_side=True) == [("41.2", {41.2, 41.0})]
+    assert keys("3.2", context_side=True) == [("3.2", {3.2})]
+    assert keys("in 2019", context_side=True) == [("2019", {2019.0})]
+    assert keys("up 40.6%") == [("40.6%", {40.6})]  # the answer's own number is not rounded
+
+
 def test_implied_words():
     assert "march" in implied_words("due 2024-03-03")
     assert {"march", "april"} <= implied_words("due 3/4/2024")  # either reading
@@ -65,6 +98,11 @@ def test_implied_words():
         ("Customers can reach support by email.", "Customers can reach support by e-mail."),
         ("The company sells healthcare software.", "The company sells health care software."),
         ("The United Kingdom left in 2020.", "The UK left in 2020."),
+        ("The cost must stay under twelve dot fifty Euros.", "The cost must stay under 12.50 Euros."),
+        ("Earnings were 50 cents per share in FY21.", "Earnings were $0.50 per share in fiscal 2021."),
+        ("Revenue was $2.34 billion, up 40.6% from a year ago.", "Revenue was about $2.3 billion, up 41%."),
+        ("We want to maximise the benefit for the organisation.", "They maximize the benefit for the organization."),
+        ("The new centre opens in the theatre district.", "The new center opens in the theater district."),
     ],
 )
 def test_the_same_fact_in_another_notation_is_supported(context, answer):
@@ -84,6 +122,10 @@ def test_the_same_fact_in_another_notation_is_supported(context, answer):
         ("The chief executive officer resigned in May.", "The CFO resigned in May.", "CFO"),
         ("The company sells healthcare software.", "The company sells hardware.", "hardware"),
         ("The Securities and Exchange Commission fined the bank.", "The FDA fined the bank.", "FDA"),
+        ("The cost must stay under twelve dot fifty Euros.", "The cost must stay under 15.50 Euros.", "15.50"),
+        ("Earnings were 50 cents per share in FY21.", "Earnings were $0.70 per share in fiscal 2021.", "$0.70"),
+        ("Revenue was $2.34 billion, up 40.6% a year ago.", "Revenue was about $2.8 billion, up 46%.", "$2.8 billion"),
+        ("Revenue was $2.3 million.", "Revenue was €2.3 million.", "€"),
     ],
 )
 def test_a_changed_fact_in_another_notation_is_still_flagged(context, answer, flagged):
