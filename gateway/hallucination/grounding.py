@@ -24,7 +24,9 @@ abstentions), lines each claim up with the four context sentences that share the
 - paraphrase: how many of the novel words have a WordNet synonym (or a word WordNet links closely to
   them) in the context, one step or two away (`lexicon.py`). A faithful summary rewords ("recovered" for
   "recaptured"); a changed fact brings in a word with no such relative ("borrowed"). Counting novel
-  words alone ranks these the wrong way round on SummEdits (AUROC 0.45).
+  words alone ranks these the wrong way round on SummEdits (AUROC 0.45);
+- a lone swap: the claim's words are all in its aligned sentences but one, and that one is related to
+  nothing there ("resigned" where the context says "spoke").
 - the cosine similarity of the claim's MiniLM embedding to its aligned sentences (shared embedder).
 
 These are aggregated over claims (sums, the worst claim, the count) and combined by a logistic
@@ -50,6 +52,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -165,6 +168,26 @@ _IRREGULAR = {
     "better": "good", "best": "good", "worse": "bad", "worst": "bad", "men": "man", "women": "woman",
     "children": "child", "people": "person", "data": "data", "media": "media", "news": "news",
 }
+# More irregular verbs, each base then its forms: "spoke" must meet WordNet's "speak" ("talked" for "spoke"
+# is a synonym, not a swapped word).
+_IRREGULAR_VERBS = """
+speak spoke spoken; run ran; come came; know knew known; draw drew drawn; fly flew flown
+throw threw thrown; forget forgot forgotten; freeze froze frozen; hide hid hidden
+ride rode ridden; ring rang rung; sing sang sung; swim swam; steal stole stolen; strike struck
+swear swore sworn; tear tore torn; wear wore worn; wake woke woken; break broke broken
+fight fought; catch caught; teach taught; seek sought; send sent; lend lent; bend bent
+deal dealt; feel felt; mean meant; sleep slept; sweep swept; weep wept; sit sat; stand stood
+understand understood; withdraw withdrew withdrawn; undertake undertook undertaken
+overcome overcame; forgive forgave forgiven; shake shook shaken; lay laid; hang hung; dig dug
+feed fed; flee fled; breed bred; bleed bled; hear heard; bear bore borne; bite bitten
+drink drank drunk; eat ate eaten; forbid forbade forbidden; mistake mistook; shoot shot
+shine shone; slide slid; spin spun; stick stuck; sting stung; swing swung; arise arose arisen
+overtake overtook overtaken; oversee oversaw overseen; undergo underwent undergone; uphold upheld
+withhold withheld; mislead misled; outgrow outgrew
+"""
+for _entry in re.split(r"[;\n]", _IRREGULAR_VERBS):
+    _base, *_forms = _entry.split() or [""]
+    _IRREGULAR.update(dict.fromkeys(_forms, _base))
 
 
 @lru_cache(maxsize=65536)
@@ -389,7 +412,9 @@ class ContextIndex:
             return []
         scores = []
         for i, s in enumerate(self.sentences):
-            score = sum(self.idf.get(w, 0.0) for w in content & s.content) + 1.5 * len(numbers & s.numbers)
+            # fsum: correctly rounded whatever the set's order, so that tied sentences tie exactly and
+            # the fit is the same under every PYTHONHASHSEED
+            score = math.fsum(self.idf.get(w, 0.0) for w in content & s.content) + 1.5 * len(numbers & s.numbers)
             scores.append((-score, i))
         scores.sort()
         return [i for neg, i in scores[:k] if neg < 0] or [scores[0][1]]
@@ -417,6 +442,8 @@ CLAIM_FEATURES = (
     "neg_unsupported",  # the claim negates words that the context has but never negates
     "neg_dropped",  # the aligned sentences negate a word that the claim states without negation
     "neg_contradicts",  # the claim negates words the aligned sentences state without negation
+    "lone_swap",  # 1 when one word replaces another: the rest is in the aligned sentences, and the one
+    # word is new to the context, not a name, and has no WordNet relative there
     "antonym",  # antonym (hand list or WordNet) of an aligned word, the word itself not aligned
     "prefix_flip",  # "dysfunctional" for the context's "functional", or the other way round
     "hedge",  # quantifier or hedge ("only", "precisely", "all") absent from the aligned sentences
@@ -497,11 +524,14 @@ def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], 
     lexicon = get_lexicon()
     surface = {t.stem: t.low for t in content_toks}
     syn1 = syn2 = 0
+    related_novel = set()
     for w in novel:
         if lexicon.related(surface[w]) & index.stems:
             syn1 += 1
+            related_novel.add(w)
         elif lexicon.related2(surface[w]) & index.stems:
             syn2 += 1
+            related_novel.add(w)
     # The hand list also pairs function words ("up"/"down", "all"/"none"), so it looks at every word;
     # WordNet only at content words.
     antonyms = _antonyms()
@@ -534,6 +564,17 @@ def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], 
     v[_F["neg_unsupported"]] = len(unsupported_scopes)
     v[_F["neg_dropped"]] = len({w for w in content if w in win_negated and w not in claim_negated})
     v[_F["neg_contradicts"]] = len(contradicting)
+    # judged against the aligned sentences, so that a long context that happens to hold the word elsewhere
+    # doesn't hide the swap
+    outside = content - win_stems
+    lone = next(iter(outside)) if len(outside) == 1 else None
+    v[_F["lone_swap"]] = float(
+        n >= 3
+        and lone is not None
+        and lone not in {t.stem for t in content_toks if t.capital}
+        and not lexicon.related(surface[lone]) & win_stems
+        and not lexicon.related2(surface[lone]) & win_stems
+    )
     v[_F["antonym"]] = len(flipped)
     v[_F["prefix_flip"]] = _prefix_flips(toks, index.stems)
     v[_F["hedge"]] = hedges
@@ -579,6 +620,7 @@ ANSWER_FEATURES: tuple[tuple[str, str, str], ...] = (
     ("neg_added_max", "neg_added", "max"),
     ("neg_dropped_sum", "neg_dropped", "sum"),
     ("neg_contradicts_sum", "neg_contradicts", "sum"),
+    ("lone_swap_sum", "lone_swap", "sum"),
     ("antonym_sum", "antonym", "sum"),
     ("prefix_flip_sum", "prefix_flip", "sum"),
     ("hedge_sum", "hedge", "sum"),

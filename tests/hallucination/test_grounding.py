@@ -101,6 +101,17 @@ def test_a_negation_of_what_the_aligned_sentences_state_is_flagged(check):
     assert "not" in [flipped[a:b] for a, b in result.unsupported_negations]
 
 
+def test_one_word_swapped_for_an_unrelated_one_is_flagged(check):
+    # lone_swap: the claim copies its aligned sentence but for one word new to the context and not
+    # related to anything in it (a changed fact); a WordNet synonym in that place is a paraphrase
+    context = "The CEO spoke at the annual meeting on Monday about the new product line."
+    assert check.score(context, "The CEO resigned at the annual meeting on Monday.").verdict == "unsupported"
+    assert check.score(context, "The CEO talked at the annual meeting on Monday.").verdict == "supported"
+    context = "The company bought Acme Corp in March."
+    assert check.score(context, "The company sold Acme Corp in March.").verdict == "unsupported"
+    assert check.score(context, "The company purchased Acme Corp in March.").verdict == "supported"
+
+
 def test_features_are_clipped_to_the_fitted_range():
     model = GroundingModel.load()
     assert model.lower is not None and model.upper is not None
@@ -233,6 +244,12 @@ def test_british_and_american_spellings_share_a_stem():
         assert stem(british) == stem(american), (british, american)
     # words that merely look British still match themselves, and short ones are left alone
     assert stem("promise") == stem("promised") and stem("rise") != stem("rize")
+
+
+def test_irregular_verbs_share_the_stem_of_their_base():
+    for form, base in [("spoke", "speak"), ("spoken", "speaks"), ("fought", "fight"), ("withdrew", "withdraw"),
+                       ("sent", "sending"), ("stood", "stands")]:
+        assert stem(form) == stem(base), (form, base)
 
 
 def test_stemming_is_consistent():
