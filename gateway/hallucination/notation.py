@@ -341,6 +341,8 @@ def implied_words(text: str) -> set[str]:
             out.add(other)
         elif w in ("cent", "cents"):  # "50 cents" is $0.50 (or €0.50)
             out |= {"dollar", "usd", "euro", "eur"}
+        elif w in ("lb", "lbs"):  # the weight: "5 lb" supports "5 pounds", which is not a currency then
+            out |= {"pound", "gbp"}
     padded = f" {' '.join(words)} "
     present = set(words)
     for acronym, phrase in ACRONYMS.items():

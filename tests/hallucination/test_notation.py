@@ -103,6 +103,7 @@ def test_implied_words():
         ("Revenue was $2.34 billion, up 40.6% from a year ago.", "Revenue was about $2.3 billion, up 41%."),
         ("We want to maximise the benefit for the organisation.", "They maximize the benefit for the organization."),
         ("The new centre opens in the theatre district.", "The new center opens in the theater district."),
+        ("Each bag weighs 5 lb.", "Each bag weighs 5 pounds."),  # the weight, not the currency
     ],
 )
 def test_the_same_fact_in_another_notation_is_supported(context, answer):
