@@ -82,7 +82,8 @@ def test_an_invented_number_is_flagged_however_long_the_context():
 
 
 def test_a_verbatim_copy_of_a_short_context_is_supported(check):
-    # the context's length no longer enters the model: it scored this copy 0.50 with a threshold of 0.47
+    # the context's length no longer enters the model: fitted on the whole file, it scored this copy 0.50
+    # against a threshold of 0.47
     context = "The CEO spoke at the annual meeting on Monday about the new product line."
     assert check.score(context, context).score > check.threshold + 0.15
 
