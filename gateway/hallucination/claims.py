@@ -29,7 +29,11 @@ manners or for citing its sources.
   if you have other questions.") or an abstention ("The documents do not specify a late fee.", "I
   don't know."), and cuts a framing lead-in ("Based on the provided context, ", "According to the
   document, ", "In summary, ") off the front of its claim. An honest "the context does not say" is
-  not a hallucination; scored as a claim it would be the least supported sentence of all.
+  not a hallucination; scored as a claim it would be the least supported sentence of all. A reply
+  to a yes/no question ("No, the fee is 420 dollars.") is cut off the same way: "No" there negates
+  the user's guess, not the claim.
+- `mask_foils` blanks a correction's foil at the end of a clause ("…, not 500.", "…, not MySQL."):
+  the user's guess, denied, is no invented number or name.
 """
 
 from __future__ import annotations
@@ -154,8 +158,12 @@ _FRAMING_ONLY = re.compile(
     r"|if you have any (?:other |more |further )?questions.*|is there anything else .*)",
     re.IGNORECASE,
 )
+# "No, the fee is 420 dollars.": the reply to a yes/no question is no negation of what follows. A bare
+# "Yes." or "No." stays a claim when it is the whole answer: it asserts something, so it is scored.
+_REPLY = re.compile(r"yes|no|yeah|nope", re.IGNORECASE)
 _FRAMING_LEAD = re.compile(
     r"(?:(?:sure|certainly|of course|absolutely|okay|ok)[,!:]\s+"
+    r"|(?:yes|no|yeah|nope)(?:[,!:]|\.(?=\s+[A-Z]))\s+"
     r"|(?:based on|according to|from|per|as per|as (?:stated|mentioned|described|noted|shown) in|going by)"
     r" (?:the |this |your |my )?(?:provided |given |above |supplied |attached |available |following |shared )?"
     r"(?:context|documents?|text|passages?|information|sources?|records?|excerpts?|materials?|notes?)[,:]\s*"
@@ -204,6 +212,8 @@ def strip_framing(claims: list[Claim]) -> list[Claim]:
     out: list[Claim] = []
     for claim in claims:
         if _FRAMING_ONLY.fullmatch(claim.text.strip(_TRIM)) or is_abstention(claim.text):
+            continue
+        if len(claims) > 1 and _REPLY.fullmatch(claim.text.strip(_TRIM)):  # "No! The fee is 420 dollars."
             continue
         lead = _FRAMING_LEAD.match(claim.text)
         if lead and _ALNUM.search(claim.text, lead.end()):
@@ -280,8 +290,25 @@ def mask_markup(text: str) -> str:
     return masked.replace("|", " ")
 
 
+# A correction's foil at the end of a clause: "the fee is 420 dollars, not 500", "it uses PostgreSQL, not
+# MySQL" (often the user's own guess). What is denied there is no claim; the number or name would
+# otherwise count as invented. Only numbers and capitalised names, and only clause-final, so "not 500
+# dollars" and "adults, not children" stay as they are.
+_FOIL = re.compile(
+    r",?[ \t]+(?:not|rather than|instead of)[ \t]+"
+    r"(?:[$€£¥]?\d+(?:[.,]\d+)*(?:[ \t]?(?:%|percent|million|billion))?|[A-Z][\w-]*(?:[ \t]+[A-Z][\w-]*)*)"
+    r"(?=[ \t]*(?:[.;!?)]|$))",
+    re.MULTILINE,
+)
+
+
+def mask_foils(text: str) -> str:
+    """`text` with clause-final foils ("…, not 500.") replaced by spaces (same length)."""
+    return _blank(text, [m.span() for m in _FOIL.finditer(text)])
+
+
 def answer_claims(text: str, *, max_chars: int = 400) -> list[Claim]:
     """The claims of an assistant's answer that say something about the context (see the module doc).
 
-    Offsets index `text`; each claim's `text` is that span with the markup blanked out, as scored."""
-    return strip_framing(split_claims(mask_markup(text), max_chars=max_chars))
+    Offsets index `text`; each claim's `text` is that span with markup and foils blanked out, as scored."""
+    return strip_framing(split_claims(mask_foils(mask_markup(text)), max_chars=max_chars))

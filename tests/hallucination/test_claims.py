@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.hallucination.claims import answer_claims, is_abstention, mask_markup, split_claims
+from gateway.hallucination.claims import answer_claims, is_abstention, mask_foils, mask_markup, split_claims
 
 
 def spans(text: str, **kw) -> list[str]:
@@ -102,7 +102,6 @@ def test_framing_lead_in_is_cut_off_its_claim(text, claim):
 @pytest.mark.parametrize(
     "text",
     [
-        "No, the invoice is not paid.",  # an answer, not framing
         "Sure enough, sales fell.",  # no comma after the framing word: not a lead-in
         "The document was signed in March.",  # "the document" as the subject, not "says that"
         "According to the CFO, sales rose.",  # a source that is not the context
@@ -175,3 +174,33 @@ def test_abstentions_are_not_claims(text):
 )
 def test_statements_are_not_abstentions(text):
     assert not is_abstention(text) and len(answer_claims(text)) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "claims"),
+    [
+        ("No, the fee is 420 dollars.", ["the fee is 420 dollars."]),
+        ("No, the invoice is not paid.", ["the invoice is not paid."]),  # its own negation stays
+        ("No. The fee is 420 dollars.", ["The fee is 420 dollars."]),
+        ("Yes! It is due on March 3.", ["It is due on March 3."]),
+        ("No! The fee is 420 dollars.", ["The fee is 420 dollars."]),
+        # a bare reply is the whole answer: it asserts something, so it stays a claim
+        ("No.", ["No."]),
+        ("yes", ["yes"]),
+    ],
+)
+def test_a_reply_to_a_yes_no_question_is_no_negation_of_what_follows(text, claims):
+    assert [c.text for c in answer_claims(text)] == claims
+
+
+def test_clause_final_foils_are_blanked():
+    for text, kept in [
+        ("the fee is 420 dollars, not 500.", "the fee is 420 dollars"),
+        ("it uses PostgreSQL, not MySQL.", "it uses PostgreSQL"),
+        ("it costs $420 rather than $1,500!", "it costs $420"),
+    ]:
+        masked = mask_foils(text)
+        assert len(masked) == len(text) and masked.rstrip(" .!") == kept
+    # not clause-final, or not a number or a name: a claim, kept whole
+    for text in ("The fee is not 500 dollars.", "It is approved for adults, not children."):
+        assert mask_foils(text) == text

@@ -113,6 +113,17 @@ def test_one_word_swapped_for_an_unrelated_one_is_flagged(check):
     assert check.score(context, "The company purchased Acme Corp in March.").verdict == "supported"
 
 
+def test_a_correction_of_the_users_guess_is_supported(check):
+    # "not 500" denies the user's number: no invented number; agreeing with it is one
+    context = "The fee is 420 dollars. Payment is due on March 3. The server uses PostgreSQL."
+    question = "Is the fee 500 dollars?"
+    assert check.score(context, "No, the fee is 420 dollars, not 500.", question).verdict == "supported"
+    assert check.score(context, "Yes, the fee is 500 dollars.", question).verdict == "unsupported"
+    question = "Does the server use MySQL?"
+    assert check.score(context, "No, the server uses PostgreSQL, not MySQL.", question).verdict == "supported"
+    assert check.score(context, "Yes, the server uses MySQL, not PostgreSQL.", question).verdict == "unsupported"
+
+
 def test_features_are_clipped_to_the_fitted_range():
     model = GroundingModel.load()
     assert model.lower is not None and model.upper is not None
