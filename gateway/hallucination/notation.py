@@ -3,9 +3,14 @@
 `find_numbers(text)` returns each number's span and every value it may stand for: "1,000" = "1000",
 "5%" = "5 percent", "$2.3 million" = 2300000, "Q3" = 3, "twenty-five" = 25, "four hundred and
 twenty" = 420, "3 pm" = "15:00" (times are keyed apart from plain numbers, so "15:00" never matches
-a count of 15). `context_side=True` reads the context more generously than an answer: its
-"first"/"third" and "half" count as numbers (an answer's "one" or "first" is too often not a
-number to flag it), and "2.3 million" also supports a bare "2.3".
+a count of 15), "twelve dot fifty" = 12.5, "$.50" = "50 cents" = 0.5, "FY21" = "'21" = 2021.
+`context_side=True` reads the context more generously than an answer: its "first"/"third" and
+"half" count as numbers (an answer's "one" or "first" is too often not a number to flag it),
+"2.3 million" also supports a bare "2.3", "twelve Euro fifty" is 12.50, and a number supports what
+an answer may round it to (40.6: 41; $2.34 billion: $2.3 billion; see `_roundings`).
+
+`currency_marks(text)` finds currency symbols and words, for the check that an answer's currency is
+one its context names.
 
 `implied_words(text)` lists the words a notation stands for, so that an answer may spell out what
 the context abbreviates, or abbreviate what it spells out: "2024-03-03" and "3/3/2024" imply
