@@ -293,11 +293,10 @@ def best_threshold(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
 class Featurized:
     records: list[Record]
     claim_values: list[np.ndarray]  # per record: claims x CLAIM_FEATURES (emb NaN where not computed)
-    context_chars: list[int]
 
     def matrix(self, emb_default: float, idx: Sequence[int] | None = None) -> np.ndarray:
         idx = range(len(self.records)) if idx is None else idx
-        return np.array([answer_features(self.claim_values[i], self.context_chars[i], emb_default) for i in idx])
+        return np.array([answer_features(self.claim_values[i], emb_default) for i in idx])
 
 
 def featurize(records: list[Record], embedder, use_embeddings: bool = True, log=print) -> Featurized:
@@ -312,15 +311,14 @@ def featurize(records: list[Record], embedder, use_embeddings: bool = True, log=
         emb_default=0.5,
     )
     check = GroundingCheck(model=placeholder, embedder=embedder, use_embeddings=use_embeddings)
-    values, chars = [], []
+    values = []
     t0 = time.perf_counter()
     for n, r in enumerate(records, 1):
         analysis = check.analyze(r.context, r.answer, r.question)
         values.append(np.array([ev.values for ev in analysis.claims]).reshape(-1, len(CLAIM_FEATURES)))
-        chars.append(analysis.context_chars)
         if n % 500 == 0:
             log(f"  featurized {n}/{len(records)} ({time.perf_counter() - t0:.0f} s)")
-    return Featurized(records, values, chars)
+    return Featurized(records, values)
 
 
 def emb_mean(feats: Featurized, idx: Sequence[int]) -> float:

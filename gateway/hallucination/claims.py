@@ -160,10 +160,11 @@ _FRAMING_ONLY = re.compile(
 )
 # "No, the fee is 420 dollars.": the reply to a yes/no question is no negation of what follows. A bare
 # "Yes." or "No." stays a claim when it is the whole answer: it asserts something, so it is scored.
-_REPLY = re.compile(r"yes|no|yeah|nope", re.IGNORECASE)
+_REPLY_WORDS = "yes|no|yeah|nope"
+_REPLY = re.compile(_REPLY_WORDS, re.IGNORECASE)
 _FRAMING_LEAD = re.compile(
     r"(?:(?:sure|certainly|of course|absolutely|okay|ok)[,!:]\s+"
-    r"|(?:yes|no|yeah|nope)(?:[,!:]|\.(?=\s+[A-Z]))\s+"
+    rf"|(?:{_REPLY_WORDS})(?:[,!:]|\.(?=\s+[A-Z]))\s+"
     r"|(?:based on|according to|from|per|as per|as (?:stated|mentioned|described|noted|shown) in|going by)"
     r" (?:the |this |your |my )?(?:provided |given |above |supplied |attached |available |following |shared )?"
     r"(?:context|documents?|text|passages?|information|sources?|records?|excerpts?|materials?|notes?)[,:]\s*"

@@ -185,9 +185,9 @@ shine shone; slide slid; spin spun; stick stuck; sting stung; swing swung; arise
 overtake overtook overtaken; oversee oversaw overseen; undergo underwent undergone; uphold upheld
 withhold withheld; mislead misled; outgrow outgrew
 """
-for _entry in re.split(r"[;\n]", _IRREGULAR_VERBS):
-    _base, *_forms = _entry.split() or [""]
-    _IRREGULAR.update(dict.fromkeys(_forms, _base))
+_IRREGULAR.update(
+    {form: words[0] for words in map(str.split, re.split(r"[;\n]", _IRREGULAR_VERBS)) for form in words[1:]}
+)
 
 
 @lru_cache(maxsize=65536)
@@ -353,7 +353,6 @@ class ContextIndex:
 
     def __init__(self, context: str | Sequence[str], max_sentence_chars: int = 600) -> None:
         pieces = [context] if isinstance(context, str) else list(context)
-        self.chars = sum(len(p) for p in pieces)
         self.sentences: list[_Sentence] = []
         for piece in pieces:
             for claim in split_claims(piece, glued=True, max_chars=max_sentence_chars):
@@ -523,15 +522,13 @@ def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], 
     hedges = sum(1 for t in toks if t.low in HEDGES and t.stem not in win_stems)
     lexicon = get_lexicon()
     surface = {t.stem: t.low for t in content_toks}
+    capitals = {t.stem for t in content_toks if t.capital}
     syn1 = syn2 = 0
-    related_novel = set()
     for w in novel:
         if lexicon.related(surface[w]) & index.stems:
             syn1 += 1
-            related_novel.add(w)
         elif lexicon.related2(surface[w]) & index.stems:
             syn2 += 1
-            related_novel.add(w)
     # The hand list also pairs function words ("up"/"down", "all"/"none"), so it looks at every word;
     # WordNet only at content words.
     antonyms = _antonyms()
@@ -550,7 +547,7 @@ def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], 
     v[_F["novel"]] = len(novel)
     v[_F["novel_frac"]] = len(novel) / n if n else 0.0
     v[_F["novel_in_question"]] = len(novel & question_stems)
-    v[_F["novel_cap"]] = len({t.stem for t in content_toks if t.capital and t.stem in novel})
+    v[_F["novel_cap"]] = len(capitals & novel)
     v[_F["local_novel"]] = len(local)
     v[_F["local_frac"]] = len(local) / n if n else 0.0
     v[_F["num"]] = len(nums.spans)
@@ -559,7 +556,7 @@ def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], 
     v[_F["pair_novel"]] = pair_novel
     v[_F["pair_frac"]] = pair_novel / len(known_pairs) if known_pairs else 0.0
     v[_F["num_pair_novel"]] = num_pair_novel
-    v[_F["cap_local"]] = len({t.stem for t in content_toks if t.capital and t.stem in local})
+    v[_F["cap_local"]] = len(capitals & local)
     v[_F["neg_added"]] = max(0, sum(t.negation for t in toks) - win_neg)
     v[_F["neg_unsupported"]] = len(unsupported_scopes)
     v[_F["neg_dropped"]] = len({w for w in content if w in win_negated and w not in claim_negated})
@@ -571,7 +568,7 @@ def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], 
     v[_F["lone_swap"]] = float(
         n >= 3
         and lone is not None
-        and lone not in {t.stem for t in content_toks if t.capital}
+        and lone not in capitals
         and not lexicon.related(surface[lone]) & win_stems
         and not lexicon.related2(surface[lone]) & win_stems
     )
@@ -630,7 +627,7 @@ ANSWER_FEATURES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def answer_features(claim_values: np.ndarray, context_chars: int, emb_default: float) -> np.ndarray:
+def answer_features(claim_values: np.ndarray, emb_default: float) -> np.ndarray:
     """Aggregate a (claims x CLAIM_FEATURES) matrix into one ANSWER_FEATURES row.
 
     Embedding similarities not computed (NaN) are ignored by the min; if none was computed, the
@@ -642,8 +639,6 @@ def answer_features(claim_values: np.ndarray, context_chars: int, emb_default: f
     for j, (_, feat, how) in enumerate(ANSWER_FEATURES):
         if how == "logcount":
             out[j] = math.log1p(n)
-        elif how == "context":
-            out[j] = math.log1p(context_chars)
         elif n == 0:
             out[j] = emb_default if feat == "emb" else 0.0
         else:
@@ -806,7 +801,6 @@ class Analysis:
 
     claims: list[ClaimEvidence]
     features: np.ndarray  # ANSWER_FEATURES row
-    context_chars: int
     embedded_claims: int
 
 
@@ -867,7 +861,6 @@ class GroundingCheck:
     ) -> Analysis:
         """`claims`: the answer's `answer_claims`, when the caller has them already."""
         index = context if isinstance(context, ContextIndex) else ContextIndex(context)
-        context_chars = index.chars
         question_stems = {t.stem for t in tokenize(question) if t.content} if question else set()
         claims = list(answer_claims(answer) if claims is None else claims)[: self.max_claims]
         evidence = [claim_evidence(index, c, question_stems, k=self.align_k) for c in claims]
@@ -875,8 +868,8 @@ class GroundingCheck:
         if self.use_embeddings and evidence and index.sentences and self.max_embed_claims > 0:
             embedded = self._embed(index, evidence)
         matrix = np.array([e.values for e in evidence]).reshape(len(evidence), len(CLAIM_FEATURES))
-        row = answer_features(matrix, context_chars, self.model.emb_default)
-        return Analysis(evidence, row, context_chars, embedded)
+        row = answer_features(matrix, self.model.emb_default)
+        return Analysis(evidence, row, embedded)
 
     def _embed(self, index: ContextIndex, evidence: list[ClaimEvidence]) -> int:
         worst = sorted(range(len(evidence)), key=lambda i: -evidence[i].suspicion)[: self.max_embed_claims]
@@ -907,7 +900,7 @@ class GroundingCheck:
         if analysis.claims:
             rows = np.array(
                 [
-                    answer_features(ev.values[None, :], analysis.context_chars, model.emb_default)
+                    answer_features(ev.values[None, :], model.emb_default)
                     for ev in analysis.claims
                 ]
             )

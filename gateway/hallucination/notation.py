@@ -69,7 +69,9 @@ _SPELLED = re.compile(rf"\b(?:{_SPELLED_WORD})(?:(?:[\s-]+|{_AND})(?:{_SPELLED_W
 # A number, in digits or spelled out ("twelve", "twenty five"), as the whole part of a spoken price or
 # decimal; and the digits after the point, spelled digit by digit ("two five") or as one number ("fifty").
 _WHOLE = rf"(?:\d+|zero|(?:{_SPELLED_WORD})(?:(?:[\s-]+|{_AND})(?:{_SPELLED_WORD}))*)"
-_DIGIT_WORD = "|".join(("zero", "oh", *_SMALL))
+# Single number words as digits: the whole part may be "zero", the digits after a point also "oh".
+_DIGITS = {"zero": 0, "oh": 0, **_SMALL}
+_DIGIT_WORD = "|".join(_DIGITS)
 _FRACTION = rf"(?:\d+|(?:{_DIGIT_WORD})(?:[\s-]+(?:{_DIGIT_WORD}))*)"
 # "twelve point five", "twelve dot fifty": how a transcript writes 12.5 and 12.50.
 _SPOKEN_DECIMAL = re.compile(
@@ -203,10 +205,8 @@ def _roundings(value: float, decimals: int) -> set[float]:
 def _spoken_whole(text: str) -> float | None:
     if text.isdigit():
         return float(text)
-    if text.lower() == "zero":
-        return 0.0
     words = [w.lower() for w in re.findall(r"[A-Za-z]+", text) if w.lower() != "and"]
-    return _spelled_value(words) if len(words) > 1 else _SMALL.get(words[0]) if words else None
+    return _spelled_value(words) if len(words) > 1 else _DIGITS.get(words[0]) if words else None
 
 
 def _spoken_digits(text: str) -> str | None:
@@ -214,10 +214,9 @@ def _spoken_digits(text: str) -> str | None:
     if text.isdigit():
         return text
     words = [w.lower() for w in re.findall(r"[A-Za-z]+", text)]
-    digits = {"zero": 0, "oh": 0, **_SMALL}
-    if len(words) > 1 and all(digits.get(w, 10) < 10 for w in words):
-        return "".join(str(digits[w]) for w in words)
-    value = _spelled_value(words) if len(words) > 1 else digits.get(words[0])
+    if len(words) > 1 and all(_DIGITS.get(w, 10) < 10 for w in words):
+        return "".join(str(_DIGITS[w]) for w in words)
+    value = _spelled_value(words) if len(words) > 1 else _DIGITS.get(words[0])
     return None if value is None else str(int(value))
 
 

@@ -140,7 +140,7 @@ def test_sizes_enter_the_model_as_logarithms():
     # twelve-sentence copy of a news document 0.19 (its content-word count alone moved it -11 logits).
     row = np.zeros((12, len(CLAIM_FEATURES)))
     row[:, CLAIM_FEATURES.index("n_content")] = 16
-    feats = dict(zip([name for name, _, _ in ANSWER_FEATURES], answer_features(row, 4000, 0.5), strict=True))
+    feats = dict(zip([name for name, _, _ in ANSWER_FEATURES], answer_features(row, 0.5), strict=True))
     assert feats["n_claims_log"] == pytest.approx(np.log1p(12))
     assert feats["n_content_log"] == pytest.approx(np.log1p(192))
 
