@@ -84,6 +84,20 @@ def embedding_baseline(r: Record, index: ContextIndex, embedder: DiskCachedEmbed
     return float(sims.max(axis=1).min())
 
 
+def baselines(records: list[Record], embedder: DiskCachedEmbedder) -> dict[str, np.ndarray]:
+    """The trivial baselines' scores (higher = judged better supported), one array per baseline."""
+    cols: dict[str, list[float]] = {"length": [], "overlap": [], "embedding": []}
+    try:
+        for r in records:
+            index = ContextIndex(r.context)
+            cols["length"].append(-float(len(r.answer)))
+            cols["overlap"].append(overlap_baseline(r, index))
+            cols["embedding"].append(embedding_baseline(r, index, embedder))
+    finally:
+        embedder.save()
+    return {k: np.array(v) for k, v in cols.items()}
+
+
 def table(title: str, recs: list[Record], cols: dict[str, np.ndarray], threshold: float) -> None:
     print(f"\n{title}")
     header = f"{'slice':<22}{'n (sup/hal)':>14}  {'check AUROC [95% CI]':<26}{'acc@thr':>8}"
@@ -162,19 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.data.name}: {len(records)} records; model {check.model.version} ({check.version}); "
           f"threshold {check.threshold:.4f}; C {c}; embeddings {'on' if check.use_embeddings else 'off (weight 0)'}")
     embedder = DiskCachedEmbedder(args.cache)
-    cols: dict[str, list[float]] = {"length": [], "overlap": [], "embedding": []}
     t0 = time.perf_counter()
-    try:
-        feats = featurize(records, embedder, log=lambda _: None)
-        for r in records:
-            index = ContextIndex(r.context)
-            cols["length"].append(-float(len(r.answer)))
-            cols["overlap"].append(overlap_baseline(r, index))
-            cols["embedding"].append(embedding_baseline(r, index, embedder))
-    finally:
-        embedder.save()
+    feats = featurize(records, embedder, log=lambda _: None)
     everything = list(range(len(records)))
-    arrays = {"check": cross_validate(feats, everything, c), **{k: np.array(v) for k, v in cols.items()}}
+    arrays = {"check": cross_validate(feats, everything, c), **baselines(records, embedder)}
     print(f"featurized and cross-validated in {time.perf_counter() - t0:.0f} s (baselines' embeddings included)")
     n_docs = len({r.context for r in records})
     table(
