@@ -26,7 +26,12 @@ abstentions), lines each claim up with the four context sentences that share the
   "recaptured"); a changed fact brings in a word with no such relative ("borrowed"). Counting novel
   words alone ranks these the wrong way round on SummEdits (AUROC 0.45);
 - a lone swap: the claim's words are all in its aligned sentences but one, and that one is related to
-  nothing there ("resigned" where the context says "spoke").
+  nothing there ("resigned" where the context says "spoke");
+- anchored flips and swaps: an antonym flip whose neighbours stand next to the antonym in an aligned
+  sentence ("revenue decreased 5%" for "revenue increased 5%"), and a word or number standing
+  between the same two neighbours as a different one there ("opened in 2019 in Ohio" for "opened in
+  2020 in Ohio", though the context mentions 2019 elsewhere), the claim restating a sentence with
+  one thing changed;
 - the cosine similarity of the claim's MiniLM embedding to its aligned sentences (shared embedder).
 
 These are aggregated over claims (sums, the worst claim, the count) and combined by a logistic
@@ -317,6 +322,7 @@ class _Sentence:
     numbers: frozenset[float]
     negations: int
     negated: frozenset[str]  # stems in the scope of a negation ("not insured", "uninsured": "insur")
+    items: tuple[tuple[frozenset[str], str], ...]  # `_items`: content words and numbers in order
 
 
 def _num_token(key: float) -> str:
@@ -403,6 +409,7 @@ class ContextIndex:
             numbers=frozenset(numbers.keys),
             negations=sum(t.negation for t in toks),
             negated=frozenset(w for scope in negation_scopes(toks) for w in scope),
+            items=tuple(_items(toks, numbers)),
         )
 
     def align(self, content: set[str], numbers: set[float], k: int) -> list[int]:
@@ -445,6 +452,9 @@ CLAIM_FEATURES = (
     # word is new to the context, not a name, and has no WordNet relative there
     "antonym",  # antonym (hand list or WordNet) of an aligned word, the word itself not aligned
     "prefix_flip",  # "dysfunctional" for the context's "functional", or the other way round
+    "flip_anchored",  # an antonym flip whose neighbours stand next to the antonym in an aligned sentence
+    "swap_word",  # a word between two neighbours that enclose another word in an aligned sentence
+    "swap_number",  # the same for a number
     "hedge",  # quantifier or hedge ("only", "precisely", "all") absent from the aligned sentences
     "novel_syn",  # novel words with a WordNet synonym (or closely linked word) in the context
     "novel_syn2",  # novel words whose nearest WordNet relative in the context is two steps away
@@ -484,6 +494,89 @@ def _prefix_flips(toks: Sequence[Token], context_stems: set[str]) -> int:
                 flips += 1
                 break
     return flips
+
+
+# Transcripts' fillers stand between any two words; a summary has something else there.
+SPOKEN_FILLERS = _words("uh um er ah oh yeah yes okay ok actually really basically just like well right so")
+
+
+def _items(toks: Sequence[Token], numbers: Numbers) -> list[tuple[frozenset[str], str]]:
+    """Content words and numbers in text order: (stems or number readings, surface word or "")."""
+    items = [(t.start, frozenset({t.stem}), t.low) for t in toks if t.content]
+    items += [(a, frozenset(_num_token(k) for k in keys), "") for a, _, keys in numbers.spans]
+    items.sort(key=lambda it: it[0])
+    return [(item, low) for _, item, low in items]
+
+
+def _anchored_swaps(
+    toks: Sequence[Token], numbers: Numbers, win_stems: set[str], sents: Sequence[Sequence[tuple[frozenset[str], str]]]
+) -> tuple[int, int]:
+    """Words or numbers of the claim that stand between the same two neighbours as a different word or
+    number of an aligned sentence ("sales rose 5% in [2019] from" for "... in [2020] from"), and are no
+    WordNet relative of it: one thing swapped for another in a phrase otherwise restated."""
+    claim = _items(toks, numbers)
+    if len(claim) < 3:
+        return 0, 0
+    lexicon = get_lexicon()
+    swapped: set[frozenset[str]] = set()
+    # A word counts when no aligned sentence has it (summaries fuse sentences); a number when no
+    # aligned sentence has it next to one of its neighbours: "opened in 2019 in Ohio" for "opened in
+    # 2020 in Ohio" counts though another sentence mentions 2019, and parallel sentences ("an increase
+    # of $125 million over guidance", "... of $0.10 over guidance") don't count against each other.
+    present = win_stems | {x for sent in sents for item, _ in sent for x in item}
+
+    def in_place(i: int) -> bool:
+        item = claim[i][0]
+        return any(
+            sent[j][0] & item and (claim[i - 1][0] & sent[j - 1][0] or claim[i + 1][0] & sent[j + 1][0])
+            for sent in sents
+            for j in range(1, len(sent) - 1)
+        )
+
+    for sent in sents:
+        for i in range(1, len(claim) - 1):
+            item, low = claim[i]
+            if item in swapped or (item & present if low else in_place(i)):
+                continue
+            for j in range(1, len(sent) - 1):
+                other, other_low = sent[j]
+                if item & other or not (claim[i - 1][0] & sent[j - 1][0] and claim[i + 1][0] & sent[j + 1][0]):
+                    continue
+                if low and other_low and (lexicon.related(low) | lexicon.related2(low)) & other:
+                    continue
+                if bool(low) != bool(other_low) or other_low in SPOKEN_FILLERS or "'" in other_low:
+                    continue
+                swapped.add(item)
+                break
+    words = sum(1 for item in swapped if not next(iter(item)).startswith("#"))
+    return words, len(swapped) - words
+
+
+def _neighbours(toks: Sequence[Token], i: int, width: int = 4) -> set[str]:
+    return {t.stem for t in toks[max(i - width, 0) : i + width + 1] if t.content} - {toks[i].stem}
+
+
+def _anchored_flips(
+    toks: Sequence[Token], flipped: set[str], sentences: Sequence[str], antonyms: dict[str, frozenset[str]]
+) -> int:
+    """How many of the flipped words stand where an aligned sentence has their antonym: a content word
+    next to the flipped word in the claim is next to the antonym in the sentence ("revenue decreased"
+    for "revenue increased"), so the claim restates that sentence with the one word reversed."""
+    if not flipped:
+        return 0
+    lexicon = get_lexicon()
+    anchored = set()
+    sent_toks = [tokenize(text) for text in sentences]
+    for i, t in enumerate(toks):
+        if t.stem not in flipped or t.stem in anchored:
+            continue
+        opposite = set(antonyms.get(t.stem, ())) | set(lexicon.antonyms(t.low))
+        near = _neighbours(toks, i)
+        for stoks in sent_toks:
+            if any(u.stem in opposite and _neighbours(stoks, j) & near for j, u in enumerate(stoks)):
+                anchored.add(t.stem)
+                break
+    return len(anchored)
 
 
 def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], k: int = 4) -> ClaimEvidence:
@@ -573,6 +666,10 @@ def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], 
         and not lexicon.related2(surface[lone]) & win_stems
     )
     v[_F["antonym"]] = len(flipped)
+    v[_F["swap_word"]], v[_F["swap_number"]] = _anchored_swaps(
+        toks, nums, win_stems, [index.sentences[i].items for i in aligned]
+    )
+    v[_F["flip_anchored"]] = _anchored_flips(toks, flipped, [index.sentences[i].text for i in aligned], antonyms)
     v[_F["prefix_flip"]] = _prefix_flips(toks, index.stems)
     v[_F["hedge"]] = hedges
     v[_F["novel_syn"]] = syn1
@@ -620,6 +717,9 @@ ANSWER_FEATURES: tuple[tuple[str, str, str], ...] = (
     ("lone_swap_sum", "lone_swap", "sum"),
     ("antonym_sum", "antonym", "sum"),
     ("prefix_flip_sum", "prefix_flip", "sum"),
+    ("flip_anchored_sum", "flip_anchored", "sum"),
+    ("swap_word_sum", "swap_word", "sum"),
+    ("swap_number_sum", "swap_number", "sum"),
     ("hedge_sum", "hedge", "sum"),
     ("novel_syn_log", "novel_syn", "logsum"),
     ("novel_syn2_log", "novel_syn2", "logsum"),
@@ -817,7 +917,7 @@ class GroundingCheck:
     """
 
     kind = "grounding"
-    version = "grounding-9"  # bump when the features or their meaning change
+    version = "grounding-10"  # bump when the features or their meaning change
 
     def __init__(
         self,

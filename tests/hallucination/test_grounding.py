@@ -113,6 +113,57 @@ def test_one_word_swapped_for_an_unrelated_one_is_flagged(check):
     assert check.score(context, "The company purchased Acme Corp in March.").verdict == "supported"
 
 
+SWAP_CONTEXT = (
+    "Acme opened its first plant in 2020 in Ohio. The founders met in 2019 at a trade fair in Chicago. "
+    "Revenue increased 5% in the third quarter to $2.3 million. Costs were flat. The company employs 120 people."
+)
+
+
+def claim_values(context: str, answer: str) -> dict[str, float]:
+    from gateway.hallucination.grounding import ContextIndex, answer_claims, claim_evidence
+
+    (claim,) = answer_claims(answer)
+    values = claim_evidence(ContextIndex(context), claim, set()).values
+    return dict(zip(CLAIM_FEATURES, values.tolist(), strict=True))
+
+
+def test_a_number_swapped_for_another_the_context_has_elsewhere_is_flagged(check):
+    # 2019 is in the context, so it is no invented number; but the sentence the claim restates has
+    # 2020 between the same neighbours
+    assert check.score(SWAP_CONTEXT, "Acme opened its first plant in 2020 in Ohio.").verdict == "supported"
+    assert check.score(SWAP_CONTEXT, "The founders met in 2019 at a trade fair.").verdict == "supported"
+    swapped = check.score(SWAP_CONTEXT, "Acme opened its first plant in 2019 in Ohio.")
+    assert swapped.verdict == "unsupported" and swapped.unsupported_numbers == []
+    assert claim_values(SWAP_CONTEXT, "Acme opened its first plant in 2019 in Ohio.")["swap_number"] == 1
+
+
+def test_a_direction_word_flipped_in_a_restated_phrase_is_flagged(check):
+    assert check.score(SWAP_CONTEXT, "Revenue increased 5% in the third quarter.").verdict == "supported"
+    assert check.score(SWAP_CONTEXT, "Revenue rose 5% in the third quarter.").verdict == "supported"
+    assert check.score(SWAP_CONTEXT, "Revenue decreased 5% in the third quarter.").verdict == "unsupported"
+    values = claim_values(SWAP_CONTEXT, "Revenue decreased 5% in the third quarter.")
+    assert values["flip_anchored"] == 1 and values["antonym"] == 1
+    # the antonym standing elsewhere, next to nothing the claim says, is a flip but not an anchored one
+    context = "Staff numbers were stable last year, while seed prices increased sharply at the store."
+    values = claim_values(context, "Staff numbers decreased.")
+    assert values["antonym"] == 1 and values["flip_anchored"] == 0
+
+
+def test_parallel_sentences_and_fillers_are_not_swaps():
+    # Earnings calls repeat one template with other numbers: the claim's number stands in its own
+    # sentence between the same words, so the other sentence's number is no evidence of a swap.
+    context = (
+        "We expect revenue to be between $11.1 billion and $11.3 billion, an increase of $125 million over "
+        "our prior guidance. We expect EPS to be between $6.25 and $6.35, an increase of $0.10 over our "
+        "prior guidance."
+    )
+    values = claim_values(context, "EPS is expected between $6.25 and $6.35, an increase of $0.10 over guidance.")
+    assert values["swap_number"] == 0
+    # a transcript's "uh" between two words is not a word the summary replaced
+    context = "Marketing: the remote uh control should be easy to use. Designer: we need a bigger battery."
+    assert claim_values(context, "The team wants the remote control to be easy to use.")["swap_word"] == 0
+
+
 def test_a_correction_of_the_users_guess_is_supported(check):
     # "not 500" denies the user's number: no invented number; agreeing with it is one
     context = "The fee is 420 dollars. Payment is due on March 3. The server uses PostgreSQL."
