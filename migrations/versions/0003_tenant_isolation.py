@@ -25,6 +25,22 @@ APP_ROLE = "bulkhead_app"
 TENANT_TABLES = {"tenants": "id", "api_keys": "tenant_id", "audit_events": "tenant_id"}
 
 
+def create_role_sql(role: str) -> str:
+    """Create the role unless it exists. Roles belong to the cluster, not the database, so two
+    databases migrated at once on a new server (two replicas, two test workers) both find it missing;
+    the second CREATE ROLE then waits for the first transaction and fails on pg_authid's unique index
+    (seen: `migrate` exiting 1 with UniqueViolationError). Either way the role exists afterwards."""
+    return f"""
+        DO $$ BEGIN
+          IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
+            CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+          END IF;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+          NULL;
+        END $$;
+    """
+
+
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         with op.batch_alter_table("audit_events") as batch:
@@ -40,13 +56,7 @@ def upgrade() -> None:
     op.drop_constraint("uq_api_keys_key_hash", "api_keys", type_="unique")
     op.create_unique_constraint("uq_api_keys_tenant_id_key_hash", "api_keys", ["tenant_id", "key_hash"])
     op.create_index("ix_api_keys_key_hash", "api_keys", ["key_hash"])
-    op.execute(f"""
-        DO $$ BEGIN
-          IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
-            CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
-          END IF;
-        END $$;
-    """)
+    op.execute(create_role_sql(APP_ROLE))
     op.execute(f"DO $$ BEGIN EXECUTE format('GRANT CONNECT ON DATABASE %I TO {APP_ROLE}', current_database()); END $$")
     op.execute(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}")
     op.execute(f"GRANT SELECT, INSERT ON tenants TO {APP_ROLE}")

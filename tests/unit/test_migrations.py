@@ -45,3 +45,61 @@ def test_upgrade_downgrade_upgrade(fresh_url):
     upgrade(fresh_url)
     tables, _ = asyncio.run(_inspect(fresh_url))
     assert "audit_events" in tables
+
+
+def _migration(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "migrations" / "versions" / name
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def _create_role_twice_at_once(sql: str, role: str) -> BaseException | None:
+    """Run `sql` on two connections, the second while the first's transaction is still open, as two
+    migrations of two databases on one new server do; the second's error, if any."""
+    import asyncpg
+
+    from tests.conftest import PG_ADMIN
+
+    first, second = await asyncpg.connect(PG_ADMIN), await asyncpg.connect(PG_ADMIN)
+    try:
+        tx = first.transaction()
+        await tx.start()
+        await first.execute(sql)
+        blocked = asyncio.ensure_future(second.execute(sql))
+        pid = second.get_server_pid()
+        for _ in range(500):  # until the second waits on the first's uncommitted role
+            waiting = await first.fetchval("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", pid)
+            if waiting == "Lock" or blocked.done():
+                break
+            await asyncio.sleep(0.01)
+        await tx.commit()
+        try:
+            await blocked
+        except Exception as exc:  # returned for the test to judge
+            return exc
+        return None
+    finally:
+        await first.execute(f"DROP ROLE IF EXISTS {role}")
+        await first.close()
+        await second.close()
+
+
+def test_two_databases_migrated_at_once_share_the_app_role():
+    import uuid
+
+    import asyncpg
+
+    create_role_sql = _migration("0003_tenant_isolation.py").create_role_sql
+    role = "bulkhead_race_" + uuid.uuid4().hex[:8]
+    assert asyncio.run(_create_role_twice_at_once(create_role_sql(role), role)) is None
+    # checking pg_roles first is not enough: both find the role missing (what `migrate` failed with)
+    checked = (
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
+        f"CREATE ROLE {role} LOGIN NOSUPERUSER; END IF; END $$;"
+    )
+    assert isinstance(asyncio.run(_create_role_twice_at_once(checked, role)), asyncpg.UniqueViolationError)
