@@ -1,21 +1,56 @@
-"""Cost of a call in USD: the policy's price override, else litellm's offline price map."""
+"""Cost of a call in USD: the policy's price override, else litellm's offline price map.
+
+litellm's prices are read through litellm itself (`litellm_tiers`), but importing litellm and
+asking it tier by tier costs ~10 s, paid at every gateway start and every `bulkhead policy explain`.
+So `data/price_tiers.json.gz` holds the tiers litellm gives for every model its map names (bare
+and provider-prefixed), built by `scripts/build_price_tiers.py` from the pinned litellm; it is used
+only while the installed litellm is the version it was built from, and any other model still asks
+litellm. `tests/unit/test_pricing.py` checks the table against litellm.
+"""
 
 from __future__ import annotations
 
+import gzip
+import json
 import math
 import os
 from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from adapters.base import Usage
+
+TABLE_PATH = Path(__file__).resolve().parent / "data" / "price_tiers.json.gz"
 
 # Prompt sizes (tokens) above which litellm's price map charges a long-context rate.
 _TIER_STARTS = (32_000, 100_000, 128_000, 200_000, 256_000, 272_000, 512_000)
 
 
+Tiers = tuple[tuple[int, float, float], ...]
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict[str, Tiers]:
+    """The prebuilt tiers, or nothing when they were built from another litellm than the installed one."""
+    try:
+        data = json.loads(gzip.decompress(TABLE_PATH.read_bytes()))
+        if data["litellm"] != version("litellm"):
+            return {}
+    except (OSError, ValueError, KeyError, PackageNotFoundError):
+        return {}
+    return {m: tuple((int(a), float(b), float(c)) for a, b, c in tiers) for m, tiers in data["models"].items()}
+
+
 @lru_cache(maxsize=512)
-def _tiers(model: str) -> tuple[tuple[int, float, float], ...]:
+def _tiers(model: str) -> Tiers:
     """(prompt tokens above which it applies, USD per input token, per output token), cheapest tier
-    first; ((0, 0, 0),) for models the map does not know.
+    first; ((0, 0, 0),) for models the map does not know."""
+    found = _table().get(model)
+    return found if found is not None else litellm_tiers(model)
+
+
+def litellm_tiers(model: str) -> Tiers:
+    """`_tiers` as litellm answers it.
 
     Asked of litellm at each tier's prompt size rather than once at a million tokens: one big
     question is answered at the long-context rate, which would price every ordinary request of such

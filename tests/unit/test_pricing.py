@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from adapters.base import Usage
 from gateway import pricing
 from gateway.policy import Backend
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def backend(model: str, **kw) -> Backend:
@@ -48,8 +54,36 @@ def test_a_prompt_size_litellm_will_not_price_keeps_the_tiers_found_below_it(mon
         return real(model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
 
     monkeypatch.setattr(litellm, "cost_per_token", refusing)
-    pricing._tiers.cache_clear()
-    try:
-        assert pricing.per_token_rates(backend("gemini-2.5-pro"), 300_000) == pytest.approx((1.25e-6, 1e-5))
-    finally:
-        pricing._tiers.cache_clear()
+    ((start, rate_in, rate_out),) = pricing.litellm_tiers("gemini-2.5-pro")
+    assert start == 0 and (rate_in, rate_out) == pytest.approx((1.25e-6, 1e-5))
+
+
+def test_the_prebuilt_table_is_what_litellm_answers():
+    # Built by scripts/build_price_tiers.py; a litellm upgrade without a rebuild fails here (the
+    # gateway would quietly fall back to the slow path).
+    import gzip
+    import json
+    from importlib.metadata import version
+
+    from gateway.policy_loader import load_policy_set
+
+    data = json.loads(gzip.decompress(pricing.TABLE_PATH.read_bytes()))
+    assert data["litellm"] == version("litellm"), "rebuild it: scripts/build_price_tiers.py"
+    table = pricing._table()
+    assert len(table) == len(data["models"]) > 5_000
+    shipped = {b.model for b in load_policy_set(ROOT / "policies").all_backends() if b.adapter != "local_moe"}
+    assert shipped <= set(table)
+    names = sorted(table)
+    for name in sorted(shipped | set(names[:: len(names) // 150])):
+        assert table[name] == pricing.litellm_tiers(name), name  # floats survive JSON exactly
+
+
+def test_pricing_a_mapped_model_does_not_import_litellm():
+    code = (
+        "import sys; from gateway import pricing; from gateway.policy import Backend;"
+        "r = pricing.per_token_rates(Backend(name='b', model='openai/gpt-4o-mini'));"
+        "print(r, 'litellm' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["(1.5e-07,", "6e-07)", "False"]
