@@ -329,17 +329,22 @@ def _num_token(key: float) -> str:
     return f"#{key:g}"
 
 
-def _positioned(toks: Sequence[Token], numbers: Numbers) -> list[tuple[int, frozenset[str]]]:
-    """(offset, item): content stems and numbers ("#12") in text order; a number is one item with
-    all its readings."""
-    items = [(t.start, frozenset({t.stem})) for t in toks if t.content]
-    items += [(a, frozenset(_num_token(k) for k in keys)) for a, _, keys in numbers.spans]
+def _positioned(toks: Sequence[Token], numbers: Numbers) -> list[tuple[int, frozenset[str], str]]:
+    """(offset, item, surface word or "" for a number): content stems and numbers ("#12") in text
+    order; a number is one item with all its readings."""
+    items = [(t.start, frozenset({t.stem}), t.low) for t in toks if t.content]
+    items += [(a, frozenset(_num_token(k) for k in keys), "") for a, _, keys in numbers.spans]
     items.sort(key=lambda it: it[0])
     return items
 
 
 def _sequence(toks: Sequence[Token], numbers: Numbers) -> list[frozenset[str]]:
-    return [item for _, item in _positioned(toks, numbers)]
+    return [item for _, item, _ in _positioned(toks, numbers)]
+
+
+def _items(toks: Sequence[Token], numbers: Numbers) -> list[tuple[frozenset[str], str]]:
+    """(item, surface word or ""): what `_anchored_swaps` compares."""
+    return [(item, low) for _, item, low in _positioned(toks, numbers)]
 
 
 def _pairs(items: Sequence[frozenset[str]], window: int = 3) -> set[tuple[str, str]]:
@@ -385,7 +390,7 @@ class ContextIndex:
         numbers = find_numbers(text, context_side=True)
         implied = {stem(w) for w in implied_words(text)}  # "2024-03-03" also says "March"
         positioned = _positioned(toks, numbers)
-        sequence = [item for _, item in positioned]
+        sequence = [item for _, item, _ in positioned]
         pairs = _pairs(sequence)
         # A notation's words stand where the notation does; pairing them with the whole sentence is
         # simpler than tracking where, and cheap: notations are few.
@@ -393,7 +398,7 @@ class ContextIndex:
         pairs |= {(a, b) if a < b else (b, a) for a in implied for b in items if a != b}
         # A compound written apart or hyphenated ("e-mail") also stands joined ("email"), paired with
         # the items around it (not inserted into the sequence: that would push its neighbours apart).
-        offsets = [at for at, _ in positioned]
+        offsets = [at for at, _, _ in positioned]
         compounds = set()
         for i, joined in joined_stems(toks, text):
             compounds.add(joined)
@@ -409,7 +414,7 @@ class ContextIndex:
             numbers=frozenset(numbers.keys),
             negations=sum(t.negation for t in toks),
             negated=frozenset(w for scope in negation_scopes(toks) for w in scope),
-            items=tuple(_items(toks, numbers)),
+            items=tuple((item, low) for _, item, low in positioned),
         )
 
     def align(self, content: set[str], numbers: set[float], k: int) -> list[int]:
@@ -498,14 +503,6 @@ def _prefix_flips(toks: Sequence[Token], context_stems: set[str]) -> int:
 
 # Transcripts' fillers stand between any two words; a summary has something else there.
 SPOKEN_FILLERS = _words("uh um er ah oh yeah yes okay ok actually really basically just like well right so")
-
-
-def _items(toks: Sequence[Token], numbers: Numbers) -> list[tuple[frozenset[str], str]]:
-    """Content words and numbers in text order: (stems or number readings, surface word or "")."""
-    items = [(t.start, frozenset({t.stem}), t.low) for t in toks if t.content]
-    items += [(a, frozenset(_num_token(k) for k in keys), "") for a, _, keys in numbers.spans]
-    items.sort(key=lambda it: it[0])
-    return [(item, low) for _, item, low in items]
 
 
 def _anchored_swaps(
