@@ -13,11 +13,14 @@ from gateway.policy_loader import load_policy_set
 from gateway.policy_reload import PolicyReloader
 
 ROOT = Path(__file__).resolve().parents[2]
+# Models litellm's price map names, so that the CLI prices them from the prebuilt table instead of
+# importing litellm (seconds per run).
 BASE = """\
 backends:
-  - {name: small, adapter: openai, model: s, api_base: "http://127.0.0.1:9/v1", trust: external}
-  - {name: local, adapter: openai, model: l, api_base: "http://127.0.0.1:9/v1", trust: internal}
-  - {name: embed, adapter: openai, model: e, api_base: "http://127.0.0.1:9/v1", modes: [embeddings]}
+  - {name: small, adapter: openai, model: gpt-4o-mini, api_base: "http://127.0.0.1:9/v1", trust: external}
+  - {name: local, adapter: openai, model: gpt-4o, api_base: "http://127.0.0.1:9/v1", trust: internal}
+  - {name: embed, adapter: openai, model: text-embedding-3-small, api_base: "http://127.0.0.1:9/v1",
+     modes: [embeddings]}
 limits: {rpm_per_key: 60}
 """
 
