@@ -27,6 +27,7 @@ import argparse
 import sys
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,7 @@ from fit_grounding import (  # noqa: E402
     Record,
     auroc,
     cross_validate,
+    family_aurocs,
     featurize,
     load_records,
 )
@@ -98,6 +100,35 @@ def baselines(records: list[Record], embedder: DiskCachedEmbedder) -> dict[str, 
     return {k: np.array(v) for k, v in cols.items()}
 
 
+@dataclass
+class SliceStats:
+    n: int
+    n_sup: int
+    auroc: float
+    ci: tuple[float, float]
+    acc: float  # at the threshold
+    balanced_acc: float  # the mean of the per-label accuracies
+    baselines: dict[str, float]  # AUROC of each column but "check"
+
+
+def slice_stats(recs: list[Record], idx: list[int], cols: dict[str, np.ndarray], threshold: float) -> SliceStats:
+    """The figures of one slice of the records (`idx`); AUROC and its interval are NaN with one label."""
+    ix = np.array(idx)
+    y = np.array([recs[i].label for i in idx])
+    check = cols["check"][ix]
+    hit = (check >= threshold) == (y == 1)
+    both = 0 < int(y.sum()) < len(idx)
+    return SliceStats(
+        n=len(idx),
+        n_sup=int(y.sum()),
+        auroc=auroc(y, check),
+        ci=bootstrap_ci(y, check, [recs[i].context for i in idx]) if both else (float("nan"), float("nan")),
+        acc=float(hit.mean()),
+        balanced_acc=float((hit[y == 1].mean() + hit[y == 0].mean()) / 2) if both else float("nan"),
+        baselines={k: auroc(y, v[ix]) for k, v in cols.items() if k != "check"},
+    )
+
+
 def table(title: str, recs: list[Record], cols: dict[str, np.ndarray], threshold: float) -> None:
     print(f"\n{title}")
     header = f"{'slice':<22}{'n (sup/hal)':>14}  {'check AUROC [95% CI]':<26}{'acc@thr':>8}"
@@ -110,18 +141,13 @@ def table(title: str, recs: list[Record], cols: dict[str, np.ndarray], threshold
     ]
     slices += [(f"  {sub}", [i for i, r in enumerate(recs) if r.subsource == sub]) for sub in SUBSOURCES]
     slices.append(("all", list(range(len(recs)))))
-    y = np.array([r.label for r in recs])
     for name, idx in slices:
         if not idx:
             continue
-        ix = np.array(idx)
-        check = cols["check"][ix]
-        lo, hi = bootstrap_ci(y[ix], check, [recs[i].context for i in idx])
-        acc = float(np.mean((check >= threshold) == (y[ix] == 1)))
-        n_sup = int(y[ix].sum())
-        line = f"{name:<22}{f'{len(idx)} ({n_sup}/{len(idx) - n_sup})':>14}  "
-        line += f"{f'{auroc(y[ix], check):.3f} [{lo:.3f}, {hi:.3f}]':<26}{acc:>8.3f}"
-        line += "".join(f"{auroc(y[ix], v[ix]):>11.3f}" for k, v in cols.items() if k != "check")
+        st = slice_stats(recs, idx, cols, threshold)
+        line = f"{name:<22}{f'{st.n} ({st.n_sup}/{st.n - st.n_sup})':>14}  "
+        line += f"{f'{st.auroc:.3f} [{st.ci[0]:.3f}, {st.ci[1]:.3f}]':<26}{st.acc:>8.3f}"
+        line += "".join(f"{v:>11.3f}" for v in st.baselines.values())
         print(line)
 
 
@@ -198,12 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         check.threshold,
     )
     design = [i for i, r in enumerate(records) if r.half == "design"]
-    y = np.array([r.label for r in records])
-    line = "; ".join(
-        f"{fam} {auroc(y[ix], arrays['check'][ix]):.3f}"
-        for fam in ("HaluEval", "SummEdits")
-        for ix in [np.array([i for i in design if records[i].family == fam])]
-    )
+    line = "; ".join(f"{fam} {v:.3f}" for fam, v in family_aurocs(records, design, arrays["check"][design]).items())
     print(f"\nOUT-OF-FOLD, DESIGN HALF ({len(design)} records; read while designing, so optimistic): {line}")
 
     if not args.no_latency:

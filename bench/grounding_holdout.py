@@ -45,8 +45,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from fit_grounding import DEFAULT_DATA, DiskCachedEmbedder, Record, auroc, load_records  # noqa: E402
-from grounding_eval import SUBSOURCES, baselines, bootstrap_ci  # noqa: E402
+from fit_grounding import DEFAULT_DATA, DiskCachedEmbedder, Record, load_records  # noqa: E402
+from grounding_eval import SUBSOURCES, baselines, slice_stats  # noqa: E402
 
 from gateway.hallucination.grounding import GroundingCheck  # noqa: E402
 
@@ -75,18 +75,12 @@ def load_holdout(raw: Path, dev: list[Record]) -> list[Record]:
 
 
 def line(name: str, recs: list[Record], idx: list[int], cols: dict[str, np.ndarray], threshold: float) -> str:
-    ix = np.array(idx)
-    y = np.array([recs[i].label for i in idx])
-    check = cols["check"][ix]
-    n_sup = int(y.sum())
-    head = f"{name:<26}{f'{len(idx)} ({n_sup}/{len(idx) - n_sup})':>15}  "
-    if not n_sup or n_sup == len(idx):
+    st = slice_stats(recs, idx, cols, threshold)
+    head = f"{name:<26}{f'{st.n} ({st.n_sup}/{st.n - st.n_sup})':>15}  "
+    if not 0 < st.n_sup < st.n:
         return head + "one label only"
-    lo, hi = bootstrap_ci(y, check, [recs[i].context for i in idx])
-    hit = (check >= threshold) == (y == 1)
-    acc, bal = float(hit.mean()), float((hit[y == 1].mean() + hit[y == 0].mean()) / 2)
-    out = head + f"{f'{auroc(y, check):.3f} [{lo:.3f}, {hi:.3f}]':<26}{acc:>7.3f}{bal:>8.3f}"
-    return out + "".join(f"{auroc(y, v[ix]):>11.3f}" for k, v in cols.items() if k != "check")
+    out = head + f"{f'{st.auroc:.3f} [{st.ci[0]:.3f}, {st.ci[1]:.3f}]':<26}{st.acc:>7.3f}{st.balanced_acc:>8.3f}"
+    return out + "".join(f"{v:>11.3f}" for v in st.baselines.values())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,10 +65,11 @@ _BIG = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
 _SPELLED_WORD = "|".join([*_SMALL, "hundred", *_BIG])
 # Two or more number words in a row ("four hundred and twenty", "twenty-five", "two million").
 _AND = "|".join(rf"(?<={w})\s+and\s+" for w in ("hundred", *_BIG))  # "four hundred and twenty"
-_SPELLED = re.compile(rf"\b(?:{_SPELLED_WORD})(?:(?:[\s-]+|{_AND})(?:{_SPELLED_WORD}))+\b", re.IGNORECASE)
+_NEXT_SPELLED = rf"(?:[\s-]+|{_AND})(?:{_SPELLED_WORD})"  # the next word of a spelled-out number
+_SPELLED = re.compile(rf"\b(?:{_SPELLED_WORD})(?:{_NEXT_SPELLED})+\b", re.IGNORECASE)
 # A number, in digits or spelled out ("twelve", "twenty five"), as the whole part of a spoken price or
 # decimal; and the digits after the point, spelled digit by digit ("two five") or as one number ("fifty").
-_WHOLE = rf"(?:\d+|zero|(?:{_SPELLED_WORD})(?:(?:[\s-]+|{_AND})(?:{_SPELLED_WORD}))*)"
+_WHOLE = rf"(?:\d+|zero|(?:{_SPELLED_WORD})(?:{_NEXT_SPELLED})*)"
 # Single number words as digits: the whole part may be "zero", the digits after a point also "oh".
 _DIGITS = {"zero": 0, "oh": 0, **_SMALL}
 _DIGIT_WORD = "|".join(_DIGITS)
