@@ -30,6 +30,17 @@ REDIS_URL = os.environ.get("BULKHEAD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 TEST_SECRET = "test-secret-not-for-production"
 
 
+def load_file(relative: str):
+    """A module loaded from a file of the repository outside any package (a bench script, a migration)."""
+    import importlib.util
+
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

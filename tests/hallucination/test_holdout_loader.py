@@ -3,23 +3,17 @@ file's, no pair twice, text normalized as the dev file has it."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import load_file
 
 
 @pytest.fixture(scope="module")
 def holdout():
-    spec = importlib.util.spec_from_file_location("grounding_holdout", ROOT / "bench" / "grounding_holdout.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("grounding_holdout", None)
+    return load_file("bench/grounding_holdout.py")
 
 
 def write_raw(tmp_path: Path, rows_by_domain: dict[str, list[dict]]) -> Path:

@@ -47,17 +47,6 @@ def test_upgrade_downgrade_upgrade(fresh_url):
     assert "audit_events" in tables
 
 
-def _migration(name: str):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "migrations" / "versions" / name
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 async def _create_role_twice_at_once(sql: str, role: str) -> BaseException | None:
     """Run `sql` on two connections, the second while the first's transaction is still open, as two
     migrations of two databases on one new server do; the second's error, if any."""
@@ -94,7 +83,9 @@ def test_two_databases_migrated_at_once_share_the_app_role():
 
     import asyncpg
 
-    create_role_sql = _migration("0003_tenant_isolation.py").create_role_sql
+    from tests.conftest import load_file
+
+    create_role_sql = load_file("migrations/versions/0003_tenant_isolation.py").create_role_sql
     role = "bulkhead_race_" + uuid.uuid4().hex[:8]
     assert asyncio.run(_create_role_twice_at_once(create_role_sql(role), role)) is None
     # checking pg_roles first is not enough: both find the role missing (what `migrate` failed with)
