@@ -96,8 +96,8 @@ def per_token_rates(backend, prompt_tokens: int = 0) -> tuple[float, float]:
 
 
 def prime(backends) -> None:
-    """Price every backend once at start-up: the first lookup imports litellm's price map (seconds),
-    which must not land on a request."""
+    """Price every backend once at start-up: a model outside the prebuilt table makes the first
+    lookup import litellm (seconds), which must not land on a request."""
     for backend in backends:
         per_token_rates(backend)
 
