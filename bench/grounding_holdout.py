@@ -28,6 +28,10 @@ Protocol (fixed before the first run, 2026-11-29 session 7; the first run's figu
   not in the dev file).
 - Baselines on the same records: answer length, content-word overlap, plain embedding similarity,
   as in `bench/grounding_eval.py`.
+- `--pooled` (added 2026-11-29, session 8) also prints one figure over every SummEdits summary that
+  no choice was made on: these and the dev file's unread half, scored out-of-fold. The two sets'
+  scores come from different fits (the shipped model; the nine-fold models), of the same features
+  and C.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from fit_grounding import DEFAULT_DATA, DiskCachedEmbedder, Record, load_records  # noqa: E402
+from fit_grounding import DEFAULT_DATA, DiskCachedEmbedder, Record, cross_validate, featurize, load_records  # noqa: E402
 from grounding_eval import SUBSOURCES, baselines, slice_stats  # noqa: E402
 
 from gateway.hallucination.grounding import GroundingCheck  # noqa: E402
@@ -88,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--raw", type=Path, default=DEFAULT_RAW)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--cache", type=Path, default=None, help="npz keeping baseline embeddings between runs")
+    ap.add_argument("--pooled", action="store_true",
+                    help="also pool the holdout with the dev file's unread half, scored out-of-fold (~2 min more)")
     args = ap.parse_args(argv)
 
     dev = load_records(args.data)
@@ -115,7 +121,23 @@ def main(argv: list[str] | None = None) -> int:
         if idx:
             print(line(name, recs, idx, arrays, check.threshold))
     print(f"\n{len({r.context for r in recs})} documents; labels and domains are unbalanced (see the docstring).")
+    if args.pooled:
+        print(pooled_line(dev, recs, check_scores, check, DiskCachedEmbedder(args.cache)))
     return 0
+
+
+def pooled_line(dev: list[Record], recs: list[Record], scores: np.ndarray, check: GroundingCheck, embedder) -> str:
+    """Every SummEdits summary no choice was made on: the holdout, scored by the shipped model, and
+    the dev file's unread half, scored out-of-fold as `bench/grounding_eval.py` does (each record
+    by a model fitted on the nine folds without its document, with the shipped C)."""
+    feats = featurize(dev, embedder, log=lambda _: None)
+    oof = cross_validate(feats, list(range(len(dev))), float(check.model.meta["C"]))
+    unread = [i for i, r in enumerate(dev) if r.family == "SummEdits" and r.half == "unread"]
+    both = [dev[i] for i in unread] + recs
+    cols = {"check": np.concatenate([oof[unread], scores])}
+    st = slice_stats(both, list(range(len(both))), cols, check.threshold)
+    return (f"pooled with the dev file's unread half (out-of-fold): {st.n} records ({st.n_sup} supported), "
+            f"{len({r.context for r in both})} documents: AUROC {st.auroc:.3f} [{st.ci[0]:.3f}, {st.ci[1]:.3f}]")
 
 
 if __name__ == "__main__":

@@ -80,6 +80,8 @@ def _is_abbreviation(line: str, dot: int) -> bool:
         return False
     if len(word) == 1 and word.isalpha() and word.isupper():
         return True  # an initial: "J. K. Rowling"
+    if word.lower() == "al":  # "et al.", but not the airline "El Al." ending a sentence
+        return line[max(0, match.start(1) - 3) : match.start(1)].lower() == "et "
     return word.lower() in ABBREVIATIONS
 
 

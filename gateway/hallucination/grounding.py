@@ -58,7 +58,7 @@ import bisect
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -112,7 +112,9 @@ NEGATIONS = _words(
 )
 
 # Pairs of words that flip a statement when one replaces the other. Stems are compared, so listing
-# base forms is enough.
+# base forms is enough; and so "lose" also stands for "losses", which is why verbs that only oppose
+# the verb ("recover", "earn", "succeed") are not paired with it: "recovered $20 million of
+# provisions for credit losses" restates its source.
 _ANTONYM_PAIRS = """
 increase decrease; increase decline; increase drop; increase fall; increase reduce; increase cut;
 rise fall; rise decline; rise drop; grow shrink; grow fall; grow decline; grow drop; climb fall;
@@ -131,7 +133,7 @@ cheap expensive; rich poor; full empty; heavy light; long short; safe dangerous;
 pass fail; surge plunge; surge shrink; surge slump; soar plunge; boost reduce; boost hinder;
 help hinder; help hurt; help harm; raise lower; above beneath; within outside; within beyond;
 strengthen weaken; strength weakness; perfect worst; prior current; previous current; past future;
-recover lose; extract ignore; partial complete; partial full; cheap costly; expensive affordable;
+extract ignore; partial complete; partial full; cheap costly; expensive affordable;
 benefit harm; benefit cost; advantage disadvantage; asset liability; credit debit; income expense;
 surplus deficit; inflow outflow; upgrade downgrade; outperform underperform; bullish bearish;
 optimistic pessimistic; confident uncertain; certain uncertain; clear unclear; sufficient insufficient;
@@ -141,10 +143,10 @@ simple complicated; rare common; frequent rare; often rarely; always rarely; mos
 everyone none; everything nothing; major minor; primary secondary; maximum minimal; dead alive;
 arrive depart; enter exit; import export; win defeat; victory defeat; attack defend; guilty innocent;
 convict acquit; peace war; ally enemy; friend enemy; agree refuse; confirm deny; admit deny;
-remember forget; succeed lose; continue stop; join leave; include omit; keep sell;
+remember forget; continue stop; join leave; include omit; keep sell;
 male female; man woman; men women; husband wife; father mother; son daughter; brother sister;
 domestic international; domestic foreign; local national; local global;
-sink surge; sink rise; sink soar; earn lose; growth shrinkage; growth decline; growth contraction;
+sink surge; sink rise; sink soar; growth shrinkage; growth decline; growth contraction;
 prior later; prior subsequent; pre post; wide limited; wide narrow; broad narrow; advanced basic;
 advanced mediocre; remove include; build prevent; now later; separate combine; combine split;
 hike cut; upside downside; tailwind headwind; acceleration deceleration; accelerate slow;
@@ -221,16 +223,37 @@ def stem(word: str) -> str:
     return w
 
 
+# Closed classes whose members exclude each other: one put in another's place changes the fact
+# ("within days" -> "within years", "yellow and blue paint" -> "pink and green"), though WordNet
+# makes them two-step relatives, which otherwise count as a paraphrase. Words with a common other
+# sense are left out ("second", "fall", "spring", "may", "march"), and so are classes that also name
+# tiers or materials ("gold", "silver": a "Gold plan" beside a "Silver plan").
+_EXCLUSIVE_CLASSES = """
+red orange yellow green blue purple violet pink brown black white grey gray;
+minute hour day week month year decade century;
+monday tuesday wednesday thursday friday saturday sunday;
+january february april june july august september october november december;
+summer autumn winter;
+north south east west;
+northern southern eastern western;
+morning afternoon evening;
+daily weekly monthly quarterly annual;
+breakfast lunch dinner;
+mother father son daughter brother sister wife husband grandmother grandfather uncle aunt niece nephew;
+boy girl;
+""".strip()
+
+
 @lru_cache(maxsize=1)
 def _antonyms() -> dict[str, frozenset[str]]:
     table: dict[str, set[str]] = {}
-    for pair in _ANTONYM_PAIRS.replace("\n", " ").split(";"):
-        words = pair.split()
-        if len(words) != 2:
-            continue
-        a, b = stem(words[0]), stem(words[1])
-        table.setdefault(a, set()).add(b)
-        table.setdefault(b, set()).add(a)
+    groups = [pair.split() for pair in _ANTONYM_PAIRS.replace("\n", " ").split(";")]
+    groups = [g for g in groups if len(g) == 2]
+    groups += [g.split() for g in _EXCLUSIVE_CLASSES.replace("\n", " ").split(";") if g.strip()]
+    for group in groups:
+        stems = {stem(w) for w in group}
+        for a in stems:
+            table.setdefault(a, set()).update(stems - {a})
     return {k: frozenset(v) for k, v in table.items()}
 
 
@@ -323,6 +346,7 @@ class _Sentence:
     negations: int
     negated: frozenset[str]  # stems in the scope of a negation ("not insured", "uninsured": "insur")
     items: tuple[tuple[frozenset[str], str], ...]  # `_items`: content words and numbers in order
+    places: tuple[tuple[str, frozenset[str]], ...]  # each word's stem with its `_neighbours`
 
 
 def _num_token(key: float) -> str:
@@ -415,6 +439,7 @@ class ContextIndex:
             negations=sum(t.negation for t in toks),
             negated=frozenset(w for scope in negation_scopes(toks) for w in scope),
             items=tuple((item, low) for _, item, low in positioned),
+            places=tuple((t.stem, frozenset(_neighbours(toks, i))) for i, t in enumerate(toks)),
         )
 
     def align(self, content: set[str], numbers: set[float], k: int) -> list[int]:
@@ -517,15 +542,17 @@ def _anchored_swaps(
     lexicon = get_lexicon()
     swapped: set[frozenset[str]] = set()
     # A word counts when no aligned sentence has it (summaries fuse sentences); a number when no
-    # aligned sentence has it next to one of its neighbours: "opened in 2019 in Ohio" for "opened in
-    # 2020 in Ohio" counts though another sentence mentions 2019, and parallel sentences ("an increase
-    # of $125 million over guidance", "... of $0.10 over guidance") don't count against each other.
+    # aligned sentence has it between the same two neighbours: "opened in 2019 in Ohio" for "opened
+    # in 2020 in Ohio" counts though another sentence mentions 2019, "killed three people" for
+    # "killing two people" though another says "brought out three people", and parallel sentences
+    # ("an increase of $125 million over guidance", "... of $0.10 over guidance") don't count against
+    # each other.
     present = win_stems | {x for sent in sents for item, _ in sent for x in item}
 
     def in_place(i: int) -> bool:
         item = claim[i][0]
         return any(
-            sent[j][0] & item and (claim[i - 1][0] & sent[j - 1][0] or claim[i + 1][0] & sent[j + 1][0])
+            sent[j][0] & item and (claim[i - 1][0] & sent[j - 1][0] and claim[i + 1][0] & sent[j + 1][0])
             for sent in sents
             for j in range(1, len(sent) - 1)
         )
@@ -554,25 +581,34 @@ def _neighbours(toks: Sequence[Token], i: int, width: int = 4) -> set[str]:
 
 
 def _anchored_flips(
-    toks: Sequence[Token], flipped: set[str], sentences: Sequence[str], antonyms: dict[str, frozenset[str]]
+    toks: Sequence[Token],
+    flipped: set[str],
+    places: Sequence[Sequence[tuple[str, frozenset[str]]]],
+    antonyms: dict[str, frozenset[str]],
 ) -> int:
-    """How many of the flipped words stand where an aligned sentence has their antonym: a content word
-    next to the flipped word in the claim is next to the antonym in the sentence ("revenue decreased"
-    for "revenue increased"), so the claim restates that sentence with the one word reversed."""
-    if not flipped:
-        return 0
+    """How many words of the claim stand where an aligned sentence has their antonym: a content word
+    next to the word in the claim is next to the antonym in the sentence ("revenue decreased" for
+    "revenue increased"), so the claim restates that sentence with the one word reversed. Where the
+    aligned sentences also hold the word itself, the antonym must share more of its neighbours than
+    the word does ("costs rose in May" against "revenue rose in May; costs fell in May"); a tie is
+    a restatement ("revenue fell in June" against "revenue rose in May and fell in June").
+    `flipped`: words the aligned sentences lack entirely."""
     lexicon = get_lexicon()
-    anchored = set()
-    sent_toks = [tokenize(text) for text in sentences]
+    anchored: set[str] = set()
     for i, t in enumerate(toks):
-        if t.stem not in flipped or t.stem in anchored:
+        if t.stem in anchored:
             continue
-        opposite = set(antonyms.get(t.stem, ())) | set(lexicon.antonyms(t.low))
-        near = _neighbours(toks, i)
-        for stoks in sent_toks:
-            if any(u.stem in opposite and _neighbours(stoks, j) & near for j, u in enumerate(stoks)):
-                anchored.add(t.stem)
-                break
+        opposite = antonyms.get(t.stem, frozenset()) | (lexicon.antonyms(t.low) if t.content else frozenset())
+        near = _neighbours(toks, i) if opposite else set()
+        if not near:
+            continue
+
+        def shared(words: Collection[str], near: set[str] = near) -> int:
+            """The most neighbours the claim word shares with one of `words` in an aligned sentence."""
+            return max((len(around & near) for sent in places for w, around in sent if w in words), default=0)
+
+        if (against := shared(opposite)) and (t.stem in flipped or against > shared({t.stem})):
+            anchored.add(t.stem)
     return len(anchored)
 
 
@@ -613,6 +649,12 @@ def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], 
     lexicon = get_lexicon()
     surface = {t.stem: t.low for t in content_toks}
     capitals = {t.stem for t in content_toks if t.capital}
+    # "Chinese" where the context says "China" names what the context names; WordNet links the two,
+    # and sharing the first four letters keeps that to the name's own derivation ("Taiwanese" is
+    # linked to "Chinese" too, and stays an unsupported name)
+    capitals -= {
+        w for w in capitals & novel if any(r[:4] == w[:4] for r in lexicon.related(surface[w]) & index.stems)
+    }
     syn1 = syn2 = 0
     for w in novel:
         if lexicon.related(surface[w]) & index.stems:
@@ -666,7 +708,7 @@ def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], 
     v[_F["swap_word"]], v[_F["swap_number"]] = _anchored_swaps(
         toks, nums, win_stems, [index.sentences[i].items for i in aligned]
     )
-    v[_F["flip_anchored"]] = _anchored_flips(toks, flipped, [index.sentences[i].text for i in aligned], antonyms)
+    v[_F["flip_anchored"]] = _anchored_flips(toks, flipped, [index.sentences[i].places for i in aligned], antonyms)
     v[_F["prefix_flip"]] = _prefix_flips(toks, index.stems)
     v[_F["hedge"]] = hedges
     v[_F["novel_syn"]] = syn1
@@ -678,7 +720,7 @@ def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], 
         aligned=aligned,
         novel_spans=[(base + t.start, base + t.end) for t in content_toks if t.stem in novel],
         number_spans=[(base + a, base + b) for a, b in num_novel],
-        entity_spans=[(base + t.start, base + t.end) for t in content_toks if t.capital and t.stem in novel],
+        entity_spans=[(base + t.start, base + t.end) for t in content_toks if t.stem in capitals & novel],
         negation_spans=negation_spans,
     )
 
@@ -914,7 +956,7 @@ class GroundingCheck:
     """
 
     kind = "grounding"
-    version = "grounding-10"  # bump when the features or their meaning change
+    version = "grounding-11"  # bump when the features or their meaning change
 
     def __init__(
         self,

@@ -99,6 +99,9 @@ MONTHS = (
     "november", "december",
 )
 _ORDINAL_WORDS = ("first", "second", "third", "fourth")
+# "the fourth quarter", "first half": a reporting period is a number even in an answer, where a
+# lone "first" or "second" is not ("the second time" / "a second opinion")
+_PERIOD_ORDINAL = re.compile(r"\b(first|second|third|fourth)(?=\s+(?:fiscal\s+)?(?:quarter|half)\b)", re.IGNORECASE)
 _CURRENCY_SYMBOLS = {"$": ("dollar", "usd"), "€": ("euro", "eur"), "£": ("pound", "gbp"), "¥": ("yen", "jpy")}
 _CURRENCY_WORDS = {
     "usd": "dollar", "dollar": "usd", "dollars": "usd", "eur": "euro", "euro": "eur", "euros": "eur",
@@ -270,6 +273,8 @@ def find_numbers(text: str, *, context_side: bool = False) -> Numbers:
     for m in _QUARTER.finditer(text):
         if free(m.start()):
             add(m.start(), m.end(), {float(m.group(2))})
+    for m in _PERIOD_ORDINAL.finditer(text):
+        add(m.start(), m.end(), {float(_ORDINAL_WORDS.index(m.group(1).lower()) + 1)})
     for m in _DECADE.finditer(text):
         if free(m.start()):
             add(m.start(), m.end(), {float(m.group(1))})

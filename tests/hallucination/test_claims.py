@@ -40,6 +40,14 @@ def test_abbreviations_initials_and_decimals_do_not_split():
     ]
 
 
+def test_et_al_is_an_abbreviation_but_el_al_ends_a_sentence():
+    assert spans("Smith et al. found the same. Jones did not.") == ["Smith et al. found the same.", "Jones did not."]
+    assert spans("Oman opened its airspace to El Al. Previously, flights took hours longer.") == [
+        "Oman opened its airspace to El Al.",
+        "Previously, flights took hours longer.",
+    ]
+
+
 def test_lists_and_newlines():
     text = "Key points:\n- Sales grew 10%\n- Costs fell\n\n1. Hired 5 people\n2) Opened a store"
     assert spans(text) == ["Key points:", "Sales grew 10%", "Costs fell", "Hired 5 people", "Opened a store"]

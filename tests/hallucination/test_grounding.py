@@ -149,6 +149,53 @@ def test_a_direction_word_flipped_in_a_restated_phrase_is_flagged(check):
     assert values["antonym"] == 1 and values["flip_anchored"] == 0
 
 
+def test_a_name_derived_from_the_contexts_is_no_invented_name(check):
+    context = "A mine collapsed in China on Tuesday, killing two workers."
+    derived = check.score(context, "A Chinese mine collapsed on Tuesday, killing two workers.")
+    assert derived.verdict == "supported" and derived.unsupported_entities == []
+    # another country's name, or a neighbour's that WordNet links to "Chinese", is still invented
+    for answer, name in (
+        ("A Japanese mine collapsed on Tuesday, killing two workers.", "Japanese"),
+        ("A Taiwanese mine collapsed on Tuesday, killing two workers.", "Taiwanese"),
+    ):
+        result = check.score(context, answer)
+        assert result.verdict == "unsupported"
+        assert [answer[a:b] for a, b in result.unsupported_entities] == [name]
+
+
+def test_a_member_of_a_closed_class_swapped_for_another_is_flagged(check):
+    # WordNet makes "pink" and "yellow" two-step relatives, which would read as a paraphrase
+    context = "Activists poured yellow and blue paint outside the embassy on Thursday. Police came within minutes."
+    assert check.score(context, "Activists poured yellow and blue paint outside the embassy.").verdict == "supported"
+    assert check.score(context, "Activists poured pink and green paint outside the embassy.").verdict == "unsupported"
+    values = claim_values(context, "Police came within hours.")
+    assert values["antonym"] == 1 and values["flip_anchored"] == 1
+    assert claim_values(context, "Police came within minutes.")["antonym"] == 0
+
+
+def test_a_number_is_restated_only_between_its_own_neighbours():
+    # "three people" stands in another sentence; the one the claim restates has "two" in its place
+    context = "The collapse killed at least two people on Wednesday. Rescuers brought out three people alive."
+    assert claim_values(context, "The collapse killed at least three people.")["swap_number"] == 1
+    assert claim_values(context, "The collapse killed at least two people.")["swap_number"] == 0
+
+
+def test_an_antonym_in_the_claim_words_place_is_a_flip_though_the_word_stands_elsewhere():
+    context = "Revenue rose in May and fell in June. Costs fell in May as fuel got cheaper."
+    assert claim_values(context, "Costs rose in May.")["flip_anchored"] == 1
+    # both words stand between the same neighbours: a restatement, not a flip
+    assert claim_values(context, "Revenue fell in June.")["flip_anchored"] == 0
+    assert claim_values(context, "Costs fell in May.")["flip_anchored"] == 0
+
+
+def test_a_noun_sharing_a_verbs_stem_is_no_antonym_of_it():
+    # "losses" stems like "lose"; recovering provisions for losses restates the sentence
+    context = "The bank recaptured $20 million of previous provisions for credit losses."
+    values = claim_values(context, "The bank recovered $20 million of previous provisions for credit losses.")
+    assert values["antonym"] == 0 and values["flip_anchored"] == 0
+    assert claim_values("The team won the final.", "The team lost the final.")["antonym"] == 1
+
+
 def test_parallel_sentences_and_fillers_are_not_swaps():
     # Earnings calls repeat one template with other numbers: the claim's number stands in its own
     # sentence between the same words, so the other sentence's number is no evidence of a swap.

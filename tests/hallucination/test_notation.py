@@ -104,6 +104,7 @@ def test_implied_words():
         ("We want to maximise the benefit for the organisation.", "They maximize the benefit for the organization."),
         ("The new centre opens in the theatre district.", "The new center opens in the theater district."),
         ("Each bag weighs 5 lb.", "Each bag weighs 5 pounds."),  # the weight, not the currency
+        ("Revenue rose 12% in Q3 2021.", "Revenue rose 12% in the third quarter of 2021."),
     ],
 )
 def test_the_same_fact_in_another_notation_is_supported(context, answer):
@@ -127,6 +128,9 @@ def test_the_same_fact_in_another_notation_is_supported(context, answer):
         ("Earnings were 50 cents per share in FY21.", "Earnings were $0.70 per share in fiscal 2021.", "$0.70"),
         ("Revenue was $2.34 billion, up 40.6% a year ago.", "Revenue was about $2.8 billion, up 46%.", "$2.8 billion"),
         ("Revenue was $2.3 million.", "Revenue was €2.3 million.", "€"),
+        # a reporting period is a number in an answer too
+        ("Revenue rose 12% in the third quarter of 2021.", "Revenue rose 12% in the fourth quarter of 2021.", "fourth"),
+        ("Revenue rose 12% in Q3 2021.", "Revenue rose 12% in the first half of 2021.", "first"),
     ],
 )
 def test_a_changed_fact_in_another_notation_is_still_flagged(context, answer, flagged):
