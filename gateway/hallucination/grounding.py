@@ -67,7 +67,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from gateway.hallucination.claims import Claim, answer_claims, split_claims
-from gateway.hallucination.lexicon import get_lexicon
+from gateway.hallucination.lexicon import Lexicon, get_lexicon
 from gateway.hallucination.notation import (
     NOTATION_WORDS,
     NUMBER_WORDS,
@@ -580,6 +580,12 @@ def _neighbours(toks: Sequence[Token], i: int, width: int = 4) -> set[str]:
     return {t.stem for t in toks[max(i - width, 0) : i + width + 1] if t.content} - {toks[i].stem}
 
 
+def _content_antonyms(lexicon: Lexicon, word: str) -> frozenset[str]:
+    """WordNet's antonyms of a content word that are content words too: "offer" reads as the
+    comparative of "off", whose antonym "on" stands in every other sentence."""
+    return frozenset(a for a in lexicon.antonyms(word) if a not in STOPWORDS)
+
+
 def _anchored_flips(
     toks: Sequence[Token],
     flipped: set[str],
@@ -598,7 +604,7 @@ def _anchored_flips(
     for i, t in enumerate(toks):
         if t.stem in anchored:
             continue
-        opposite = antonyms.get(t.stem, frozenset()) | (lexicon.antonyms(t.low) if t.content else frozenset())
+        opposite = antonyms.get(t.stem, frozenset()) | (_content_antonyms(lexicon, t.low) if t.content else frozenset())
         near = _neighbours(toks, i) if opposite else set()
         if not near:
             continue
@@ -665,7 +671,7 @@ def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], 
     # WordNet only at content words.
     antonyms = _antonyms()
     flipped = {w for w in all_stems if w not in win_stems and any(a in win_stems for a in antonyms.get(w, ()))}
-    flipped |= {w for w, low in surface.items() if w not in win_stems and lexicon.antonyms(low) & win_stems}
+    flipped |= {w for w, low in surface.items() if w not in win_stems and _content_antonyms(lexicon, low) & win_stems}
     scopes = negation_scopes(toks)
     unsupported_scopes = [sc for sc in scopes if sc & index.stems and not sc & index.negated]
     claim_negated = {w for sc in scopes for w in sc}

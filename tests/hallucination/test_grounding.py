@@ -188,6 +188,12 @@ def test_an_antonym_in_the_claim_words_place_is_a_flip_though_the_word_stands_el
     assert claim_values(context, "Costs fell in May.")["flip_anchored"] == 0
 
 
+def test_function_words_are_no_wordnet_antonyms():
+    # WordNet reads "offer" as the comparative of "off", whose antonym "on" is in every other sentence
+    values = claim_values("Free shipping on all orders over $50.", "They offer free shipping on all orders over $50.")
+    assert values["antonym"] == 0 and values["flip_anchored"] == 0
+
+
 def test_a_noun_sharing_a_verbs_stem_is_no_antonym_of_it():
     # "losses" stems like "lose"; recovering provisions for losses restates the sentence
     context = "The bank recaptured $20 million of previous provisions for credit losses."
