@@ -14,21 +14,23 @@ abstentions), lines each claim up with the four context sentences that share the
   not in the aligned sentences; words a context's notation implies ("2024-03-03": "March", "Q3":
   "third quarter", "CEO": "chief executive officer") and its compounds joined ("e-mail": "email")
   count as the context's, and so do British spellings of American ones (`spelling.py`);
-- capitalised names absent from the context;
+- capitalised names absent from the context ("Chinese" where it says "China" is not one);
 - pairs of words (and numbers) that never occur near each other in any context sentence: a swapped
   or recombined fact made of known words;
 - negation the context does not make ("did not approve" when the context only says "approved"), or
   that denies what the aligned sentences state, and
   antonym flips ("decreased" where the aligned sentence says "increased"; "dysfunctional"/"functional"),
-  from a hand list and from WordNet's antonyms, a word counted once whichever names it;
+  from a hand list, closed classes whose members exclude each other ("hours"/"minutes",
+  "pink"/"yellow") and WordNet's antonyms, a word counted once whichever names it;
 - paraphrase: how many of the novel words have a WordNet synonym (or a word WordNet links closely to
   them) in the context, one step or two away (`lexicon.py`). A faithful summary rewords ("recovered" for
   "recaptured"); a changed fact brings in a word with no such relative ("borrowed"). Counting novel
   words alone ranks these the wrong way round on SummEdits (AUROC 0.45);
 - a lone swap: the claim's words are all in its aligned sentences but one, and that one is related to
   nothing there ("resigned" where the context says "spoke");
-- anchored flips and swaps: an antonym flip whose neighbours stand next to the antonym in an aligned
-  sentence ("revenue decreased 5%" for "revenue increased 5%"), and a word or number standing
+- anchored flips and swaps: a word whose neighbours stand next to its antonym in an aligned sentence
+  more closely than next to the word itself ("revenue decreased 5%" for "revenue increased 5%"),
+  and a word or number standing
   between the same two neighbours as a different one there ("opened in 2019 in Ohio" for "opened in
   2020 in Ohio", though the context mentions 2019 elsewhere), the claim restating a sentence with
   one thing changed;

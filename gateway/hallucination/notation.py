@@ -5,7 +5,8 @@
 twenty" = 420, "3 pm" = "15:00" (times are keyed apart from plain numbers, so "15:00" never matches
 a count of 15), "twelve dot fifty" = 12.5, "$.50" = "50 cents" = 0.5, "FY21" = "'21" = 2021.
 `context_side=True` reads the context more generously than an answer: its "first"/"third" and
-"half" count as numbers (an answer's "one" or "first" is too often not a number to flag it),
+"half" count as numbers (an answer's "one" or "first" is too often not a number to flag it,
+unless it names a reporting period: "the fourth quarter", "first half"),
 "2.3 million" also supports a bare "2.3", "twelve Euro fifty" is 12.50, and a number supports what
 an answer may round it to (40.6: 41; $2.34 billion: $2.3 billion; see `_roundings`).
 
