@@ -229,7 +229,10 @@ def stem(word: str) -> str:
 # ("within days" -> "within years", "yellow and blue paint" -> "pink and green"), though WordNet
 # makes them two-step relatives, which otherwise count as a paraphrase. Words with a common other
 # sense are left out ("second", "fall", "spring", "may", "march"), and so are classes that also name
-# tiers or materials ("gold", "silver": a "Gold plan" beside a "Silver plan").
+# tiers or materials ("gold", "silver": a "Gold plan" beside a "Silver plan") and frequencies, which
+# the stemmer folds into the units ("monthly" is "month", so "annual" would oppose "per month").
+# Members stand side by side in lists and ranges ("Monday to Friday", "yellow and blue"), so one
+# counts against another only where the aligned sentences lack it (`_anchored_flips`).
 _EXCLUSIVE_CLASSES = """
 red orange yellow green blue purple violet pink brown black white grey gray;
 minute hour day week month year decade century;
@@ -239,19 +242,19 @@ summer autumn winter;
 north south east west;
 northern southern eastern western;
 morning afternoon evening;
-daily weekly monthly quarterly annual;
 breakfast lunch dinner;
 mother father son daughter brother sister wife husband grandmother grandfather uncle aunt niece nephew;
 boy girl;
 """.strip()
 
 
-@lru_cache(maxsize=1)
-def _antonyms() -> dict[str, frozenset[str]]:
+@lru_cache(maxsize=2)
+def _antonyms(with_classes: bool = True) -> dict[str, frozenset[str]]:
     table: dict[str, set[str]] = {}
     groups = [pair.split() for pair in _ANTONYM_PAIRS.replace("\n", " ").split(";")]
     groups = [g for g in groups if len(g) == 2]
-    groups += [g.split() for g in _EXCLUSIVE_CLASSES.replace("\n", " ").split(";") if g.strip()]
+    if with_classes:
+        groups += [g.split() for g in _EXCLUSIVE_CLASSES.replace("\n", " ").split(";") if g.strip()]
     for group in groups:
         stems = {stem(w) for w in group}
         for a in stems:
@@ -600,13 +603,16 @@ def _anchored_flips(
     aligned sentences also hold the word itself, the antonym must share more of its neighbours than
     the word does ("costs rose in May" against "revenue rose in May; costs fell in May"); a tie is
     a restatement ("revenue fell in June" against "revenue rose in May and fell in June").
-    `flipped`: words the aligned sentences lack entirely."""
+    `flipped`: words the aligned sentences lack entirely; only those are weighed against the other
+    members of their closed class (`_EXCLUSIVE_CLASSES`)."""
     lexicon = get_lexicon()
+    pairs = _antonyms(with_classes=False)
     anchored: set[str] = set()
     for i, t in enumerate(toks):
         if t.stem in anchored:
             continue
-        opposite = antonyms.get(t.stem, frozenset()) | (_content_antonyms(lexicon, t.low) if t.content else frozenset())
+        table = antonyms if t.stem in flipped else pairs
+        opposite = table.get(t.stem, frozenset()) | (_content_antonyms(lexicon, t.low) if t.content else frozenset())
         near = _neighbours(toks, i) if opposite else set()
         if not near:
             continue

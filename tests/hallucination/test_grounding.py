@@ -173,6 +173,17 @@ def test_a_member_of_a_closed_class_swapped_for_another_is_flagged(check):
     assert claim_values(context, "Police came within minutes.")["antonym"] == 0
 
 
+def test_members_of_a_class_standing_together_are_no_flip(check):
+    # lists and ranges hold several members; one the aligned sentences also hold is no swap
+    context = "The office is open Monday to Friday, 9 am to 5 pm. On Saturdays it opens in the morning only."
+    assert claim_values(context, "The office opens on Saturday mornings.")["flip_anchored"] == 0
+    assert check.score(context, "The office opens on Saturday mornings.").verdict == "supported"
+    # the stemmer reads "monthly" as "month": frequencies are no class, so "annual" opposes nothing
+    context = "The subscription costs $10 per month or $100 per year. Annual subscribers get a free tote bag."
+    assert check.score(context, "An annual subscription costs $100.").verdict == "supported"
+    assert check.score(context, "A weekly plan costs $10.").verdict == "unsupported"
+
+
 def test_a_number_is_restated_only_between_its_own_neighbours():
     # "three people" stands in another sentence; the one the claim restates has "two" in its place
     context = "The collapse killed at least two people on Wednesday. Rescuers brought out three people alive."
