@@ -103,6 +103,18 @@ _ORDINAL_WORDS = ("first", "second", "third", "fourth")
 # "the fourth quarter", "first half": a reporting period is a number even in an answer, where a
 # lone "first" or "second" is not ("the second time" / "a second opinion")
 _PERIOD_ORDINAL = re.compile(r"\b(first|second|third|fourth)(?=\s+(?:fiscal\s+)?(?:quarter|half)\b)", re.IGNORECASE)
+# A duration in one unit is one in another: the context's "24 hours" supports an answer's "a day",
+# "48 hours" its "two days", "a week" its "7 days", "18 months" its "1.5 years". Units in minutes;
+# months and years apart, as a month is no whole number of days.
+_DURATION_UNITS = (
+    {"minute": 1, "hour": 60, "day": 1440, "week": 10080},
+    {"month": 1, "year": 12},
+)
+_DURATION = re.compile(
+    rf"\b(\d+(?:\.\d+)?|an?|one|{'|'.join(w for w in NUMBER_WORDS if w != 'zero')})[\s-]+"
+    r"(minute|hour|day|week|month|year)s?\b",
+    re.IGNORECASE,
+)
 _CURRENCY_SYMBOLS = {"$": ("dollar", "usd"), "€": ("euro", "eur"), "£": ("pound", "gbp"), "¥": ("yen", "jpy")}
 _CURRENCY_WORDS = {
     "usd": "dollar", "dollar": "usd", "dollars": "usd", "eur": "euro", "euro": "eur", "euros": "eur",
@@ -321,8 +333,47 @@ def find_numbers(text: str, *, context_side: bool = False) -> Numbers:
         if value is not None:
             extra = _CONTEXT_EXTRA_KEYS.get(w, ()) if context_side else ()
             found.append((m.start(), m.end(), frozenset({_num_key(value), *extra})))
+    if context_side:
+        found = _with_durations(text, found)
     found.sort()
     return Numbers(found)
+
+
+def _durations(text: str) -> list[tuple[int, int, str, dict[str, float]]]:
+    """(start, end of the amount, its unit, the same duration in larger units of its group where that
+    is a whole or half number of them, and for "a day", "one week" in the next smaller unit). Only
+    those: "24 hours" in 1,440 minutes would let an answer's "24 minutes" pass."""
+    out = []
+    for m in _DURATION.finditer(text):
+        amount = m.group(1).lower()
+        single = amount in ("a", "an", "one")
+        value = 1.0 if single else NUMBER_WORDS.get(amount)
+        value = float(amount) if value is None else float(value)
+        unit = m.group(2).lower()
+        group = next(g for g in _DURATION_UNITS if unit in g)
+        total = value * group[unit]
+        larger = {u: total / size for u, size in group.items() if size > group[unit] and total / size >= 1}
+        same = {u: v for u, v in larger.items() if (2 * v).is_integer()}
+        smaller = [u for u, size in group.items() if size < group[unit]]
+        if single and smaller:
+            same[smaller[-1]] = total / group[smaller[-1]]
+        if same:
+            out.append((m.start(1), m.end(1), unit, same))
+    return out
+
+
+def _with_durations(text: str, found: list[tuple[int, int, frozenset[float]]]) -> list:
+    """The context's durations also stand for their value in the other units of their group."""
+    found = list(found)
+    for start, end, _, same in _durations(text):
+        keys = {_num_key(v) for v in same.values()}
+        at = next((k for k, (a, b, _) in enumerate(found) if a <= start < b), None)
+        if at is None:  # "a day": no number span of its own
+            found.append((start, end, frozenset(keys)))
+        else:
+            a, b, old = found[at]
+            found[at] = (a, b, old | keys)
+    return found
 
 
 def implied_words(text: str) -> set[str]:
@@ -342,6 +393,8 @@ def implied_words(text: str) -> set[str]:
             out |= {_ORDINAL_WORDS[n - 1], "quarter"}
         elif n <= 2:
             out |= {_ORDINAL_WORDS[n - 1], "half"}
+    for _, _, _, same in _durations(text):
+        out.update(same)
     for symbol, words in _CURRENCY_SYMBOLS.items():
         if symbol in text:
             out.update(words)

@@ -105,6 +105,12 @@ def test_implied_words():
         ("The new centre opens in the theatre district.", "The new center opens in the theater district."),
         ("Each bag weighs 5 lb.", "Each bag weighs 5 pounds."),  # the weight, not the currency
         ("Revenue rose 12% in Q3 2021.", "Revenue rose 12% in the third quarter of 2021."),
+        # a duration in another unit
+        ("Support answers within 24 hours.", "Support answers within a day."),
+        ("Support answers within 48 hours.", "Support answers within two days."),
+        ("Support answers within a day.", "Support answers within 24 hours."),
+        ("The warranty lasts 18 months.", "The warranty lasts 1.5 years."),
+        ("The course takes an hour.", "The course takes 60 minutes."),
     ],
 )
 def test_the_same_fact_in_another_notation_is_supported(context, answer):
@@ -131,6 +137,10 @@ def test_the_same_fact_in_another_notation_is_supported(context, answer):
         # a reporting period is a number in an answer too
         ("Revenue rose 12% in the third quarter of 2021.", "Revenue rose 12% in the fourth quarter of 2021.", "fourth"),
         ("Revenue rose 12% in Q3 2021.", "Revenue rose 12% in the first half of 2021.", "first"),
+        # a duration's unit, or a colour, the context never states, where it states another
+        ("Support answers within 24 hours.", "Support answers within 24 minutes.", "minutes"),
+        ("Delivery takes three to five working days.", "Delivery takes three to five weeks.", "weeks"),
+        ("The jacket comes in red, blue and black.", "The jacket comes in green.", "green"),
     ],
 )
 def test_a_changed_fact_in_another_notation_is_still_flagged(context, answer, flagged):
