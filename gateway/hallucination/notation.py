@@ -8,7 +8,9 @@ a count of 15), "twelve dot fifty" = 12.5, "$.50" = "50 cents" = 0.5, "FY21" = "
 "half" count as numbers (an answer's "one" or "first" is too often not a number to flag it,
 unless it names a reporting period: "the fourth quarter", "first half"),
 "2.3 million" also supports a bare "2.3", "twelve Euro fifty" is 12.50, and a number supports what
-an answer may round it to (40.6: 41; $2.34 billion: $2.3 billion; see `_roundings`).
+an answer may round it to (40.6: 41; $2.34 billion: $2.3 billion; see `_roundings`), and a
+duration also stands for its value in larger units ("48 hours": 2, with `implied_words` "day"; "a
+day": 24 "hour"; see `_durations`).
 
 `currency_marks(text)` finds currency symbols and words, for the check that an answer's currency is
 one its context names.
@@ -339,10 +341,10 @@ def find_numbers(text: str, *, context_side: bool = False) -> Numbers:
     return Numbers(found)
 
 
-def _durations(text: str) -> list[tuple[int, int, str, dict[str, float]]]:
-    """(start, end of the amount, its unit, the same duration in larger units of its group where that
-    is a whole or half number of them, and for "a day", "one week" in the next smaller unit). Only
-    those: "24 hours" in 1,440 minutes would let an answer's "24 minutes" pass."""
+def _durations(text: str) -> list[tuple[int, int, dict[str, float]]]:
+    """(start, end of the amount, the same duration in larger units of its group where that is a
+    whole or half number of them, and for "a day", "one week" in the next smaller unit). Only those:
+    "24 hours" as 1,440 minutes would let an answer's "24 minutes" pass."""
     out = []
     for m in _DURATION.finditer(text):
         amount = m.group(1).lower()
@@ -358,14 +360,16 @@ def _durations(text: str) -> list[tuple[int, int, str, dict[str, float]]]:
         if single and smaller:
             same[smaller[-1]] = total / group[smaller[-1]]
         if same:
-            out.append((m.start(1), m.end(1), unit, same))
+            out.append((m.start(1), m.end(1), same))
     return out
 
 
-def _with_durations(text: str, found: list[tuple[int, int, frozenset[float]]]) -> list:
-    """The context's durations also stand for their value in the other units of their group."""
+def _with_durations(
+    text: str, found: list[tuple[int, int, frozenset[float]]]
+) -> list[tuple[int, int, frozenset[float]]]:
+    """`found` with each of the context's durations also standing for its value in other units."""
     found = list(found)
-    for start, end, _, same in _durations(text):
+    for start, end, same in _durations(text):
         keys = {_num_key(v) for v in same.values()}
         at = next((k for k, (a, b, _) in enumerate(found) if a <= start < b), None)
         if at is None:  # "a day": no number span of its own
@@ -393,7 +397,7 @@ def implied_words(text: str) -> set[str]:
             out |= {_ORDINAL_WORDS[n - 1], "quarter"}
         elif n <= 2:
             out |= {_ORDINAL_WORDS[n - 1], "half"}
-    for _, _, _, same in _durations(text):
+    for _, _, same in _durations(text):
         out.update(same)
     for symbol, words in _CURRENCY_SYMBOLS.items():
         if symbol in text:
