@@ -62,7 +62,7 @@ import math
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -248,18 +248,33 @@ boy girl;
 """.strip()
 
 
-@cache  # called as _antonyms(), _antonyms(with_classes=...): three cache keys
-def _antonyms(with_classes: bool = True) -> dict[str, frozenset[str]]:
+def _opposites(groups: str, size: int | None = None) -> dict[str, set[str]]:
+    """Each stem of the ";"-separated groups with the other stems of its group(s)."""
     table: dict[str, set[str]] = {}
-    groups = [pair.split() for pair in _ANTONYM_PAIRS.replace("\n", " ").split(";")]
-    groups = [g for g in groups if len(g) == 2]
-    if with_classes:
-        groups += [g.split() for g in _EXCLUSIVE_CLASSES.replace("\n", " ").split(";") if g.strip()]
-    for group in groups:
-        stems = {stem(w) for w in group}
+    for group in groups.replace("\n", " ").split(";"):
+        words = group.split()
+        if not words or size is not None and len(words) != size:
+            continue
+        stems = {stem(w) for w in words}
         for a in stems:
             table.setdefault(a, set()).update(stems - {a})
-    return {k: frozenset(v) for k, v in table.items()}
+    return table
+
+
+@lru_cache(maxsize=1)
+def _antonyms() -> dict[str, frozenset[str]]:
+    """The hand list's antonyms of each stem."""
+    return {k: frozenset(v) for k, v in _opposites(_ANTONYM_PAIRS, size=2).items()}
+
+
+@lru_cache(maxsize=1)
+def _class_mates() -> dict[str, frozenset[str]]:
+    """The other members of each stem's closed class, less its hand-listed antonyms ("husband" has
+    "wife" among its antonyms, and the rest of its kin here)."""
+    pairs = _antonyms()
+    return {
+        k: frozenset(v - pairs.get(k, frozenset())) for k, v in _opposites(_EXCLUSIVE_CLASSES).items()
+    }
 
 
 @dataclass(slots=True)
@@ -594,10 +609,7 @@ def _content_antonyms(lexicon: Lexicon, word: str) -> frozenset[str]:
 
 
 def _anchored_flips(
-    toks: Sequence[Token],
-    flipped: set[str],
-    places: Sequence[Sequence[tuple[str, frozenset[str]]]],
-    antonyms: dict[str, frozenset[str]],
+    toks: Sequence[Token], flipped: set[str], places: Sequence[Sequence[tuple[str, frozenset[str]]]]
 ) -> int:
     """How many words of the claim stand where an aligned sentence has their antonym: a content word
     next to the word in the claim is next to the antonym in the sentence ("revenue decreased" for
@@ -608,24 +620,28 @@ def _anchored_flips(
     `flipped`: words the aligned sentences lack entirely; only those are weighed against the other
     members of their closed class (`_EXCLUSIVE_CLASSES`)."""
     lexicon = get_lexicon()
-    pairs = _antonyms(with_classes=False)
+    antonyms, mates = _antonyms(), _class_mates()
     anchored: set[str] = set()
     for i, t in enumerate(toks):
         if t.stem in anchored:
             continue
-        table = antonyms if t.stem in flipped else pairs
-        opposite = table.get(t.stem, frozenset()) | (_content_antonyms(lexicon, t.low) if t.content else frozenset())
+        opposite = antonyms.get(t.stem, frozenset()) | (_content_antonyms(lexicon, t.low) if t.content else frozenset())
+        if t.stem in flipped:
+            opposite |= mates.get(t.stem, frozenset())
         near = _neighbours(toks, i) if opposite else set()
         if not near:
             continue
-
-        def shared(words: Collection[str], near: set[str] = near) -> int:
-            """The most neighbours the claim word shares with one of `words` in an aligned sentence."""
-            return max((len(around & near) for sent in places for w, around in sent if w in words), default=0)
-
-        if (against := shared(opposite)) and (t.stem in flipped or against > shared({t.stem})):
+        against = _shared_neighbours(places, opposite, near)
+        if against and (t.stem in flipped or against > _shared_neighbours(places, {t.stem}, near)):
             anchored.add(t.stem)
     return len(anchored)
+
+
+def _shared_neighbours(
+    places: Sequence[Sequence[tuple[str, frozenset[str]]]], words: Collection[str], near: set[str]
+) -> int:
+    """The most of `near` that one of `words` has around it in one of the aligned sentences."""
+    return max((len(around & near) for sent in places for w, around in sent if w in words), default=0)
 
 
 def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], k: int = 4) -> ClaimEvidence:
@@ -671,6 +687,7 @@ def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], 
     capitals -= {
         w for w in capitals & novel if any(r[:4] == w[:4] for r in lexicon.related(surface[w]) & index.stems)
     }
+    names = capitals & novel
     syn1 = syn2 = 0
     for w in novel:
         if lexicon.related(surface[w]) & index.stems:
@@ -679,8 +696,12 @@ def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], 
             syn2 += 1
     # The hand list also pairs function words ("up"/"down", "all"/"none"), so it looks at every word;
     # WordNet only at content words.
-    antonyms = _antonyms()
-    flipped = {w for w in all_stems if w not in win_stems and any(a in win_stems for a in antonyms.get(w, ()))}
+    antonyms, mates = _antonyms(), _class_mates()
+    flipped = {
+        w
+        for w in all_stems
+        if w not in win_stems and (antonyms.get(w, frozenset()) | mates.get(w, frozenset())) & win_stems
+    }
     flipped |= {w for w, low in surface.items() if w not in win_stems and _content_antonyms(lexicon, low) & win_stems}
     scopes = negation_scopes(toks)
     unsupported_scopes = [sc for sc in scopes if sc & index.stems and not sc & index.negated]
@@ -695,12 +716,9 @@ def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], 
     v[_F["novel"]] = len(novel)
     v[_F["novel_frac"]] = len(novel) / n if n else 0.0
     v[_F["novel_in_question"]] = len(novel & question_stems)
-    v[_F["novel_cap"]] = len(capitals & novel)
+    v[_F["novel_cap"]] = len(names)
     # capitalised members (weekdays, months) already count as names
-    classes, pairs = _antonyms(with_classes=True), _antonyms(with_classes=False)
-    v[_F["class_novel"]] = len(
-        {w for w in novel - capitals if (classes.get(w, frozenset()) - pairs.get(w, frozenset())) & win_stems}
-    )
+    v[_F["class_novel"]] = len({w for w in novel - capitals if mates.get(w, frozenset()) & win_stems})
     v[_F["local_novel"]] = len(local)
     v[_F["local_frac"]] = len(local) / n if n else 0.0
     v[_F["num"]] = len(nums.spans)
@@ -729,7 +747,7 @@ def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], 
     v[_F["swap_word"]], v[_F["swap_number"]] = _anchored_swaps(
         toks, nums, win_stems, [index.sentences[i].items for i in aligned]
     )
-    v[_F["flip_anchored"]] = _anchored_flips(toks, flipped, [index.sentences[i].places for i in aligned], antonyms)
+    v[_F["flip_anchored"]] = _anchored_flips(toks, flipped, [index.sentences[i].places for i in aligned])
     v[_F["prefix_flip"]] = _prefix_flips(toks, index.stems)
     v[_F["hedge"]] = hedges
     v[_F["novel_syn"]] = syn1
@@ -741,7 +759,7 @@ def claim_evidence(index: ContextIndex, claim: Claim, question_stems: set[str], 
         aligned=aligned,
         novel_spans=[(base + t.start, base + t.end) for t in content_toks if t.stem in novel],
         number_spans=[(base + a, base + b) for a, b in num_novel],
-        entity_spans=[(base + t.start, base + t.end) for t in content_toks if t.stem in capitals & novel],
+        entity_spans=[(base + t.start, base + t.end) for t in content_toks if t.stem in names],
         negation_spans=negation_spans,
     )
 
