@@ -8,6 +8,7 @@ When the database is unreachable, queued rows move to the fsynced local spool (s
 are replayed in order, ahead of anything newer, once it answers again. `strict` requests wait for
 their own row to commit (`submit_durable`); if it cannot, the request is answered 503 and its row,
 marked so, is kept for replay like the rest. `close()` writes or spools everything still queued.
+Unauthenticated requests the spool had no room for are recorded as one summary event after it.
 """
 
 from __future__ import annotations
@@ -158,6 +159,15 @@ def system_event(kind: str, detail: dict, *, tenant_id: str | None = None, key_i
         "checks": None,
         "content": None,
     }
+
+
+def unauthenticated_summary(overflow: dict) -> dict:
+    """The one record for unauthenticated requests the spool kept no room for (spool.py): how many,
+    between which times, per status and code."""
+    return system_event("audit.unauthenticated_overflow",
+                        {"requests": overflow["count"], "first": overflow["first"], "last": overflow["last"],
+                         "by_code": overflow["by_code"],
+                         "reason": "unauthenticated requests past their spool quota during a database outage"})
 
 
 async def chain_head(conn: AsyncConnection, chain: str) -> tuple[int, str]:
@@ -340,7 +350,7 @@ class AuditWriter:
 
     async def _replay(self) -> bool:
         """Spooled rows go first, in their order, so the chain keeps the order requests finished in."""
-        while self._spool.pending():
+        while self._spool.unread():
             rows, end = self._spool.read(self._batch_max)
             if not rows:
                 break
@@ -355,6 +365,10 @@ class AuditWriter:
             self._spool.advance(end)
             self.written += len(rows)
             log.info("audit: replayed %d spooled rows", len(rows))
+        if self._spool.overflow is not None:
+            if not await self._insert_singly([unauthenticated_summary(self._spool.overflow)]):
+                return False
+            self._spool.clear_overflow()
         self._spool_full = False
         self.healthy = True
         return True
