@@ -4,9 +4,10 @@ a pass-through field is how clients of other gateways reached `api_base` or prov
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from gateway.errors import APIError, bad_request, invalid_param
 
@@ -62,7 +63,7 @@ class FunctionCall(Open):
 
 class ToolCall(Open):
     id: str | None = None
-    type: str = "function"
+    type: Literal["function", "custom"] = "function"
     function: FunctionCall
 
 
@@ -89,13 +90,63 @@ class CustomTool(Open):
 
 Tool = Annotated[FunctionTool | CustomTool, Field(discriminator="type")]
 
+# Inline media are bytes, not text: confined to base64 so that no readable text rides along where
+# the PII stage does not read (gateway/pii/fields.py STRUCTURAL); `pii.media` decides where they go.
+BASE64 = r"^[A-Za-z0-9+/=\r\n]*$"
+DATA_URL = r"^data:[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+;base64,[A-Za-z0-9+/=\r\n]*$"
+MAX_CONTENT_PARTS = 1024
+
+
+class ImageURL(Open):
+    url: str
+    detail: Literal["auto", "low", "high"] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _data_is_base64(cls, value: str) -> str:
+        if value[:5].lower() == "data:" and not re.fullmatch(DATA_URL, value):
+            raise ValueError("an inline image must be a base64 data URL (data:image/png;base64,...)")
+        return value
+
+
+class InputAudio(Open):
+    data: str = Field(pattern=BASE64)
+    format: Literal["wav", "mp3"]
+
+
+class FileInput(Open):
+    file_data: str | None = Field(None, pattern=f"{BASE64}|{DATA_URL}")
+    file_id: str | None = None
+    filename: str | None = None
+
+
+class ContentPart(Open):
+    type: Literal["text", "image_url", "input_audio", "file", "refusal"]
+    text: str | None = None
+    refusal: str | None = None
+    image_url: ImageURL | None = None
+    input_audio: InputAudio | None = None
+    file: FileInput | None = None
+
 
 class Message(Open):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | Annotated[list[ContentPart], Field(max_length=MAX_CONTENT_PARTS)] | None = None
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
+
+
+class ToolChoice(Open):
+    type: Literal["function", "custom", "allowed_tools"]
+
+
+class ResponseFormat(Open):
+    type: Literal["text", "json_object", "json_schema"]
+
+
+class Prediction(Open):
+    type: Literal["content"]
 
 
 class StreamOptions(Open):
@@ -124,7 +175,7 @@ class _Generation(StrictClosed):
     max_tokens: int | None = Field(None, ge=1, le=1_000_000)
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
-    logit_bias: dict[str, float] | None = None
+    logit_bias: dict[Annotated[str, StringConstraints(pattern=r"^[0-9]{1,10}$")], float] | None = None
     user: str | None = Field(None, max_length=256)
     seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
     bulkhead: BulkheadExtension | None = None
@@ -136,18 +187,18 @@ class ChatCompletionRequest(_Generation):
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
     tools: list[Tool] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    tool_choice: Literal["none", "auto", "required"] | ToolChoice | None = None
     parallel_tool_calls: bool | None = None
-    response_format: dict[str, Any] | None = None
+    response_format: ResponseFormat | None = None
     functions: list[dict[str, Any]] | None = None
-    function_call: str | dict[str, Any] | None = None
+    function_call: Literal["none", "auto"] | dict[str, Any] | None = None
     metadata: dict[str, str] | None = None
     store: bool | None = None
-    reasoning_effort: str | None = None
-    modalities: list[str] | None = None
-    service_tier: str | None = None
-    prediction: dict[str, Any] | None = None
-    verbosity: str | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    modalities: list[Literal["text", "audio"]] | None = None
+    service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = None
+    prediction: Prediction | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
 
 
 class CompletionRequest(_Generation):
@@ -170,9 +221,11 @@ class EmbeddingRequest(StrictClosed):
 def _param(loc: tuple) -> str:
     out = ""
     for i, part in enumerate(loc):
+        if i == 1 and loc[0] in FREE_FORM_KEYS and not (str(part).isdigit() and "[key]" not in loc):
+            break  # the rest is a key of the caller's own, which may be personal data: never echoed
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("str", "list[dict[str,any]]", "function-after") or "[" in str(part):
+        elif part in ("str", "function-after") or part in _MODEL_NAMES or "[" in str(part):
             continue  # pydantic's union-branch labels are not parameter names
         elif loc[0] == "tools" and i == 2 and len(loc) > 3:
             continue  # the tool's `type`, which chose the branch
@@ -180,6 +233,10 @@ def _param(loc: tuple) -> str:
             out += ("." if out else "") + str(part)
     return out
 
+
+# Objects whose keys are the caller's (metadata, token ids): an error names the object, not the key.
+FREE_FORM_KEYS = {"metadata", "logit_bias"}
+_MODEL_NAMES = {name for name, value in globals().items() if isinstance(value, type) and issubclass(value, BaseModel)}
 
 # by endpoint name, as routing and the policy tools call the three endpoints
 REQUEST_TYPES: dict[str, type[BaseModel]] = {
@@ -200,7 +257,9 @@ def parse(model: type[BaseModel], body: Any) -> BaseModel:
     try:
         req = model.model_validate(body)
     except ValidationError as exc:
-        err = exc.errors(include_url=False, include_input=False)[0]
+        # The deepest error is the one that names the field at fault (the others are union branches
+        # that did not apply: "should be a valid string" for a list of content parts).
+        err = max(exc.errors(include_url=False, include_input=False), key=lambda e: len(e["loc"]))
         param = _param(err["loc"])
         if err["type"] == "extra_forbidden":
             raise bad_request(f"Unrecognized request argument supplied: {param}", param, "unknown_parameter") from None

@@ -149,6 +149,23 @@ class OutputScan(_Strict):
     )
 
 
+class Media(_Strict):
+    """Content the analyzer cannot read: inline images, audio and files are bytes; an image link is
+    text (its URL is inspected like any text) but someone will fetch what it points to."""
+
+    inline: Literal["internal", "allow", "refuse"] = Field(
+        "internal",
+        description="Inline images, audio and files (base64): `internal` keeps such requests inside the "
+        "trust boundary (internal backends only), `allow` lets them cross unread, `refuse` answers 400.",
+    )
+    links: Literal["provider", "allow", "refuse"] = Field(
+        "provider",
+        description="Image links: `provider` passes them only to backends whose provider fetches them "
+        "(OpenAI-compatible), never where litellm would download them from the gateway's host; `allow` "
+        "passes them everywhere; `refuse` answers 400.",
+    )
+
+
 class PiiPolicy(_Strict):
     enabled: bool = True
     entities: list[str] = Field(
@@ -174,6 +191,10 @@ class PiiPolicy(_Strict):
     )
     timeout_s: float = Field(5.0, gt=0, le=60, description="Analysis time limit per request.")
     max_chars: int = Field(400_000, ge=1, description="Longer requests fail closed (a 413-style refusal).")
+    max_fields: int = Field(
+        4096, ge=1, description="Requests with more strings to inspect (parts, keys, tool arguments) are refused."
+    )
+    media: Media = Field(default_factory=Media)
 
     @field_validator("entities")
     @classmethod

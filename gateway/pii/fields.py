@@ -1,10 +1,16 @@
-"""Every text-bearing field of an OpenAI request body, and writing transformed text back.
+"""Every string of a request body that can reach a backend, and writing transformed text back.
 
-Inspected: chat `messages[].content` (a string, or the `text`/`refusal` of content parts),
-`messages[].name`, assistant `tool_calls[].function.arguments` (and legacy `function_call`), tool
-and function results (their `content`), legacy completions `prompt` (string or list of strings)
-and embeddings `input` (string or list of strings). Token-id arrays are not text and are left
-alone; so are images, audio and files.
+By construction, not by list: `extract_texts` walks the whole body and inspects every string value,
+every number the schema does not declare, and every object key that is not a fixed field name,
+except the positions in `STRUCTURAL`. Those are strings the request schema confines to a closed
+set or a pattern (roles, part types, options, token ids), the client's `model` (adapters send the
+backend's own name) and the opaque payloads of inline images, audio and files (bytes, not text:
+the policy's `pii.media` rules decide whether they may cross). A field added to the schema
+tomorrow is inspected unless someone adds it here, and `tests/pii/test_fields.py` walks the schema
+to check that every position here is really confined.
+
+Tool-call arguments are JSON inside a string: each string, number and key inside them becomes its
+own field (with its key as context), so the analyzer sees decoded text, not escapes.
 """
 
 from __future__ import annotations
@@ -14,22 +20,99 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Kind = Literal["content", "name", "arguments", "arguments_raw", "prompt", "input"]
+Kind = Literal["content", "name", "arguments", "arguments_raw", "prompt", "input", "field", "key"]
 Path = tuple[str | int, ...]
 # In a path, what follows this marker addresses a value inside the JSON text at the path before it.
 IN_JSON = "$json"
+# A path ending in (KEY, k) addresses the key `k` itself of the object at the path before it.
+KEY = "$key"
+ANY = "*"
+
+# Positions whose strings are never inspected, each with the reason it is safe. `*` is any index
+# or key. Request models keep these confined (Literal, pattern); the schema test holds them to it.
+STRUCTURAL: dict[Path, str] = {
+    ("model",): "never sent: adapters send the backend's configured model",
+    ("bulkhead",): "never sent: the gateway's own options are removed before inspection",
+    ("messages", ANY, "role"): "Literal",
+    ("messages", ANY, "content", ANY, "type"): "Literal",
+    ("messages", ANY, "content", ANY, "image_url", "detail"): "Literal",
+    ("messages", ANY, "content", ANY, "input_audio", "format"): "Literal",
+    ("messages", ANY, "content", ANY, "input_audio", "data"): "opaque: base64 audio (pii.media.inline)",
+    ("messages", ANY, "content", ANY, "file", "file_data"): "opaque: base64 file (pii.media.inline)",
+    ("messages", ANY, "tool_calls", ANY, "type"): "Literal",
+    ("tools", ANY, "type"): "Literal",
+    ("tool_choice",): "Literal (the string form)",
+    ("tool_choice", "type"): "Literal",
+    ("function_call",): "Literal (the string form)",
+    ("response_format", "type"): "Literal",
+    ("prediction", "type"): "Literal",
+    ("reasoning_effort",): "Literal",
+    ("service_tier",): "Literal",
+    ("verbosity",): "Literal",
+    ("modalities", ANY): "Literal",
+    ("encoding_format",): "Literal",
+    ("logit_bias", KEY): "pattern: token ids",
+}
+# An inline image (`data:` URL) is opaque like audio; an image link is text and is inspected.
+IMAGE_URL: Path = ("messages", ANY, "content", ANY, "image_url", "url")
+
+# Field names of the OpenAI request and JSON Schema keywords: fixed words, never personal data, so
+# as keys (or as plain field values) they are not inspected; any other key is (metadata keys,
+# schema property names, extras).
+_WORDS = (
+    "model messages role content name tool_calls tool_call_id id type function arguments refusal text "
+    "image_url url detail input_audio data format file file_data file_id filename tools custom "
+    "description parameters strict tool_choice parallel_tool_calls functions function_call "
+    "response_format json_schema schema prediction metadata stream stream_options include_usage "
+    "temperature top_p n stop max_tokens max_completion_tokens presence_penalty frequency_penalty "
+    "logit_bias logprobs top_logprobs user seed store reasoning_effort modalities service_tier "
+    "verbosity prompt echo best_of suffix input encoding_format dimensions bulkhead context "
+    "properties required items enum const additionalProperties anyOf oneOf allOf not $ref $defs "
+    "definitions title default examples minimum maximum minLength maxLength pattern minItems "
+    "maxItems uniqueItems nullable object string integer number boolean array null"
+)
+FIXED_KEYS = frozenset(_WORDS.split())
+
+# Where a string is an identifier (upstream: ^[a-zA-Z0-9_-]+$), so a replacement must be one too.
+_IDENTIFIERS: tuple[Path, ...] = (
+    ("messages", ANY, "name"),
+    ("messages", ANY, "tool_call_id"),
+    ("messages", ANY, "tool_calls", ANY, "id"),
+    ("messages", ANY, "tool_calls", ANY, "function", "name"),
+    ("messages", ANY, "tool_calls", ANY, "custom", "name"),
+    ("messages", ANY, "function_call", "name"),
+    ("tools", ANY, "function", "name"),
+    ("tools", ANY, "custom", "name"),
+    ("tool_choice", "function", "name"),
+    ("tool_choice", "custom", "name"),
+    ("function_call", "name"),
+    ("functions", ANY, "name"),
+)
+_CONTENT: tuple[Path, ...] = (
+    ("messages", ANY, "content"),
+    ("messages", ANY, "content", ANY, "text"),
+    ("messages", ANY, "content", ANY, "refusal"),
+    ("messages", ANY, "refusal"),
+)
+_ARGUMENTS: tuple[Path, ...] = (
+    ("messages", ANY, "tool_calls", ANY, "function", "arguments"),
+    ("messages", ANY, "function_call", "arguments"),
+)
+# Numbers the schema declares (sampling parameters, token ids, logit biases): not text.
+_DECLARED_NUMBERS: tuple[Path, ...] = (
+    (ANY,), ("logit_bias", ANY), ("prompt", ANY), ("prompt", ANY, ANY), ("input", ANY), ("input", ANY, ANY),
+)
 
 
 @dataclass(frozen=True, slots=True)
 class TextField:
-    """One text to inspect. Tool-call arguments that parse as JSON become one field per string
-    (or number) inside them, with the key as `context`: the analyzer then sees decoded text, not
-    escapes, and "phone: 2125550187" is recognisably a phone number."""
+    """One text to inspect. `context` is analysed in front of the text and never replaced ("phone: "
+    before a bare number makes it recognisably a phone number)."""
 
     path: Path
     text: str
     kind: Kind
-    context: str = ""  # analysed in front of the text, never replaced
+    context: str = ""
     number: bool = False  # a JSON number: left a number unless it must be replaced
 
     @property
@@ -38,47 +121,80 @@ class TextField:
         return self.kind == "arguments_raw"
 
 
+def matches(path: Path, patterns: tuple[Path, ...] | dict[Path, str]) -> bool:
+    return any(
+        len(p) == len(path) and all(a in (ANY, b) for a, b in zip(p, path, strict=True)) for p in patterns
+    )
+
+
+def is_inline_media(path: Path, value: str) -> bool:
+    """An opaque payload: bytes the analyzer cannot read, governed by `pii.media.inline`."""
+    if matches(path, (IMAGE_URL,)):
+        return value[:5].lower() == "data:"
+    return matches(path, STRUCTURAL) and STRUCTURAL[_pattern_of(path)].startswith("opaque")
+
+
+def media_parts(body: dict[str, Any]) -> tuple[int, int]:
+    """(inline payloads, image links) among the body's message content parts."""
+    inline = links = 0
+    for message in body.get("messages") or ():
+        for part in message.get("content") or () if isinstance(message.get("content"), list) else ():
+            image = part.get("image_url") if isinstance(part, dict) else None
+            if isinstance(image, dict) and isinstance(image.get("url"), str):
+                if image["url"][:5].lower() == "data:":
+                    inline += 1
+                else:
+                    links += 1
+            elif isinstance(part, dict) and (part.get("input_audio") or (part.get("file") or {}).get("file_data")):
+                inline += 1
+    return inline, links
+
+
+def _pattern_of(path: Path) -> Path:
+    return next(p for p in STRUCTURAL if matches(path, (p,)))
+
+
 def extract_texts(body: dict[str, Any]) -> list[TextField]:
     fields: list[TextField] = []
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        for i, msg in enumerate(messages):
-            if isinstance(msg, dict):
-                _message_fields(fields, ("messages", i), msg)
-    for key, kind in (("prompt", "prompt"), ("input", "input")):
-        value = body.get(key)
-        if isinstance(value, str):
-            fields.append(TextField((key,), value, kind))
-        elif isinstance(value, list):
-            for j, item in enumerate(value):
-                if isinstance(item, str):  # lists of ints / lists of lists are token ids
-                    fields.append(TextField((key, j), item, kind))
+    _walk(fields, (), body, "")
     return fields
 
 
-def _message_fields(out: list[TextField], base: Path, msg: dict[str, Any]) -> None:
-    content = msg.get("content")
-    if isinstance(content, str):
-        out.append(TextField((*base, "content"), content, "content"))
-    elif isinstance(content, list):
-        for j, part in enumerate(content):
-            if isinstance(part, dict):
-                for key in ("text", "refusal"):
-                    if isinstance(part.get(key), str):
-                        out.append(TextField((*base, "content", j, key), part[key], "content"))
-    if isinstance(msg.get("name"), str):
-        out.append(TextField((*base, "name"), msg["name"], "name"))
-    if isinstance(msg.get("refusal"), str):
-        out.append(TextField((*base, "refusal"), msg["refusal"], "content"))
-    calls = msg.get("tool_calls")
-    if isinstance(calls, list):
-        for k, call in enumerate(calls):
-            fn = call.get("function") if isinstance(call, dict) else None
-            if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-                _argument_fields(out, (*base, "tool_calls", k, "function", "arguments"), fn["arguments"])
-    fc = msg.get("function_call")
-    if isinstance(fc, dict) and isinstance(fc.get("arguments"), str):
-        _argument_fields(out, (*base, "function_call", "arguments"), fc["arguments"])
+def _walk(out: list[TextField], path: Path, node: Any, key: str) -> None:
+    # Recursion is bounded: bodies are depth-checked (64 levels) before they get here.
+    if path == ("bulkhead",):
+        return
+    if isinstance(node, dict):
+        for k, v in node.items():
+            k = str(k)
+            if k not in FIXED_KEYS and not matches((*path, KEY), STRUCTURAL):
+                out.append(TextField((*path, KEY, k), k, "key"))
+            _walk(out, (*path, k), v, k)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _walk(out, (*path, i), v, key)
+    elif isinstance(node, str):
+        if matches(path, STRUCTURAL) or is_inline_media(path, node):
+            return
+        if matches(path, _ARGUMENTS):
+            _argument_fields(out, path, node)
+        else:
+            kind = _kind(path)
+            if kind == "field" and node in FIXED_KEYS:
+                return  # "object", "string", "auto": the schema's own words
+            out.append(TextField(path, node, kind, f"{key}: " if kind == "field" and key else ""))
+    elif isinstance(node, int | float) and not isinstance(node, bool) and not matches(path, _DECLARED_NUMBERS):
+        out.append(TextField(path, json.dumps(node), "field", f"{key}: " if key else "", number=True))
+
+
+def _kind(path: Path) -> Kind:
+    if path[0] in ("prompt", "input"):
+        return path[0]  # type: ignore[return-value]
+    if matches(path, _CONTENT) or path == ("suffix",):
+        return "content"
+    if matches(path, _IDENTIFIERS):
+        return "name"
+    return "field"
 
 
 def _argument_fields(out: list[TextField], path: Path, raw: str) -> None:
@@ -90,16 +206,19 @@ def _argument_fields(out: list[TextField], path: Path, raw: str) -> None:
     if isinstance(doc, str | int | float) and not isinstance(doc, bool):
         out.append(TextField(path, raw, "arguments_raw"))
         return
-    _walk(out, (*path, IN_JSON), doc, "")
+    _walk_document(out, (*path, IN_JSON), doc, "")
 
 
-def _walk(out: list[TextField], path: Path, node: Any, key: str) -> None:
+def _walk_document(out: list[TextField], path: Path, node: Any, key: str) -> None:
+    """Inside JSON arguments every key, string and number is the caller's data."""
     if isinstance(node, dict):
         for k, v in node.items():
-            _walk(out, (*path, k), v, str(k))
+            if k not in FIXED_KEYS:
+                out.append(TextField((*path, KEY, k), k, "key"))
+            _walk_document(out, (*path, k), v, str(k))
     elif isinstance(node, list):
         for i, v in enumerate(node):
-            _walk(out, (*path, i), v, key)
+            _walk_document(out, (*path, i), v, key)
     elif isinstance(node, str):
         out.append(TextField(path, node, "arguments", f"{key}: " if key else ""))
     elif isinstance(node, int | float) and not isinstance(node, bool):
@@ -115,18 +234,28 @@ def apply_texts(body: dict[str, Any], fields: list[TextField], texts: list[str])
         return dict(body)
     out = dict(body)
     # Only the top-level keys holding changed fields are deep-copied; strings are shared anyway.
-    for key in {f.path[0] for f, _ in changed}:
-        out[key] = copy.deepcopy(body[key])
+    for top in {f.path[0] for f, _ in changed}:
+        out[top] = copy.deepcopy(body[top])
     documents: dict[Path, Any] = {}  # JSON arguments, parsed once, re-serialised after edits
+    renames: list[tuple[Any, Path, str]] = []  # keys are renamed last: values are addressed by old keys
     for f, text in changed:
+        root, path = out, f.path
         if IN_JSON in f.path:
             cut = f.path.index(IN_JSON)
-            outer, inner = f.path[:cut], f.path[cut + 1 :]
+            outer, path = f.path[:cut], f.path[cut + 1 :]
             if outer not in documents:
                 documents[outer] = json.loads(_get(out, outer))
-            _set(documents[outer], inner, json.loads(text) if f.number and _is_number(text) else text)
+            root = documents[outer]
+        if len(path) >= 2 and path[-2] == KEY:
+            renames.append((root, path, text))
         else:
-            _set(out, f.path, text)
+            _set(root, path, json.loads(text) if f.number and _is_number(text) else text)
+    for root, path, text in sorted(renames, key=lambda r: len(r[1]), reverse=True):
+        parent = _get(root, path[:-2])
+        # Rebuilt rather than popped, so the keys keep their order.
+        items = [(text if k == path[-1] else k, v) for k, v in parent.items()]
+        parent.clear()
+        parent.update(items)
     for outer, doc in documents.items():
         _set(out, outer, json.dumps(doc, ensure_ascii=False))
     return out
