@@ -13,8 +13,11 @@ import orjson
 from gateway.limits import REDIS_ERRORS, RedisGuard
 
 
-def cache_key(tenant_id: str, backend, mode: str, outbound: dict) -> str:
-    material = orjson.dumps([backend.model_dump(mode="json"), mode, outbound], option=orjson.OPT_SORT_KEYS)
+def cache_key(tenant_id: str, backend, mode: str, outbound: dict, rule=None) -> str:
+    """`rule`: the hallucination check the answer had to pass; an answer checked under one rule is
+    not served where another (or a stricter one) applies."""
+    checked = rule.model_dump(mode="json") if rule is not None else None
+    material = orjson.dumps([backend.model_dump(mode="json"), mode, outbound, checked], option=orjson.OPT_SORT_KEYS)
     return f"bulkhead:{tenant_id}:cache:{hashlib.sha256(material).hexdigest()}"
 
 

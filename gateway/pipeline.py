@@ -26,7 +26,7 @@ from gateway.audit.content import content_record
 from gateway.auth import AuthError, AuthUnavailable, Principal, extract_key
 from gateway.context import RequestContext
 from gateway.errors import APIError, bad_request
-from gateway.limits import MICRO_USD, estimate_tokens
+from gateway.limits import MICRO_USD, estimate_prompt_tokens, estimate_tokens
 from gateway.policy import Backend
 from gateway.privacy import Privacy, inspect, scan_answer
 from gateway.risk_stage import assess_risk
@@ -79,23 +79,20 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
     with ctx.stage("transform"):
         outbound = privacy.outbound  # the PII treatment of each backend's trust zone, computed once per zone
         first_body = outbound(route.backend)
+    rule = checking.rule_for(policy, ctx, body) if mode == "chat" else None  # body: `bulkhead.context` counts
     cache_key = None
     if policy.cache.enabled and not ctx.stream:
         # Keyed on the scrubbed request: two prompts that differ only in their PII share an answer,
         # which this request's own vault then restores.
-        cache_key = cache.cache_key(principal.tenant_id, route.backend, mode, first_body)
+        cache_key = cache.cache_key(principal.tenant_id, route.backend, mode, first_body, rule)
         with ctx.stage("cache"):
             hit = await gw.cache.get(cache_key)
         CACHE.labels("hit" if hit else "miss").inc()
-        if hit is not None:
-            ctx.detail["cache"] = "hit"
-            ctx.usage = Usage.from_openai(hit.get("usage"))
-            ctx.pii = privacy.audit(route.backend)
-            return json_response(privacy.restore(route.backend, hit), headers={"x-bulkhead-cache": "hit"})
+        if hit is not None and "body" in hit:
+            return await cached_answer(gw, ctx, policy, route.backend, privacy, hit)
     with ctx.stage("admit"):
         ctx.reservation = await gw.limiter.admit(principal, policy, tokens,
                                                  pricing.micro_usd(route.backend, tokens, body))
-    rule = checking.rule_for(policy, ctx, body) if mode == "chat" else None  # body: `bulkhead.context` counts
     if ctx.stream and rule is not None and rule.action in ("block", "escalate"):
         if policy.hallucination.buffer_streams:
             ctx.detail["stream"] = "buffered for the hallucination check"
@@ -132,9 +129,6 @@ async def _answer(gw, ctx, policy, route, method, outbound, privacy, *, cache_ke
     await settle(gw, ctx, backend, result.usage)
     if result.extra.get("experts"):
         ctx.detail["experts"] = result.extra["experts"]
-    if cache_key is not None:
-        await gw.cache.set(cache_key, result.body, policy.cache.ttl_seconds)
-        headers["x-bulkhead-cache"] = "miss"
     with ctx.stage("restore"):
         answer = privacy.restore(backend, result.body)
         try:
@@ -144,8 +138,39 @@ async def _answer(gw, ctx, policy, route, method, outbound, privacy, *, cache_ke
     if rule is not None:
         with ctx.stage("verify"):
             answer = await checking.verify(gw, ctx, policy, route, rule, body, privacy, backend, answer, headers)
+    if cache_key is not None:
+        headers["x-bulkhead-cache"] = "miss"
+        # Only an answer that passed every check is kept (one withheld, flagged or redacted here would
+        # otherwise come back whole on the next identical request), with the checks it passed.
+        passed = not privacy.leaked and not privacy.output_scan_failed
+        same = backend.name == route.backend.name == ctx.backend  # not a fallback's or an escalation's
+        if passed and same and all(c.get("verdict") == "supported" for c in ctx.checks or ()):
+            entry = {"body": result.body, "checks": ctx.checks or [], "annotation": answer.get("bulkhead"),
+                     "grounding": headers.get("x-bulkhead-grounding")}
+            await gw.cache.set(cache_key, entry, policy.cache.ttl_seconds)
     keep_content(gw, ctx, policy, privacy.body, privacy, answer_text(answer))
     return answer
+
+
+async def cached_answer(gw, ctx: RequestContext, policy, backend: Backend, privacy: Privacy, hit: dict) -> Response:
+    """A stored answer, restored with this request's vault and scanned again: the request's own
+    values differ from the one that filled the cache, and so may what the output scan protects."""
+    ctx.detail["cache"] = "hit"
+    ctx.usage = Usage.from_openai(hit["body"].get("usage"))
+    ctx.checks = [{**c, "cached": True} for c in hit.get("checks") or ()] or None
+    with ctx.stage("restore"):
+        answer = privacy.restore(backend, hit["body"])
+        try:
+            answer = await scan_answer(privacy, answer)
+        finally:
+            ctx.pii = privacy.audit(backend)
+    headers = {"x-bulkhead-cache": "hit"}
+    if hit.get("grounding"):
+        headers["x-bulkhead-grounding"] = hit["grounding"]
+    if hit.get("annotation"):
+        answer = {**answer, "bulkhead": hit["annotation"]}
+    keep_content(gw, ctx, policy, privacy.body, privacy, answer_text(answer))
+    return json_response(answer, headers=headers)
 
 
 def buffered_stream(answer: dict) -> Response:
@@ -175,7 +200,8 @@ async def parse_request(ctx: RequestContext, request: Request, schema, limit: in
     body = await read_json(request, limit)
     if isinstance(body, dict) and isinstance(body.get("model"), str):
         ctx.requested_model = body["model"]
-    req = parse(schema, body)
+    big = int(request.headers.get("content-length") or 0) >= LARGE_BODY
+    req = await asyncio.to_thread(parse, schema, body) if big else parse(schema, body)
     ctx.stream = bool(getattr(req, "stream", False))
     return body, req
 
@@ -210,7 +236,10 @@ async def read_json(request: Request, limit: int) -> Any:
         if size > limit:
             raise APIError(413, f"Request body exceeds {limit} bytes.", "request_too_large")
         chunks.append(chunk)
-    return decode_json(b"".join(chunks))
+    raw = b"".join(chunks)
+    # A large body takes tens of milliseconds to decode and walk: off the event loop, so that other
+    # requests and health checks are not kept waiting behind it.
+    return decode_json(raw) if len(raw) < LARGE_BODY else await asyncio.to_thread(decode_json, raw)
 
 
 def decode_json(raw: bytes) -> Any:
@@ -227,6 +256,8 @@ def decode_json(raw: bytes) -> Any:
     too_deep, keys = _shape(body, MAX_JSON_DEPTH)
     if too_deep:
         raise bad_request(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.", code="json_too_deep")
+    if keys > MAX_JSON_KEYS:
+        raise APIError(413, f"The request body has {keys} object keys; the limit is {MAX_JSON_KEYS}.", "too_many_keys")
     # Every key is followed by `"` and `:`; matches of that pattern can only outnumber the keys orjson
     # kept when a key repeats or a string happens to contain `":` (then the exact, slower check decides).
     if keys and len(_KEY_END.findall(raw)) != keys:
@@ -238,6 +269,8 @@ def decode_json(raw: bytes) -> Any:
 
 
 MAX_JSON_DEPTH = 64
+MAX_JSON_KEYS = 50_000
+LARGE_BODY = 256 * 1024
 _KEY_END = re.compile(rb'"[ \t\r\n]*:')
 
 
@@ -341,6 +374,11 @@ def stream_response(gw: GatewayState, ctx: RequestContext, policy, backend: Back
             raise
         finally:
             ctx.pii = privacy.audit(backend)
+            if not (usage.prompt_tokens or usage.completion_tokens):
+                # Cut short before the usage chunk (or a backend that sends none): charge what was
+                # streamed, so dropping a stream early is no way around budgets and token limits.
+                usage = Usage(estimate_prompt_tokens(privacy.body), -(-answer.chars // 4))
+                ctx.detail["usage"] = "estimated"
             await settle(gw, ctx, backend, usage)
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
@@ -351,6 +389,7 @@ class StreamText:
 
     def __init__(self) -> None:
         self.parts: dict[int, list[str]] = {}
+        self.chars = 0  # every choice's text and tool-call arguments, for usage a stream did not report
 
     def add(self, chunk: dict) -> None:
         for choice in chunk.get("choices") or []:
@@ -360,6 +399,10 @@ class StreamText:
             text = delta.get("content") if delta else choice.get("text")
             if isinstance(text, str):
                 self.parts.setdefault(int(choice.get("index") or 0), []).append(text)
+                self.chars += len(text)
+            for call in delta.get("tool_calls") or () if delta else ():
+                args = (call.get("function") or {}).get("arguments") if isinstance(call, dict) else None
+                self.chars += len(args) if isinstance(args, str) else 0
 
     def as_body(self) -> dict:
         return {"choices": [{"message": {"content": "".join(p)}} for _, p in sorted(self.parts.items())]}

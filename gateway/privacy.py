@@ -8,13 +8,16 @@ chooses whether the request then fails (503) or may go to an internal backend on
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.litellm_adapter import gateway_fetches_links
 from gateway.errors import APIError
 from gateway.pii.config import PiiPolicy
 from gateway.pii.entities import PiiAnalysisError, PiiBlockedError, PiiOutputBlockedError
+from gateway.pii.fields import extract_texts, media_parts
 from gateway.pii.outputscan import ascan_output
 from gateway.pii.restore import StreamRestorer, restore_response
 from gateway.pii.transform import Inspection, Transformed, inspect_request, transform_request
@@ -35,10 +38,17 @@ class Privacy:
     by_zone: dict[str, Transformed] = field(default_factory=dict)
     leaked: dict[str, int] = field(default_factory=dict)
     output_scan_failed: bool = False
+    inline_media: int = 0  # inline images, audio and files: bytes the analyzer cannot read
+    image_links: int = 0
 
     @property
     def failed(self) -> bool:
         return self.failure is not None
+
+    @property
+    def held_inside(self) -> bool:
+        """Content that may not cross the trust boundary unread: the risk stage keeps it internal."""
+        return self.failed or (self.inline_media > 0 and self.policy.media.inline == "internal")
 
     def outbound(self, backend: Backend) -> dict[str, Any]:
         """The body as it may be sent to this backend's trust zone."""
@@ -48,6 +58,7 @@ class Privacy:
                 raise APIError(503, "The request could not be checked for personal data, so it was not sent. "
                                "Retry later.", "pii_analysis_failed")
             return self.body  # on_error: internal, and this backend is inside the trust boundary
+        self._check_media(backend)
         if self.inspection is None:
             return self.body
         if zone not in self.by_zone:
@@ -56,6 +67,19 @@ class Privacy:
             except PiiBlockedError as exc:
                 raise APIError(400, str(exc), "pii_blocked") from None
         return self.by_zone[zone].body
+
+    def _check_media(self, backend: Backend) -> None:
+        if not self.policy.enabled:
+            return
+        if self.inline_media and backend.trust == "external" and self.policy.media.inline != "allow":
+            raise APIError(403, "The request carries inline images, audio or files, which cannot be checked for "
+                           "personal data; this tenant's policy keeps them inside the trust boundary.",
+                           "inline_media_not_allowed")
+        links = self.policy.media.links
+        if self.image_links and (links == "refuse" or links == "provider" and gateway_fetches_links(backend)):
+            raise APIError(400, f"The backend '{backend.name}' would have the gateway fetch image links itself; "
+                           "this tenant's policy does not allow that. Send the image inline instead.",
+                           "image_links_not_allowed")
 
     def vault(self, backend: Backend) -> Vault | None:
         t = self.by_zone.get(backend.trust)
@@ -84,6 +108,8 @@ class Privacy:
             out["leaked"] = self.leaked
         if self.output_scan_failed:
             out["output_scan"] = "error"
+        if self.inline_media:
+            out["inline_media"] = self.inline_media
         return out
 
 
@@ -97,14 +123,34 @@ def _analyzer(policy: PiiPolicy):
 
 async def inspect(policy: PiiPolicy, body: dict[str, Any]) -> Privacy:
     state = Privacy(policy, body)
+    # Also where inspection is off (the risk stage reads the same texts); in a thread, because a
+    # hostile body's walk would otherwise hold the event loop.
+    await asyncio.to_thread(_check_size, policy, body)
     if not policy.enabled:
         return state
+    state.inline_media, state.image_links = media_parts(body)
+    if state.inline_media and policy.media.inline == "refuse":
+        raise APIError(400, "Inline images, audio and files are not accepted by this tenant's policy.",
+                       "inline_media_not_allowed")
     try:
         state.inspection = await inspect_request(body, _analyzer(policy), timeout=policy.timeout_s)
     except PiiAnalysisError as exc:
         state.failure = "timeout" if exc.timeout else "error"
         log.warning("PII analysis %s; the request is held inside the trust boundary", state.failure)
     return state
+
+
+def _check_size(policy: PiiPolicy, body: dict[str, Any]) -> None:
+    """Bound the analysis before it starts: its cost grows with the strings, and a request too big
+    to analyse in time would only fail closed after holding a worker for `timeout_s`."""
+    fields = extract_texts(body)
+    if len(fields) > policy.max_fields:
+        raise APIError(413, f"The request has {len(fields)} texts to inspect; the limit is {policy.max_fields}.",
+                       "too_many_texts")
+    chars = sum(len(f.text) for f in fields)
+    if chars > policy.max_chars:
+        raise APIError(413, f"The request has {chars} characters of text; the limit is {policy.max_chars}.",
+                       "request_too_long")
 
 
 def answer_texts(body: dict[str, Any]) -> list[str]:

@@ -40,12 +40,18 @@ async def assess_risk(policy: RiskPolicy, body: dict[str, Any], privacy: Privacy
     secrets = counts.pop("SECRET", 0)
     declared = headers.get(policy.data_class.header)
     try:
-        result = await asyncio.to_thread(get_engine().assess, risk_texts(body), counts, secrets, declared, policy)
+        scoring = asyncio.to_thread(get_engine().assess, risk_texts(body), counts, secrets, declared, policy)
+        result = await asyncio.wait_for(scoring, policy.timeout_s)
     except DataClassError as exc:
         raise APIError(400, str(exc), "invalid_data_class", param=policy.data_class.header) from None
+    except TimeoutError:
+        # Unscored is not low risk: the request may still be answered, but only inside the boundary.
+        record = {"tier": "high", "action": "require_internal", "signals": {"timeout": True}, "injection_score": None,
+                  "domains": [], "reasons": [f"risk scoring took longer than {policy.timeout_s} s"]}
+        return Risk("high", "require_internal"), record
     tier, action = result.tier, result.action
-    if privacy.failed:
-        # Unanalysed text may contain anything: it stays inside the trust boundary.
+    if privacy.held_inside:
+        # Unanalysed text (or unreadable media) may contain anything: it stays inside the trust boundary.
         tier = max(tier, "high", key=TIERS.index)
         action = "block" if action == "block" else "require_internal"
     record = {"tier": tier, "action": action, "signals": result.signals, "injection_score": result.injection_score,

@@ -149,6 +149,8 @@ class StandIn:
         text = "echo: " + self._last_user_text(body.get("messages", []))
         if body.get("model") == "say":
             text = self._last_user_text(body.get("messages", []))
+        if body.get("model") == "leak":  # personal data the request never had, for the output scan
+            text = "Call Jane Roe at jane.roe@example.com, SSN 219-09-9999."
         if body.get("model") == "quote":  # answers with its system message: a perfectly grounded model
             text = next((str(m.get("content")) for m in body.get("messages", []) if m.get("role") == "system"), "")
         tool_call = None
@@ -197,6 +199,8 @@ class StandIn:
                     return resp
                 await send({"content": piece})
         await send({}, "tool_calls" if tool_call else "stop")
+        if body["model"] == "late-usage":  # a client that stops reading at finish_reason misses the usage
+            await asyncio.sleep(3)
         if (body.get("stream_options") or {}).get("include_usage"):
             await send(None, usage=self._usage(prompt, text))
         await resp.write(b"data: [DONE]\n\n")

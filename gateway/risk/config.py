@@ -210,6 +210,8 @@ class RiskPolicy(Strict):
     tier_actions: dict[Tier, Action] = Field(default_factory=_tier_action_defaults)
     rules: list[Rule] = Field(default_factory=_rule_defaults)
     embeddings: Embedding = Field(default_factory=Embedding)
+    timeout_s: float = Field(5.0, gt=0, le=60, description="Scoring time limit per request; past it the "
+                             "request is held inside the trust boundary (internal backends only).")
 
     @field_validator("domains", mode="before")
     @classmethod
