@@ -1,5 +1,9 @@
 """Admin and security HTTP endpoints under /v1/bulkhead/. Every one checks the caller's role and
-scopes what it touches to the caller's own tenant; another tenant's ids answer like unknown ones."""
+scopes what it touches to the caller's own tenant; another tenant's ids answer like unknown ones.
+
+The platform tenant (`BULKHEAD_PLATFORM_TENANT`, unset by default: then no key has platform
+rights) is the operators' own: its admin keys alone create tenants and reload, and see, every
+tenant's policy. Any other admin reloads and sees only its own tenant's overlay."""
 
 from __future__ import annotations
 
@@ -38,11 +42,14 @@ def _key_card(key, tenant: str) -> dict:
 
 async def reload_policies(gw, ctx, request):
     principal = await pipeline.authenticate(gw, ctx, request, roles=("admin",))
-    result = await gw.reloader.reload("api", actor=principal.key_id)
+    platform = principal.tenant == gw.settings.platform_tenant
+    result = await gw.reloader.reload("api", actor=principal.key_id,
+                                      tenant=None if platform else (principal.tenant, principal.tenant_id))
     if not result.applied:
         raise APIError(422, "The policy change is invalid; the last good policy stays in force: "
                        + " | ".join(result.errors[:20]), "policy_invalid")
-    return pipeline.json_response({"applied": True, "version": result.version, "changes": result.changes})
+    return pipeline.json_response({"applied": True, "scope": "all" if platform else "tenant",
+                                   "version": result.version, "changes": result.changes})
 
 
 async def list_tenants(gw, ctx, request):
@@ -79,9 +86,44 @@ async def create_key(gw, ctx, request):
     if body.expires_at is not None and body.expires_at.tzinfo is None:
         raise APIError(422, "expires_at needs a time zone (e.g. 2027-01-01T00:00:00Z).", "invalid_parameter",
                        param="expires_at")
-    key, raw = await gw.keys.create_key(principal.tenant, body.roles, expires_at=body.expires_at,
-                                        models=body.models, name=body.name, tenant_id=principal.tenant_id)
+    models, expires_at = within_creator(principal, body)
+    key, raw = await gw.keys.create_key(principal.tenant, body.roles, expires_at=expires_at,
+                                        models=models, name=body.name, tenant_id=principal.tenant_id)
     return pipeline.json_response({**_key_card(key, principal.tenant), "key": raw}, 201)
+
+
+# Roles whose endpoints also accept an admin key, so an admin already does what such a key does.
+# Not `compliance`: the audit API refuses admin keys, so minting a compliance key needs a creator
+# that holds that role itself.
+ADMIN_COVERS = frozenset({"admin", "app", "security"})
+
+
+def within_creator(creator: Principal, body: KeyCreate) -> tuple[list[str] | None, datetime | None]:
+    """The new key's models and expiry, after checking its roles: never more than its creator's.
+    What the request leaves out is inherited (the creator's model list, its expiry); what it asks
+    beyond is refused with the limit it exceeds."""
+    held = (ADMIN_COVERS if creator.has_role("admin") else frozenset()) | set(creator.roles)
+    extra = [r for r in body.roles if r not in held]
+    if extra:
+        raise _exceeds(f"role '{extra[0]}', which this key does not hold", "roles")
+    models = body.models
+    if creator.models is not None:
+        if models is None:
+            models = list(creator.models)
+        elif outside := [m for m in models if m not in creator.models]:
+            raise _exceeds(f"model '{outside[0]}' (this key may use only {', '.join(creator.models)})", "models")
+    expires_at = body.expires_at
+    if creator.expires_at is not None:
+        if expires_at is None:
+            expires_at = creator.expires_at
+        elif expires_at > creator.expires_at:
+            raise _exceeds(f"an expiry after this key's own ({creator.expires_at.isoformat()})", "expires_at")
+    return models, expires_at
+
+
+def _exceeds(what: str, param: str) -> APIError:
+    return APIError(403, f"A key may not be given more than the key creating it: the request asks for {what}.",
+                    "key_exceeds_creator", param=param)
 
 
 async def revoke_key(gw, ctx, request):

@@ -13,6 +13,7 @@ import json
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -34,6 +35,7 @@ class Principal:
     key_id: str
     roles: tuple[str, ...]
     models: tuple[str, ...] | None = None
+    expires_at: datetime | None = None  # what a key this one creates may not outlive
 
     def has_role(self, *roles: str) -> bool:
         return any(r in self.roles for r in roles)
@@ -99,6 +101,11 @@ class KeyStore:
         self._sessions = sessions
         self._secret = secret
         self._cache: dict[str, tuple[float, dict | None]] = {}
+        # Tenant name -> id of every tenant this process has seen a key of. Policy overlays are named
+        # by tenant, and under row-level security the gateway cannot look a tenant up by name, so this
+        # is how a policy event finds its tenant's audit chain; `on_new_tenant` hears of each first one.
+        self.tenant_ids: dict[str, str] = {}
+        self.on_new_tenant: Callable[[str, str], None] | None = None
 
     async def authenticate(self, raw_key: str) -> Principal:
         if not raw_key.startswith(KEY_PREFIX) or len(raw_key) > 200:
@@ -141,6 +148,7 @@ class KeyStore:
         # guards the equality the database already established against any collation surprises.
         if row is None or not hmac.compare_digest(row["key_hash"], digest):
             raise AuthError("invalid_api_key")
+        self._learn(row["tenant_name"], row["tenant_id"])
         if row["revoked_at"] is not None:
             raise AuthError("key_revoked")
         expires_at = _utc(row["expires_at"])
@@ -153,7 +161,14 @@ class KeyStore:
             key_id=row["id"],
             roles=tuple(roles),
             models=tuple(models) if models is not None else None,
+            expires_at=expires_at,
         )
+
+    def _learn(self, name: str, tenant_id: str) -> None:
+        if self.tenant_ids.get(name) != tenant_id:
+            self.tenant_ids[name] = tenant_id
+            if self.on_new_tenant is not None:
+                self.on_new_tenant(name, tenant_id)
 
     async def create_tenant(self, name: str) -> Tenant:
         tenant = Tenant(id="ten_" + uuid.uuid4().hex[:20], name=name, created_at=utcnow())
@@ -164,6 +179,7 @@ class KeyStore:
                 await s.flush()
             except IntegrityError as exc:
                 raise ValueError(f"tenant {name!r} already exists") from exc
+        self._learn(tenant.name, tenant.id)
         return tenant
 
     async def get_tenant(self, name: str) -> Tenant | None:

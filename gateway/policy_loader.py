@@ -253,6 +253,7 @@ class PolicySet:
     default: Policy
     tenants: dict[str, Policy]
     files: dict[str, str]
+    base: Document | None = None  # default.yaml as read, so one overlay can be recompiled alone
 
     def for_tenant(self, tenant: str) -> Policy:
         return self.tenants.get(tenant, self.default)
@@ -277,7 +278,26 @@ def load_policy_set(directory: Path) -> PolicySet:
             errors.extend(exc.errors)
     if errors:
         raise PolicyError(errors)
-    return PolicySet(default, tenants, files)
+    return PolicySet(default, tenants, files, base)
+
+
+def reload_tenant(current: PolicySet, directory: Path, tenant: str) -> PolicySet:
+    """`current` with only `tenant`'s overlay re-read and compiled over the default in force: a
+    tenant admin's reload, which neither applies another tenant's pending edit nor a platform edit of
+    default.yaml, and fails only on its own file. A missing overlay means the tenant uses the default."""
+    if current.base is None:
+        raise ValueError("this policy set was not loaded from a directory")
+    tenant_dir = directory / TENANT_DIR
+    # found by listing, never by joining the name into a path
+    path = next((p for p in tenant_dir.glob("*.yaml") if p.stem == tenant), None) if tenant_dir.is_dir() else None
+    tenants, files = dict(current.tenants), dict(current.files)
+    if path is None:
+        tenants.pop(tenant, None)
+        files.pop(tenant, None)
+    else:
+        tenants[tenant] = compile_documents([current.base, read_document(path)])
+        files[tenant] = str(path)
+    return PolicySet(current.default, tenants, files, current.base)
 
 
 def check_files(paths: list[Path]) -> list[LocatedError]:

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway.db import create_engine
-from gateway.models import AuditEvent
+from gateway.models import AuditEvent, utcnow
 from tests.conftest import start_gateway
 
 
@@ -56,10 +56,26 @@ def wait_for(predicate, timeout: float = 10.0) -> bool:
 NEW_BACKEND = "  - {name: added-later, adapter: openai, model: echo, api_base: 'http://127.0.0.1:9/v1'}\n"
 
 
+def reload(gw, who: str = "ops_admin") -> httpx.Response:
+    return httpx.post(gw.base_url + "/v1/bulkhead/admin/policies/reload", headers=h(gw, who))
+
+
+def default_policy(gw, *, with_new_backend: bool) -> str:
+    """The default policy text with or without NEW_BACKEND, whatever an earlier test left behind."""
+    text = gw.policy_file.read_text().replace(NEW_BACKEND, "")
+    return text.replace("backends:\n", "backends:\n" + NEW_BACKEND, 1) if with_new_backend else text
+
+
+def set_default(gw, *, with_new_backend: bool) -> None:
+    """Writes and applies the default policy, so a test starts from a known state of its own."""
+    gw.policy_file.write_text(default_policy(gw, with_new_backend=with_new_backend))
+    assert reload(gw).status_code == 200
+    assert ("added-later" in models(gw)) is with_new_backend
+
+
 def test_sighup_applies_a_valid_change(gw):
-    assert "added-later" not in models(gw)
-    text = gw.policy_file.read_text()
-    gw.policy_file.write_text(text.replace("backends:\n", "backends:\n" + NEW_BACKEND, 1))
+    set_default(gw, with_new_backend=False)
+    gw.policy_file.write_text(default_policy(gw, with_new_backend=True))
     time.sleep(0.5)
     assert "added-later" not in models(gw)  # watching is off in this gateway: nothing happens by itself
     gw.proc.send_signal(signal.SIGHUP)
@@ -67,9 +83,10 @@ def test_sighup_applies_a_valid_change(gw):
 
 
 def test_broken_change_keeps_last_good_policy_and_is_reported(gw):
+    set_default(gw, with_new_backend=True)
     good = gw.policy_file.read_text()
     gw.policy_file.write_text(good + "limits:\n  rpm_per_key: -5\n")
-    r = httpx.post(gw.base_url + "/v1/bulkhead/admin/policies/reload", headers=h(gw, "ops_admin"))
+    r = reload(gw)
     assert r.status_code == 422 and r.json()["error"]["code"] == "policy_invalid"
     assert "default.yaml" in r.json()["error"]["message"] and "rpm_per_key" in r.json()["error"]["message"]
     # traffic goes on under the last good policy
@@ -83,34 +100,50 @@ def test_broken_change_keeps_last_good_policy_and_is_reported(gw):
 
 
 def test_admin_api_reload_reports_changes_in_effect(gw):
-    text = gw.policy_file.read_text()
-    gw.policy_file.write_text(text.replace(NEW_BACKEND, ""))
-    r = httpx.post(gw.base_url + "/v1/bulkhead/admin/policies/reload", headers=h(gw, "alpha_app"))
-    assert r.status_code == 403
-    r = httpx.post(gw.base_url + "/v1/bulkhead/admin/policies/reload", headers=h(gw, "ops_admin"))
-    assert r.status_code == 200 and r.json()["applied"]
+    set_default(gw, with_new_backend=True)
+    gw.policy_file.write_text(default_policy(gw, with_new_backend=False))
+    assert reload(gw, "alpha_app").status_code == 403
+    r = reload(gw)
+    assert r.status_code == 200 and r.json()["applied"] and r.json()["scope"] == "all"
     assert any("added-later" in line and "removed" in line for line in r.json()["changes"]["default"])
     assert "added-later" not in models(gw)
 
 
-async def test_policy_changes_are_audit_events(gw):
+async def _policy_events(gw, since) -> list[dict]:
     engine = create_engine(gw.database_url)
     try:
-        for _ in range(50):
-            async with engine.connect() as conn:
-                rows = (await conn.execute(select(AuditEvent.__table__).where(AuditEvent.kind.like("policy.%")))
-                        ).mappings().all()
-            if {r["kind"] for r in rows} >= {"policy.applied", "policy.rejected"} and len(rows) >= 3:
-                break
-            await asyncio.sleep(0.1)
+        async with engine.connect() as conn:
+            query = select(AuditEvent.__table__).where(AuditEvent.kind.like("policy.%"), AuditEvent.ts >= since,
+                                                       AuditEvent.tenant_id.is_(None))
+            return [dict(r) for r in (await conn.execute(query)).mappings().all()]
     finally:
         await engine.dispose()
+
+
+async def test_policy_changes_are_audit_events(gw):
+    set_default(gw, with_new_backend=False)
+    since = utcnow()
+    without = default_policy(gw, with_new_backend=False)
+    gw.policy_file.write_text(default_policy(gw, with_new_backend=True))
+    gw.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: "added-later" in models(gw))
+    gw.policy_file.write_text(without + "limits:\n  rpm_per_key: -5\n")
+    assert reload(gw).status_code == 422
+    gw.policy_file.write_text(without)
+    assert reload(gw).status_code == 200
+    # the operators' summaries, on the untenanted chain; written off the request path, so wait for them
+    rows: list[dict] = []
+    for _ in range(100):
+        rows = await _policy_events(gw, since)
+        if len(rows) >= 3:
+            break
+        await asyncio.sleep(0.1)
     applied = [r for r in rows if r["kind"] == "policy.applied"]
     rejected = [r for r in rows if r["kind"] == "policy.rejected"]
-    assert {r["detail"]["trigger"] for r in applied} == {"sighup", "api"}
+    assert sorted(r["detail"]["trigger"] for r in applied) == ["api", "sighup"]
     assert all(r["detail"]["old_version"] != r["detail"]["new_version"] for r in applied)
     assert all("backends" in r["detail"]["changed_sections"] for r in applied)
-    assert rejected[0]["detail"]["files"][0].endswith("default.yaml")
+    assert len(rejected) == 1 and rejected[0]["detail"]["files"][0].endswith("default.yaml")
     assert rejected[0]["error_code"] == "policy_invalid" and rejected[0]["key_id"]
 
 

@@ -45,6 +45,21 @@ async def test_rejections(store):
         await store.authenticate(old)
 
 
+async def test_principal_carries_the_keys_limits_and_the_tenant_is_learned(store):
+    # what the admin API bounds a key the principal creates by; and the tenant directory policy
+    # events use to find a tenant's chain
+    seen: list[tuple[str, str]] = []
+    store.on_new_tenant = lambda name, tenant_id: seen.append((name, tenant_id))
+    tenant = await store.create_tenant("acme")
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    _, raw = await store.create_key("acme", ["admin"], models=["echo"], expires_at=expires)
+    principal = await store.authenticate(raw)
+    assert principal.models == ("echo",) and principal.expires_at == expires
+    assert store.tenant_ids == {"acme": tenant.id} and seen == [("acme", tenant.id)]
+    _, raw = await store.create_key("acme", ["app"])
+    assert (await store.authenticate(raw)).expires_at is None and len(seen) == 1
+
+
 async def test_bad_roles_and_tenants(store):
     await store.create_tenant("acme")
     with pytest.raises(ValueError, match="unknown role"):
