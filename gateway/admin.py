@@ -92,10 +92,11 @@ async def create_key(gw, ctx, request):
     return pipeline.json_response({**_key_card(key, principal.tenant), "key": raw}, 201)
 
 
-# Roles whose endpoints also accept an admin key, so an admin already does what such a key does.
-# Not `compliance`: the audit API refuses admin keys, so minting a compliance key needs a creator
-# that holds that role itself.
-ADMIN_COVERS = frozenset({"admin", "app", "security"})
+# Roles an admin key may grant. `compliance` too, by design: the audit API refuses admin keys, and
+# the documented way for an admin to read the trail is to mint a compliance key, so that every read
+# is made, and recorded, as a compliance principal (README, "Compliance"). Models and expiry are
+# still never more than the admin's own.
+ADMIN_COVERS = frozenset({"admin", "app", "security", "compliance"})
 
 
 def within_creator(creator: Principal, body: KeyCreate) -> tuple[list[str] | None, datetime | None]:

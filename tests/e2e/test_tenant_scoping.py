@@ -162,9 +162,11 @@ def test_created_key_never_exceeds_its_creator(gw):
     creator = gw.new_key("acme", "admin", extra=("--models", "echo", "--expires", "60m"))
     url = gw.base_url + "/v1/bulkhead/admin/keys"
     auth = {"authorization": f"Bearer {creator}"}
-    # the review's key: every role, no model list, never expiring
-    error = assert_error(httpx.post(url, headers=auth, json={"roles": list(ROLES)}), 403, "key_exceeds_creator")
-    assert error["param"] == "roles" and "compliance" in error["message"]
+    # the review's key: every role (an admin may grant each), no model list, never expiring: it gets
+    # its creator's model list and expiry
+    r = httpx.post(url, headers=auth, json={"roles": list(ROLES)})
+    assert r.status_code == 201, r.text
+    assert r.json()["models"] == ["echo"] and r.json()["expires_at"] is not None
     error = assert_error(httpx.post(url, headers=auth, json={"roles": ["app"], "models": ["echo", "gpt-4o-mini"]}),
                          403, "key_exceeds_creator")
     assert error["param"] == "models" and "gpt-4o-mini" in error["message"]
