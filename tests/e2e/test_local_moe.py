@@ -24,7 +24,8 @@ def gw(standin, tmp_path_factory):
     out = subprocess.run([sys.executable, "-m", "local_moe.cli", "train-demo", "--out", str(model), "--steps", "3"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    gateway = start_gateway(tmp, f"sqlite+aiosqlite:///{tmp / 'm.db'}", standin, redis=False)
+    gateway = start_gateway(tmp, f"sqlite+aiosqlite:///{tmp / 'm.db'}", standin, redis=False,
+                            extra_env={"BULKHEAD_PLATFORM_TENANT": "t"})  # reloads every tenant
     (tmp / "policies" / "default.yaml").write_text(f"""\
 backends:
   - {{name: local-moe, adapter: local_moe, model: demo-moe, model_dir: "{model}", trust: internal, quality: 3,
