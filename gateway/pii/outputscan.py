@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gateway.pii.entities import Entity, PiiOutputBlockedError
+from gateway.pii.normalize import fold
 
 if TYPE_CHECKING:  # Presidio is imported only where a policy turns PII inspection on
     from gateway.pii.analyzer import PiiAnalyzer
@@ -30,7 +31,9 @@ class OutputScan:
 
 
 def _norm(value: str) -> str:
-    return " ".join(value.split()).casefold()
+    # Folded (normalize.py): the answer may write a request's value without its hidden characters
+    # or look-alike letters, and that is still the request's value, not a leak.
+    return " ".join(fold(value).split()).casefold()
 
 
 def find_leaks(

@@ -7,6 +7,11 @@
 Treatments: `pseudonymize` (numbered placeholder from the vault), `redact` (`[TYPE]`), `mask`
 (letters and digits become `*`, long numbers keep their last 4), `hash` (`<TYPE:hmac>`, stable
 for one gateway key), `block` (the whole request is refused, naming the types), `allow`.
+
+A value can be split across fields ("SSN 219-09-" in one message, "9999" in the next): the model
+reads the request as one text. Besides each field, a structural scan runs over the joined text
+around every boundary between prose fields; a value found across one yields a piece in each field
+it covers, every piece treated, the value counted once.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 import os
 import re
 import secrets
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.pii.config import PiiPolicy, Treatment, Zone
 from gateway.pii.entities import Entity, PiiBlockedError
 from gateway.pii.fields import TextField, apply_texts, extract_texts
+from gateway.pii.normalize import Offsets, original_span, split_identifier
 from gateway.pii.vault import Vault
 
 if TYPE_CHECKING:  # Presidio is imported only where a policy turns PII inspection on
@@ -31,6 +38,14 @@ if TYPE_CHECKING:  # Presidio is imported only where a policy turns PII inspecti
 
 _KEEP_LAST4 = frozenset({"CREDIT_CARD", "IBAN_CODE", "PHONE_NUMBER", "US_BANK_NUMBER"})
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
+_BRACKETS = str.maketrans("", "", "<>[]")
+# Fields a model reads as one running text: a value split across them is scanned for joined.
+_PROSE = frozenset({"content", "prompt", "input", "arguments", "arguments_raw"})
+# Characters each side of a boundary between prose fields that the joined scan looks at: as long
+# as an e-mail, IBAN or card number with its context word, and short enough that the scan costs
+# little (measured: +6% cold on 8 messages of 450 characters, +30% on 40 of 90; ~0 when the
+# earlier turns' windows come from the analyzer's cache).
+WINDOW = 64
 # Keyed so that hashes of short values (an SSN has a billion possibilities) cannot be reversed by
 # anyone who sees them without the key. Set BULKHEAD_PII_HASH_KEY for hashes stable across
 # replicas and restarts.
@@ -41,12 +56,17 @@ _HASH_KEY = (os.environ.get("BULKHEAD_PII_HASH_KEY") or secrets.token_hex(32)).e
 class Inspection:
     fields: list[TextField]
     entities: list[list[Entity]]
+    # Pieces of a value split across fields after its first, as (field index, start): treated like
+    # any entity, not counted again.
+    continued: set[tuple[int, int]] = field(default_factory=set)
+    joined: set[str] = field(default_factory=set)  # the whole values of those split ones
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = defaultdict(int)
-        for ents in self.entities:
+        for i, ents in enumerate(self.entities):
             for e in ents:
-                out[e.type] += 1
+                if (i, e.start) not in self.continued:
+                    out[e.type] += 1
         return dict(out)
 
     @property
@@ -55,7 +75,8 @@ class Inspection:
 
     def values(self) -> set[str]:
         """The detected values (for output scanning); never log or return these."""
-        return {_decoded(f, e) for f, ents in zip(self.fields, self.entities, strict=True) for e in ents}
+        found = {_decoded(f, e) for f, ents in zip(self.fields, self.entities, strict=True) for e in ents}
+        return found | self.joined
 
 
 @dataclass(slots=True)
@@ -71,31 +92,111 @@ async def inspect_request(
     fields = extract_texts(body)
     if not fields:
         return Inspection([], [])
-    return Inspection(fields, _unshift(fields, await analyzer.aanalyze(_analysis_texts(fields), timeout)))
+    limit = analyzer.policy.timeout_s if timeout is None else timeout
+    started = time.monotonic()
+    texts, words = _analysis_texts(fields)
+    entities = await analyzer.aanalyze(texts, limit)
+    parts, windows = _windows(fields)
+    found = []
+    if windows:  # one deadline for both scans
+        left = max(limit - (time.monotonic() - started), 0.001)
+        found = await analyzer.aanalyze([w for _, w in windows], left, structural=True)
+    return _inspection(fields, _unshift(fields, entities, words), parts, windows, found)
 
 
 def inspect_request_sync(body: dict[str, Any], analyzer: PiiAnalyzer) -> Inspection:
     fields = extract_texts(body)
     if not fields:
         return Inspection([], [])
-    return Inspection(fields, _unshift(fields, analyzer.analyze(_analysis_texts(fields))))
+    texts, words = _analysis_texts(fields)
+    entities = _unshift(fields, analyzer.analyze(texts), words)
+    parts, windows = _windows(fields)
+    found = analyzer.analyze([w for _, w in windows], structural=True) if windows else []
+    return _inspection(fields, entities, parts, windows, found)
 
 
-def _analysis_texts(fields: list[TextField]) -> list[str]:
-    return [f.context + f.text for f in fields]
+def _analysis_texts(fields: list[TextField]) -> tuple[list[str], list[Offsets]]:
+    """What the analyzer reads per field, and for identifiers the offsets back from their words."""
+    texts: list[str] = []
+    words: list[Offsets] = []
+    for f in fields:
+        # "Margaret_Thornbury" is a name only when read as "Margaret Thornbury".
+        text, offsets = split_identifier(f.text) if f.kind == "name" else (f.text, None)
+        texts.append(f.context + text)
+        words.append(offsets)
+    return texts, words
 
 
-def _unshift(fields: list[TextField], entities: list[list[Entity]]) -> list[list[Entity]]:
-    """Entity offsets relative to each field's own text (its analysis context removed)."""
+def _unshift(
+    fields: list[TextField], entities: list[list[Entity]], words: list[Offsets]
+) -> list[list[Entity]]:
+    """Entity offsets relative to each field's own text (its analysis context removed, an
+    identifier's words mapped back onto it)."""
     out = []
-    for f, ents in zip(fields, entities, strict=True):
+    for f, ents, offsets in zip(fields, entities, words, strict=True):
         n = len(f.context)
-        out.append(
-            [Entity(e.type, max(e.start - n, 0), e.end - n, e.score) for e in ents if e.end > n]
-            if n
-            else ents
-        )
+        if n:
+            ents = [Entity(e.type, max(e.start - n, 0), e.end - n, e.score) for e in ents if e.end > n]
+        if offsets is not None:
+            ents = [Entity(e.type, *original_span(offsets, e.start, e.end), e.score) for e in ents]
+        out.append(ents)
     return out
+
+
+# (field index, start, end) of each prose field in the joined text; (start, text) of each window.
+_Parts = list[tuple[int, int, int]]
+_Windows = list[tuple[int, str]]
+
+
+def _windows(fields: list[TextField]) -> tuple[_Parts, _Windows]:
+    """The prose fields joined without a separator (a value split anywhere comes back whole) and
+    the stretch of that text around each boundary. Windows are not merged: each depends only on the
+    text near its boundary, so a conversation's earlier windows come from the analyzer's cache and
+    a new turn costs one new window. A value over several short fields is seen whole by each window
+    that holds it; the merge of the pieces removes the repeats."""
+    parts: _Parts = []
+    pos = 0
+    for i, f in enumerate(fields):
+        if f.kind in _PROSE and f.text:
+            parts.append((i, pos, pos + len(f.text)))
+            pos += len(f.text)
+    if len(parts) < 2:
+        return parts, []
+    joined = "".join(fields[i].text for i, _, _ in parts)
+    starts = [max(b - WINDOW, 0) for _, b, _ in parts[1:]]
+    return parts, [(a, joined[a : b + WINDOW]) for a, (_, b, _) in zip(starts, parts[1:], strict=True)]
+
+
+def _inspection(
+    fields: list[TextField],
+    entities: list[list[Entity]],
+    parts: _Parts,
+    windows: _Windows,
+    found: list[list[Entity]],
+) -> Inspection:
+    """Add the pieces of every value found across a field boundary to the fields they cover."""
+    inspection = Inspection(fields, entities)
+    added: dict[int, list[Entity]] = defaultdict(list)
+    for (offset, _), ents in zip(windows, found, strict=True):
+        for e in ents:
+            start, end = offset + e.start, offset + e.end
+            covered = [(i, a, z) for i, a, z in parts if a < end and start < z]
+            if len(covered) < 2:
+                continue  # inside one field: that field's own scan decides
+            pieces = [Entity(e.type, max(start, a) - a, min(end, z) - a, e.score) for i, a, z in covered]
+            for k, ((i, _, _), piece) in enumerate(zip(covered, pieces, strict=True)):
+                added[i].append(piece)
+                if k:
+                    inspection.continued.add((i, piece.start))
+            inspection.joined.add(
+                "".join(_decoded(fields[i], p) for (i, _, _), p in zip(covered, pieces, strict=True))
+            )
+    if added:
+        from gateway.pii.analyzer import resolve_overlaps  # loaded already: an analyzer gave `found`
+
+        for i, pieces in added.items():
+            inspection.entities[i] = resolve_overlaps([*entities[i], *set(pieces)])
+    return inspection
 
 
 def transform_request(
@@ -111,8 +212,8 @@ def transform_request(
     for f, ents in zip(inspection.fields, inspection.entities, strict=True):
         text, applied = scrub_text(f.text, ents, policy, zone, vault, is_json=f.is_json)
         if f.kind == "name" and text != f.text:
-            # `name` must match ^[a-zA-Z0-9_-]+$ upstream; the placeholder's brackets would be refused.
-            text = _NAME_UNSAFE.sub("_", text)
+            # `name` must match ^[a-zA-Z0-9_-]{1,64}$ upstream: `<PERSON_1>` goes as `PERSON_1`.
+            text = _NAME_UNSAFE.sub("_", text.translate(_BRACKETS))[:64]
         texts.append(text)
         for entity_type, treatment in applied:
             counts[entity_type][treatment] += 1

@@ -4,15 +4,18 @@ high-risk requests stay internal, and when nothing internal is up the request fa
 
 from __future__ import annotations
 
+import asyncio
 import json
-import time
+import re
 
 import httpx
 import openai
 import pytest
 
+from gateway.pii.normalize import fold
 from tests.conftest import free_port, start_gateway
 from tests.pii.test_leak import generate
+from tests.pii.test_normalize import TRICKS
 
 POLICY = """\
 backends:
@@ -39,7 +42,8 @@ risk:
 @pytest.fixture(scope="module")
 def gw(standin, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pii")
-    gateway = start_gateway(tmp, f"sqlite+aiosqlite:///{tmp / 'p.db'}", standin, redis=False)
+    gateway = start_gateway(tmp, f"sqlite+aiosqlite:///{tmp / 'p.db'}", standin, redis=False,
+                            extra_env={"BULKHEAD_PLATFORM_TENANT": "ops"})  # reloads every tenant
     policies = tmp / "policies"
     (policies / "default.yaml").write_text(POLICY.format(standin=standin.base_url))
     (policies / "tenants").mkdir()
@@ -95,8 +99,8 @@ def test_no_protected_value_reaches_the_external_backend_and_answers_are_restore
             assert values["secret"] not in exc.response.text
             blocked += 1
             continue
+        assert len(standin.requests) > before, "nothing reached the stand-in"
         sent = json.dumps([r.body for r in standin.requests[before:]], ensure_ascii=False)
-        assert sent, "nothing reached the stand-in"
         found = values_in(values, sent)
         if found:
             leaks.append((i, found))
@@ -203,31 +207,74 @@ def test_pii_analyze_endpoint_and_audit_counts(gw):
 
 
 async def test_audit_rows_carry_pii_counts_risk_and_route_but_no_values(gw):
-    import asyncio
-
     from sqlalchemy import select
 
     from gateway.db import create_engine
     from gateway.models import AuditEvent
 
-    time.sleep(0.3)
+    # This test makes its own requests: a PII prompt sent out pseudonymized, a high-risk one kept inside.
+    pii = "Please write to Maria Gonzalez at maria.gonzalez@example.com about her order."
+    risky = "Patient John Whitfield, SSN 536-80-4398, reports chest pain after the new medication dose."
+    raw = client(gw, "leaky").chat.completions.with_raw_response.create(
+        model="echo", messages=[{"role": "user", "content": pii}])
+    pii_id = raw.headers["x-bulkhead-request-id"]
+    raw = client(gw, "strict").chat.completions.with_raw_response.create(
+        model="bulkhead/auto", messages=[{"role": "user", "content": risky}])
+    risky_id = raw.headers["x-bulkhead-request-id"]
     engine = create_engine(gw.database_url)
     try:
-        for _ in range(50):
+        for _ in range(50):  # the audit writer is asynchronous
             async with engine.connect() as conn:
-                rows = (await conn.execute(select(AuditEvent.__table__).where(AuditEvent.kind == "request")
-                                           )).mappings().all()
-            if len(rows) >= 200:
+                rows = (await conn.execute(select(AuditEvent.__table__).where(
+                    AuditEvent.request_id.in_([pii_id, risky_id])))).mappings().all()
+            if len(rows) == 2:
                 break
             await asyncio.sleep(0.2)
     finally:
         await engine.dispose()
-    with_pii = [r for r in rows if r["pii"] and r["pii"].get("detected")]
-    assert len(with_pii) >= 150
-    assert any(r["pii"].get("treatment", {}).get("PERSON", {}).get("pseudonymize") for r in with_pii)
-    assert any(r["risk"] and r["risk"]["tier"] in ("high", "critical") and r["backend"] == "local" for r in rows)
-    routed = [r for r in rows if r["route"]]
-    assert routed and all("chosen" in r["route"] for r in routed)
-    dump = json.dumps([{k: str(v) for k, v in r.items()} for r in rows])
-    for value in ("536-80-4398", "Whitfield", "Gonzalez", "212-555-0187", "4111 1111 1111 1111"):
-        assert value not in dump
+    by_id = {r["request_id"]: r for r in rows}
+    assert set(by_id) == {pii_id, risky_id}
+    pii_row, risky_row = by_id[pii_id], by_id[risky_id]
+    assert pii_row["pii"] and pii_row["pii"].get("detected")
+    assert pii_row["pii"]["treatment"]["PERSON"]["pseudonymize"] >= 1
+    assert pii_row["backend"] == "echo"
+    assert risky_row["risk"]["tier"] in ("high", "critical") and risky_row["backend"] == "local"
+    assert all(r["route"] and "chosen" in r["route"] for r in rows)
+    recorded = json.dumps([dict(r) for r in rows], default=str)
+    for value in ("Gonzalez", "maria.gonzalez@example.com", "Whitfield", "536-80-4398"):
+        assert value not in recorded
+
+
+@pytest.mark.parametrize(("trick", "text", "value"), [(t[0], t[1], t[3]) for t in TRICKS], ids=[t[0] for t in TRICKS])
+def test_character_tricks_never_reach_the_external_backend(gw, standin, trick, text, value):
+    """Security review, issue 24 item 5: each trick at tier low, through the running gateway. No
+    piece of the value may arrive, hidden characters or not ("maria.gon" before a zero-width space)."""
+    before = len(standin.requests)
+    reply = client(gw, "leaky").chat.completions.create(model="echo", messages=[{"role": "user", "content": text}])
+    assert len(standin.requests) == before + 1
+    sent = fold(json.dumps(standin.requests[-1].body["messages"], ensure_ascii=False)).casefold()
+    whole = fold(value).casefold()
+    pieces = [p for p in re.split(r"[\W_]+", whole) if len(p) >= 3] or [whole]  # an IP address: whole
+    assert not [p for p in pieces if p in sent], sent
+    assert reply.choices[0].message.content == "echo: " + text
+
+
+def test_value_split_across_messages_or_parts_never_reaches_the_external_backend(gw, standin):
+    c = client(gw, "leaky")
+    for messages in (
+        [{"role": "user", "content": "My SSN is 219-09-"}, {"role": "user", "content": "9999, update it."}],
+        [{"role": "user", "content": [{"type": "text", "text": "SSN 219-0"}, {"type": "text", "text": "9-9999"}]}],
+    ):
+        before = len(standin.requests)
+        c.chat.completions.create(model="echo", messages=messages)
+        assert len(standin.requests) == before + 1
+        sent = json.dumps(standin.requests[-1].body["messages"])
+        assert not re.search(r"219|9999", sent), sent
+
+
+def test_name_in_a_message_name_never_reaches_the_external_backend(gw, standin):
+    reply = client(gw, "leaky").chat.completions.create(
+        model="echo", messages=[{"role": "user", "name": "Margaret_Thornbury", "content": "Hello there"}])
+    sent = standin.requests[-1].body["messages"][0]["name"]
+    assert re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", sent) and "argaret" not in sent and "hornbury" not in sent
+    assert reply.choices[0].message.content == "echo: Hello there"

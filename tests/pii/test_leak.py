@@ -326,14 +326,17 @@ def _sent_text(body: dict, i: int) -> str:
     return body["input"][0]
 
 
-def test_default_policy_blocks_every_prompt_with_a_secret(analyzer):
+def test_default_policy_blocks_every_prompt_with_a_secret_and_only_those(analyzer):
     blocked = allowed = 0
     for i, text, values in generate(N):
-        if "secret" not in values:
-            continue
         body = body_for(i, text)
+        inspection = inspect_request_sync(body, analyzer)
+        if "secret" not in values:
+            transform_request(body, inspection, PiiPolicy(), "external")  # must not raise
+            allowed += 1
+            continue
         with pytest.raises(PiiBlockedError) as info:
-            transform_request(body, inspect_request_sync(body, analyzer), PiiPolicy(), "external")
+            transform_request(body, inspection, PiiPolicy(), "external")
         assert values["secret"] not in str(info.value)
         blocked += 1
-    assert blocked >= 30 and allowed == 0
+    assert blocked >= 30 and allowed >= 200
