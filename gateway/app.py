@@ -13,7 +13,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,7 +25,7 @@ from gateway.context import RequestContext
 from gateway.desk import routes as desk
 from gateway.errors import APIError
 from gateway.routing import visible_backends
-from gateway.serving import MAX_HEADER_BYTES, headers_too_large
+from gateway.serving import MAX_HEADER_BYTES, headers_too_large, request_timeout
 from gateway.state import GatewayState
 from gateway.telemetry import CONTENT_TYPE, LATENCY, REQUESTS, metrics_payload, setup_tracing, shutdown_tracing, tracer
 
@@ -146,6 +146,36 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
     return response
 
 
+class _BodyDeadline:
+    """`receive` with a deadline on the request body: a client trickling it would hold a task and a
+    connection for as long as it liked. Past the deadline reading the body raises a 408, which the
+    handler answers and the audit records. Reads once the body is in or the response has begun
+    (waiting for a disconnect) are not bounded."""
+
+    __slots__ = ("_receive", "_at", "done")
+
+    def __init__(self, receive: Receive, seconds: float) -> None:
+        self._receive = receive
+        self._at = asyncio.get_running_loop().time() + seconds
+        self.done = False
+
+    async def __call__(self) -> Message:
+        if self.done:
+            return await self._receive()
+        deadline = asyncio.timeout_at(self._at)
+        try:
+            async with deadline:
+                message = await self._receive()
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            self.done = True
+            raise request_timeout("body") from None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.done = True
+        return message
+
+
 def _endpoint_label(ctx: RequestContext) -> str:
     """A bounded set of metric labels: client-chosen paths must not mint new time series."""
     if ctx.endpoint.startswith("/v1/models/"):
@@ -172,11 +202,13 @@ class RequestEnvelope:
             if oversized:
                 await headers_too_large().response()(scope, receive, send)
                 return
-            await self.app(scope, receive, send)
+            with contextlib.suppress(ClientDisconnect):  # the client left: nobody to answer, nothing failed
+                await self.app(scope, receive, send)
             return
         gw: GatewayState = scope["app"].state.gw
         ctx = RequestContext(method=scope["method"], endpoint=scope["path"])
         scope.setdefault("state", {})["ctx"] = ctx
+        receive = _BodyDeadline(receive, gw.settings.body_timeout)
         started = audited = False
         held_start: Message | None = None  # sent with the first body, so strict mode can still answer 503
         held_done: Message | None = None
@@ -195,9 +227,11 @@ class RequestEnvelope:
         async def send_with_headers(message: Message) -> None:
             nonlocal started, held_start, held_done
             if message["type"] == "http.response.start":
-                started = True
+                started = receive.done = True
                 ctx.status = message["status"]
                 headers = MutableHeaders(scope=message)
+                if ctx.error_code == "request_timeout":
+                    headers["connection"] = "close"  # the rest of the slow body is not worth waiting for
                 headers["x-bulkhead-request-id"] = ctx.request_id
                 headers["x-bulkhead-route"] = ctx.backend or "none"
                 # What the gateway itself added: everything so far except waiting on the upstream.
@@ -246,6 +280,10 @@ class RequestEnvelope:
         with tracer().start_as_current_span("request", attributes={"http.route": scope["path"]}) as span:
             try:
                 await self.app(scope, receive, send_with_headers)
+            except ClientDisconnect:
+                # The client went away while sending its body: nobody to answer, and nothing in the
+                # gateway failed (nginx's 499), so no error line either.
+                ctx.status, ctx.error_code = 499, "client_disconnected"
             except Exception as exc:
                 # The type alone is logged: exception text can carry request content.
                 log.error("unhandled %s on %s %s", type(exc).__name__, ctx.method, ctx.endpoint)

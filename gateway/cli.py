@@ -192,9 +192,13 @@ def serve(args, settings: Settings) -> int:
     if args.server == "uvicorn":
         return _serve_uvicorn(args, settings)
     from granian import Granian
+    from granian.http import HTTP1Settings
 
+    # Granian times out slow headers itself (milliseconds); a slow body gets its 408 from the envelope.
+    http1 = HTTP1Settings(header_read_timeout=int(settings.header_timeout * 1000))
     Granian("gateway.app:create_app", factory=True, address=args.host, port=args.port, interface="asgi",
-            workers=args.workers, loop="uvloop", log_level="warning", workers_kill_timeout=30).serve()
+            workers=args.workers, loop="uvloop", log_level="warning", workers_kill_timeout=30,
+            http1_settings=http1).serve()
     return 0
 
 

@@ -54,6 +54,10 @@ class Settings:
     audit_flush_interval: float = field(default_factory=lambda: _float_env("BULKHEAD_AUDIT_FLUSH_SECONDS", 0.05))
     # SIGTERM: how long in-flight requests and streams may take to finish before the process exits.
     drain_seconds: float = field(default_factory=lambda: _float_env("BULKHEAD_DRAIN_SECONDS", 25.0))
+    # A client must send its request headers, then its body, within these (slowloris holds a
+    # connection and a task per trickled request otherwise); past them it gets 408 and is closed.
+    header_timeout: float = field(default_factory=lambda: _float_env("BULKHEAD_HEADER_TIMEOUT_SECONDS", 10.0))
+    body_timeout: float = field(default_factory=lambda: _float_env("BULKHEAD_BODY_TIMEOUT_SECONDS", 30.0))
     policy_watch_seconds: float = field(default_factory=lambda: _float_env("BULKHEAD_POLICY_WATCH_SECONDS", 1.0))
     # Admin keys of this tenant may create tenants over HTTP; every other admin manages only its own.
     platform_tenant: str | None = field(default_factory=lambda: os.environ.get("BULKHEAD_PLATFORM_TENANT") or None)
