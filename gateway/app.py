@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import signal
 import time
@@ -105,12 +106,24 @@ async def readyz(request: Request) -> Response:
     return pipeline.json_response(body, 200 if ready else 503)
 
 
+def _bearer_is(request: Request, token: str) -> bool:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
+
+
 async def metrics(request: Request) -> Response:
     from gateway.experts import snapshot
 
     gw = request.app.state.gw
+    token = gw.settings.metrics_token
+    if token and not _bearer_is(request, token):
+        err = APIError(401, "/metrics needs the metrics token: Authorization: Bearer <BULKHEAD_METRICS_TOKEN>.",
+                       "invalid_metrics_token")
+        return err.response()
     snapshot(gw, [gw.policies.default, *gw.policies.tenants.values()])  # refresh the expert gauges
-    return Response(metrics_payload(), media_type=CONTENT_TYPE)
+    # Backends every tenant shares keep their names; a tenant's own are its business (see telemetry).
+    shared = None if gw.settings.metrics_backend_names else {b.name for b in gw.policies.default.backends}
+    return Response(metrics_payload(shared, gw.settings.secret), media_type=CONTENT_TYPE)
 
 
 async def openapi_json(request: Request) -> Response:

@@ -58,6 +58,12 @@ class Settings:
     # connection and a task per trickled request otherwise); past them it gets 408 and is closed.
     header_timeout: float = field(default_factory=lambda: _float_env("BULKHEAD_HEADER_TIMEOUT_SECONDS", 10.0))
     body_timeout: float = field(default_factory=lambda: _float_env("BULKHEAD_BODY_TIMEOUT_SECONDS", 30.0))
+    # /metrics: when set, a scraper must send `Authorization: Bearer <token>`. Backends only a
+    # tenant's overlay declares are labelled by a keyed hash, unless names are asked for.
+    metrics_token: str | None = field(default_factory=lambda: os.environ.get("BULKHEAD_METRICS_TOKEN") or None,
+                                      repr=False)
+    metrics_backend_names: bool = field(
+        default_factory=lambda: os.environ.get("BULKHEAD_METRICS_BACKEND_NAMES", "").lower() in ("1", "true", "yes"))
     policy_watch_seconds: float = field(default_factory=lambda: _float_env("BULKHEAD_POLICY_WATCH_SECONDS", 1.0))
     # Admin keys of this tenant may create tenants over HTTP; every other admin manages only its own.
     platform_tenant: str | None = field(default_factory=lambda: os.environ.get("BULKHEAD_PLATFORM_TENANT") or None)

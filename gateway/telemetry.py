@@ -2,16 +2,25 @@
 
 Tracing is configured from the standard OTEL_* variables and is a no-op when none are set, so the
 hot path pays for spans only where someone collects them.
+
+Metrics are counted under real backend names and relabelled when scraped: a backend that only one
+tenant's overlay declares (its name, its tokens, its cost) is that tenant's business, so whoever
+reads /metrics sees `private-<keyed hash>` for it, stable across replicas that share the secret.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
+from collections.abc import Collection, Iterator
 
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
+from prometheus_client.samples import Sample
 
 log = logging.getLogger("bulkhead")
 
@@ -45,8 +54,35 @@ AUDIT_FAILURES = Counter("bulkhead_audit_write_failures", "Failed audit batch wr
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
-def metrics_payload() -> bytes:
-    return generate_latest(REGISTRY)
+def backend_label(name: str, shared: Collection[str], key: bytes) -> str:
+    """The label /metrics shows for a backend: its name when every tenant shares it, else a keyed
+    hash (not a plain one: backend names are short and guessable)."""
+    if name in shared or name == "none":
+        return name
+    return "private-" + hmac.new(key, name.encode(), hashlib.sha256).hexdigest()[:12]
+
+
+class _SharedNamesOnly:
+    """REGISTRY as a scraper may see it: every `backend` label passed through backend_label."""
+
+    def __init__(self, shared: Collection[str], key: bytes) -> None:
+        self._shared, self._key = shared, key
+
+    def collect(self) -> Iterator[Metric]:
+        for family in REGISTRY.collect():  # fresh objects on every collect: safe to rewrite
+            family.samples = [self._relabel(sample) for sample in family.samples]
+            yield family
+
+    def _relabel(self, sample: Sample) -> Sample:
+        if "backend" not in sample.labels:
+            return sample
+        label = backend_label(sample.labels["backend"], self._shared, self._key)
+        return sample._replace(labels={**sample.labels, "backend": label})
+
+
+def metrics_payload(shared: Collection[str] | None = None, key: bytes = b"") -> bytes:
+    """The exposition; with `shared`, backends outside it are labelled without their names."""
+    return generate_latest(REGISTRY if shared is None else _SharedNamesOnly(shared, key))
 
 
 _configured = False
