@@ -27,6 +27,16 @@ def chat(gateway, text: str) -> str:
     return r.headers["x-bulkhead-request-id"]
 
 
+def wait_recorded(gateway, *request_ids: str, timeout: float = 20.0) -> None:
+    """Until these requests' audit events are committed (the writer batches them off the request path)."""
+    h = {"authorization": f"Bearer {gateway.keys['compliance']}"}
+    deadline = time.monotonic() + timeout
+    for rid in request_ids:
+        while (r := httpx.get(gateway.base_url + f"/v1/bulkhead/audit/events/{rid}", headers=h)).status_code != 200:
+            assert r.status_code == 404 and time.monotonic() < deadline, (rid, r.status_code, r.text)
+            time.sleep(0.1)
+
+
 def test_prove_a_text_was_sent_without_storing_it(gateway):
     secret_text = "Quarterly numbers for the Falcon project look weak, keep it quiet."
     rid = chat(gateway, secret_text)
@@ -49,9 +59,7 @@ def test_prove_a_text_was_sent_without_storing_it(gateway):
 
 
 def test_export_verify_offline_and_detect_edits(gateway, tmp_path):
-    for i in range(3):
-        chat(gateway, f"hello {i}")
-    time.sleep(0.5)  # the writer's batch interval
+    wait_recorded(gateway, *(chat(gateway, f"hello {i}") for i in range(3)))
     assert run(gateway, "audit", "checkpoint").returncode == 0
     out = run(gateway, "audit", "verify", "--tenant", "acme")
     assert out.returncode == 0 and "intact" in out.stdout, out.stdout + out.stderr
@@ -76,7 +84,7 @@ def test_export_verify_offline_and_detect_edits(gateway, tmp_path):
 
 def test_query_cli(gateway):
     rid = chat(gateway, "query me")
-    time.sleep(0.5)
+    wait_recorded(gateway, rid)
     out = run(gateway, "audit", "query", "--tenant", "acme", "--request-id", rid)
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]

@@ -174,7 +174,10 @@ def test_postgres_killed_and_restarted_under_load(private_pg, standin, tmp_path)
         for name in ("relaxed", "careful"):
             gw.cli("tenants", "create", name)
             gw.keys[name] = gw.new_key(name, "app")
-        time.sleep(2.0)  # the policy watcher picks up the overlay
+        deadline = time.monotonic() + 30
+        while not asyncio.run(_overlay_applied(private_pg.url, "careful")):  # the policy watcher's reload
+            assert time.monotonic() < deadline, "the careful overlay was never applied"
+            time.sleep(0.2)
         seen: dict[str, list[tuple[str, int, str]]] = {"relaxed": [], "careful": []}
         stop = threading.Event()
 
@@ -233,6 +236,17 @@ def _bulkhead() -> list[str]:
     import sys
 
     return [sys.executable, "-m", "gateway.cli"]
+
+
+async def _overlay_applied(url: str, tenant: str) -> bool:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            applied = select(AuditEvent.detail).where(AuditEvent.kind == "policy.applied")
+            details = (await conn.execute(applied)).scalars()
+            return any(tenant in ((d or {}).get("changes") or {}) for d in details)
+    finally:
+        await engine.dispose()
 
 
 async def _statuses(url: str) -> dict[str, int]:

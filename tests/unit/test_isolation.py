@@ -156,6 +156,24 @@ async def test_untenanted_rows_and_poison_rows_are_still_written(owner_url):
     assert stored[rows[1]["request_id"]].risk is None and stored[rows[0]["request_id"]].tenant_id is None
 
 
+async def _until_a_session_waits_on_a_lock(owner_url: str, task: asyncio.Task, timeout: float = 15.0) -> None:
+    owner = create_engine(owner_url)
+    deadline = asyncio.get_running_loop().time() + timeout
+    try:
+        while True:
+            async with owner.connect() as conn:
+                waiting = (await conn.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"))).scalar_one()
+            if waiting:
+                return
+            assert not task.done(), "finished without waiting on the uncommitted row"
+            assert asyncio.get_running_loop().time() < deadline, "never waited on the uncommitted row"
+            await asyncio.sleep(0.02)
+    finally:
+        await owner.dispose()
+
+
 async def test_desk_logout_as_the_gateway_role(owner_url):
     """Logging out writes and reads `desk_logouts` under row-level security as the gateway's role;
     another tenant's logouts stay invisible to it."""
@@ -187,7 +205,7 @@ async def test_desk_logout_as_the_gateway_role(owner_url):
             await other.execute(DeskLogout.__table__.insert().values(
                 tenant_id=tenants["b"], sid=opened["b"].sid, expires_at=datetime.now(UTC) + timedelta(hours=1)))
             second = asyncio.create_task(desk.forget(app, opened["b"]))
-            await asyncio.sleep(0.5)  # time for it to reach the uncommitted row
+            await _until_a_session_waits_on_a_lock(owner_url, second)  # it reached the uncommitted row
             await first.commit()
             await second
         assert await desk.principal_for(app, opened["b"]) is None
