@@ -157,7 +157,7 @@ def document() -> bytes:
             "/v1/bulkhead/moe/experts": _get("Expert utilization of local MoE backends (security)", True, 401, 403),
             "/v1/bulkhead/policy/explain": _post("Explain the routing decision for a request (security)",
                                                  "ExplainRequest", 400, 401, 403, 404, 422),
-            "/v1/bulkhead/admin/policies/reload": _post("Validate and apply the policy directory (admin)",
+            "/v1/bulkhead/admin/policies/reload": _post("Apply the caller's tenant policy (admin; all: platform)",
                                                         None, 401, 403, 422),
             "/v1/bulkhead/admin/tenants": {**_get("Tenants visible to this admin key", True, 401, 403),
                                            **_post("Create a tenant (platform admin)", "TenantCreate",
