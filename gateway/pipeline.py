@@ -67,6 +67,9 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
     with ctx.stage("inspect"):
         privacy = await inspect(policy.pii, request_body)
         ctx.pii = privacy.audit(None)  # counts on record even if the request goes no further
+        named = policy.backend(req.model)
+        if named is not None and not policy.routing.substitute_named:
+            privacy.check_media(named)  # a named backend the media may not reach: say so, not "no backend"
     keep_content(gw, ctx, policy, request_body, privacy, None)
     with ctx.stage("risk"):
         risk, ctx.risk = await assess_risk(policy.risk, request_body, privacy, request.headers)

@@ -58,7 +58,7 @@ class Privacy:
                 raise APIError(503, "The request could not be checked for personal data, so it was not sent. "
                                "Retry later.", "pii_analysis_failed")
             return self.body  # on_error: internal, and this backend is inside the trust boundary
-        self._check_media(backend)
+        self.check_media(backend)
         if self.inspection is None:
             return self.body
         if zone not in self.by_zone:
@@ -68,7 +68,8 @@ class Privacy:
                 raise APIError(400, str(exc), "pii_blocked") from None
         return self.by_zone[zone].body
 
-    def _check_media(self, backend: Backend) -> None:
+    def check_media(self, backend: Backend) -> None:
+        """Refuse content this backend may not receive under `pii.media` (400/403, never sent)."""
         if not self.policy.enabled:
             return
         if self.inline_media and backend.trust == "external" and self.policy.media.inline != "allow":

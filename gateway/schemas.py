@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, WithJsonSchema, field_validator
 
 from gateway.errors import APIError, bad_request, invalid_param
 
@@ -160,6 +160,14 @@ class BulkheadExtension(StrictClosed):
 
 
 Stop = str | list[str] | None
+# Token ids as keys. Spelled out for the OpenAPI document: pydantic writes key patterns as
+# `patternProperties`, which JSON Schema reads as "other keys allowed too".
+TOKEN_ID_KEY = r"^[0-9]{1,10}$"
+LogitBias = Annotated[
+    dict[Annotated[str, StringConstraints(pattern=TOKEN_ID_KEY)], float],
+    WithJsonSchema({"type": "object", "propertyNames": {"pattern": TOKEN_ID_KEY},
+                    "additionalProperties": {"type": "number"}}),
+]
 
 
 class _Generation(StrictClosed):
@@ -175,7 +183,7 @@ class _Generation(StrictClosed):
     max_tokens: int | None = Field(None, ge=1, le=1_000_000)
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
-    logit_bias: dict[Annotated[str, StringConstraints(pattern=r"^[0-9]{1,10}$")], float] | None = None
+    logit_bias: LogitBias | None = None
     user: str | None = Field(None, max_length=256)
     seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
     bulkhead: BulkheadExtension | None = None

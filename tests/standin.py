@@ -132,7 +132,7 @@ class StandIn:
             if message.get("role") in ("user", "tool"):
                 content = message.get("content")
                 if isinstance(content, list):
-                    return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+                    return " ".join(p.get("text") or "" for p in content if isinstance(p, dict))
                 return content or ""
         return ""
 
