@@ -160,6 +160,11 @@ def _refuse(verdicts: list[Verdict], model: str, risk: Risk):
     if mine is not None and mine.code == "mode":
         raise APIError(400, f"The model '{model}' does not serve this endpoint.", "unsupported_model_mode",
                        param="model")
+    if mine is not None and mine.code == "trust":
+        # The client named a backend outside the zone this request must stay in: a refusal of this
+        # request, which no retry changes (503 would invite one).
+        raise APIError(403, f"Risk tier {risk.tier} keeps this request on internal backends; the model '{model}' is "
+                       "external. Name an internal model or a routing alias.", "no_allowed_backend", param="model")
     if risk.action == "require_internal":
         raise APIError(503, f"Risk tier {risk.tier} requires an internal backend and none is allowed and available "
                        "for this request; it was not sent anywhere.", "no_allowed_backend")

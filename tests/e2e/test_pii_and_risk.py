@@ -162,7 +162,7 @@ def test_named_external_model_is_refused_for_high_risk_and_all_internal_down_fai
     before = len(standin.requests)
     with pytest.raises(openai.APIStatusError) as info:
         client(gw, "strict").chat.completions.create(model="echo", messages=[{"role": "user", "content": text}])
-    assert info.value.status_code == 503 and info.value.response.json()["error"]["code"] == "no_allowed_backend"
+    assert info.value.status_code == 403 and info.value.response.json()["error"]["code"] == "no_allowed_backend"
     with pytest.raises(openai.APIStatusError) as info:
         client(gw, "nolocal").chat.completions.create(model="bulkhead/auto",
                                                       messages=[{"role": "user", "content": text}])

@@ -55,7 +55,7 @@ def test_require_internal_never_offers_an_external_backend():
 def test_named_external_model_with_internal_required_is_refused_unless_substitution_is_on():
     with pytest.raises(APIError) as info:
         decide(policy(), APP, "mid", "chat", SIMPLE, risk=Risk("high", "require_internal"))
-    assert info.value.status == 503 and info.value.code == "no_allowed_backend"
+    assert info.value.status == 403 and info.value.code == "no_allowed_backend"
     d = decide(policy(substitute_named=True), APP, "mid", "chat", SIMPLE, risk=Risk("high", "require_internal"))
     assert d.backend.trust == "internal"
 
