@@ -59,13 +59,13 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
     with ctx.stage("authenticate"):
         principal = await authenticate(gw, ctx, request, roles=("app", "admin"))
     with ctx.stage("parse"):
-        body, req = await parse_request(ctx, request, schema, gw.settings.max_body_bytes)
+        body, req, large = await parse_request(ctx, request, schema, gw.settings.max_body_bytes)
     policy = gw.policies.for_tenant(principal.tenant)
     ctx.policy_version = policy.version
     tokens = estimate_tokens(body)
     request_body = {k: v for k, v in body.items() if k != "bulkhead"}
     with ctx.stage("inspect"):
-        privacy = await inspect(policy.pii, request_body)
+        privacy = await inspect(policy.pii, request_body, large=large)
         ctx.pii = privacy.audit(None)  # counts on record even if the request goes no further
         named = policy.backend(req.model)
         if named is not None and not policy.routing.substitute_named:
@@ -198,15 +198,19 @@ def keep_content(gw, ctx: RequestContext, policy, request_body: dict, privacy: P
         ctx.content["text"] = scrubbed_texts(privacy, request_body, answer)
 
 
-async def parse_request(ctx: RequestContext, request: Request, schema, limit: int) -> tuple[dict, Any]:
+async def parse_request(ctx: RequestContext, request: Request, schema, limit: int) -> tuple[dict, Any, bool]:
+    """The body, its validated model, and whether it is large enough to be walked off the event loop."""
     check_headers(request.headers)
-    body = await read_json(request, limit)
+    raw = await read_body(request, limit)
+    # A large body takes tens of milliseconds to decode, validate and walk: off the event loop, so
+    # that other requests and health checks are not kept waiting behind it.
+    big = len(raw) >= LARGE_BODY
+    body = await asyncio.to_thread(decode_json, raw) if big else decode_json(raw)
     if isinstance(body, dict) and isinstance(body.get("model"), str):
         ctx.requested_model = body["model"]
-    big = int(request.headers.get("content-length") or 0) >= LARGE_BODY
     req = await asyncio.to_thread(parse, schema, body) if big else parse(schema, body)
     ctx.stream = bool(getattr(req, "stream", False))
-    return body, req
+    return body, req, big
 
 
 async def authenticate(gw: GatewayState, ctx: RequestContext, request: Request, roles: tuple[str, ...]) -> Principal:
@@ -227,6 +231,10 @@ async def authenticate(gw: GatewayState, ctx: RequestContext, request: Request, 
 
 
 async def read_json(request: Request, limit: int) -> Any:
+    return decode_json(await read_body(request, limit))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
     ctype = request.headers.get("content-type", "")
     if ctype and ctype.split(";")[0].strip().lower() != "application/json":
         raise bad_request("Content-Type must be application/json.", code="unsupported_content_type")
@@ -239,10 +247,7 @@ async def read_json(request: Request, limit: int) -> Any:
         if size > limit:
             raise APIError(413, f"Request body exceeds {limit} bytes.", "request_too_large")
         chunks.append(chunk)
-    raw = b"".join(chunks)
-    # A large body takes tens of milliseconds to decode and walk: off the event loop, so that other
-    # requests and health checks are not kept waiting behind it.
-    return decode_json(raw) if len(raw) < LARGE_BODY else await asyncio.to_thread(decode_json, raw)
+    return b"".join(chunks)
 
 
 def decode_json(raw: bytes) -> Any:

@@ -122,11 +122,14 @@ def _analyzer(policy: PiiPolicy):
     return analyzer_for(policy)
 
 
-async def inspect(policy: PiiPolicy, body: dict[str, Any]) -> Privacy:
+async def inspect(policy: PiiPolicy, body: dict[str, Any], *, large: bool = False) -> Privacy:
+    """`large`: a body big enough that walking it belongs off the event loop."""
     state = Privacy(policy, body)
-    # Also where inspection is off (the risk stage reads the same texts); in a thread, because a
-    # hostile body's walk would otherwise hold the event loop.
-    await asyncio.to_thread(_check_size, policy, body)
+    # Also where inspection is off: the risk stage reads the same texts.
+    if large:
+        await asyncio.to_thread(_check_size, policy, body)
+    else:
+        _check_size(policy, body)
     if not policy.enabled:
         return state
     state.inline_media, state.image_links = media_parts(body)
