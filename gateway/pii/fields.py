@@ -28,8 +28,8 @@ IN_JSON = "$json"
 KEY = "$key"
 ANY = "*"
 
-# Positions whose strings are never inspected, each with the reason it is safe. `*` is any index
-# or key. Request models keep these confined (Literal, pattern); the schema test holds them to it.
+# Positions whose strings are never inspected, each with the reason it is safe. `*` is any list
+# index. Request models keep these confined (Literal, pattern); the schema test holds them to it.
 STRUCTURAL: dict[Path, str] = {
     ("model",): "never sent: adapters send the backend's configured model",
     ("bulkhead",): "never sent: the gateway's own options are removed before inspection",
@@ -74,7 +74,7 @@ _WORDS = (
 FIXED_KEYS = frozenset(_WORDS.split())
 
 # Where a string is an identifier (upstream: ^[a-zA-Z0-9_-]+$), so a replacement must be one too.
-_IDENTIFIERS: tuple[Path, ...] = (
+_IDENTIFIERS: frozenset[Path] = frozenset({
     ("messages", ANY, "name"),
     ("messages", ANY, "tool_call_id"),
     ("messages", ANY, "tool_calls", ANY, "id"),
@@ -87,21 +87,19 @@ _IDENTIFIERS: tuple[Path, ...] = (
     ("tool_choice", "custom", "name"),
     ("function_call", "name"),
     ("functions", ANY, "name"),
-)
-_CONTENT: tuple[Path, ...] = (
+})
+_CONTENT: frozenset[Path] = frozenset({
     ("messages", ANY, "content"),
     ("messages", ANY, "content", ANY, "text"),
     ("messages", ANY, "content", ANY, "refusal"),
     ("messages", ANY, "refusal"),
-)
-_ARGUMENTS: tuple[Path, ...] = (
+})
+_ARGUMENTS: frozenset[Path] = frozenset({
     ("messages", ANY, "tool_calls", ANY, "function", "arguments"),
     ("messages", ANY, "function_call", "arguments"),
-)
-# Numbers the schema declares (sampling parameters, token ids, logit biases): not text.
-_DECLARED_NUMBERS: tuple[Path, ...] = (
-    (ANY,), ("logit_bias", ANY), ("prompt", ANY), ("prompt", ANY, ANY), ("input", ANY), ("input", ANY, ANY),
-)
+})
+# Numbers the schema declares besides the top-level parameters and logit biases: token ids.
+_TOKEN_IDS: frozenset[Path] = frozenset({("prompt", ANY), ("prompt", ANY, ANY), ("input", ANY), ("input", ANY, ANY)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,17 +119,14 @@ class TextField:
         return self.kind == "arguments_raw"
 
 
-def matches(path: Path, patterns: tuple[Path, ...] | dict[Path, str]) -> bool:
-    return any(
-        len(p) == len(path) and all(a in (ANY, b) for a, b in zip(p, path, strict=True)) for p in patterns
-    )
+def matches(path: Path, patterns: frozenset[Path] | dict[Path, str]) -> bool:
+    """Whether a path fits one of the patterns. Every `*` in a pattern stands for a list index, so
+    a path with its indices replaced by `*` is looked up as it is."""
+    return _generic(path) in patterns
 
 
-def is_inline_media(path: Path, value: str) -> bool:
-    """An opaque payload: bytes the analyzer cannot read, governed by `pii.media.inline`."""
-    if matches(path, (IMAGE_URL,)):
-        return value[:5].lower() == "data:"
-    return matches(path, STRUCTURAL) and STRUCTURAL[_pattern_of(path)].startswith("opaque")
+def _generic(path: Path) -> Path:
+    return tuple(ANY if isinstance(step, int) else step for step in path)
 
 
 def media_parts(body: dict[str, Any]) -> tuple[int, int]:
@@ -150,49 +145,52 @@ def media_parts(body: dict[str, Any]) -> tuple[int, int]:
     return inline, links
 
 
-def _pattern_of(path: Path) -> Path:
-    return next(p for p in STRUCTURAL if matches(path, (p,)))
-
-
 def extract_texts(body: dict[str, Any]) -> list[TextField]:
     fields: list[TextField] = []
-    _walk(fields, (), body, "")
+    _walk(fields, (), (), body, "")
     return fields
 
 
-def _walk(out: list[TextField], path: Path, node: Any, key: str) -> None:
+def _walk(out: list[TextField], path: Path, generic: Path, node: Any, key: str) -> None:
+    """`generic`: the path with list indices as `*`, what the pattern tables are keyed by."""
     # Recursion is bounded: bodies are depth-checked (64 levels) before they get here.
-    if path == ("bulkhead",):
+    if generic == ("bulkhead",):
         return
     if isinstance(node, dict):
+        free_keys = (*generic, KEY) not in STRUCTURAL
         for k, v in node.items():
             k = str(k)
-            if k not in FIXED_KEYS and not matches((*path, KEY), STRUCTURAL):
+            if free_keys and k not in FIXED_KEYS:
                 out.append(TextField((*path, KEY, k), k, "key"))
-            _walk(out, (*path, k), v, k)
+            _walk(out, (*path, k), (*generic, k), v, k)
     elif isinstance(node, list):
+        inner = (*generic, ANY)
         for i, v in enumerate(node):
-            _walk(out, (*path, i), v, key)
+            _walk(out, (*path, i), inner, v, key)
     elif isinstance(node, str):
-        if matches(path, STRUCTURAL) or is_inline_media(path, node):
+        if generic in STRUCTURAL or (generic == IMAGE_URL and node[:5].lower() == "data:"):
             return
-        if matches(path, _ARGUMENTS):
+        if generic in _ARGUMENTS:
             _argument_fields(out, path, node)
-        else:
-            kind = _kind(path)
-            if kind == "field" and node in FIXED_KEYS:
-                return  # "object", "string", "auto": the schema's own words
-            out.append(TextField(path, node, kind, f"{key}: " if kind == "field" and key else ""))
-    elif isinstance(node, int | float) and not isinstance(node, bool) and not matches(path, _DECLARED_NUMBERS):
+            return
+        kind = _kind(generic)
+        if kind == "field" and node in FIXED_KEYS:
+            return  # "object", "string", "auto": the schema's own words
+        out.append(TextField(path, node, kind, f"{key}: " if kind == "field" and key else ""))
+    elif isinstance(node, int | float) and not isinstance(node, bool) and not _declared_number(generic):
         out.append(TextField(path, json.dumps(node), "field", f"{key}: " if key else "", number=True))
 
 
-def _kind(path: Path) -> Kind:
-    if path[0] in ("prompt", "input"):
-        return path[0]  # type: ignore[return-value]
-    if matches(path, _CONTENT) or path == ("suffix",):
+def _declared_number(generic: Path) -> bool:
+    return len(generic) == 1 or generic[0] == "logit_bias" or generic in _TOKEN_IDS
+
+
+def _kind(generic: Path) -> Kind:
+    if generic[0] in ("prompt", "input"):
+        return generic[0]  # type: ignore[return-value]
+    if generic in _CONTENT or generic == ("suffix",):
         return "content"
-    if matches(path, _IDENTIFIERS):
+    if generic in _IDENTIFIERS:
         return "name"
     return "field"
 
