@@ -112,3 +112,19 @@ def test_a_stream_dropped_before_its_usage_chunk_is_charged_for_what_was_streame
     flat = {**record, **(record.get("event") or {})}
     assert flat["tokens_in"] > 0 and flat["tokens_out"] > 0, record
     assert float(flat["cost_usd"]) > 0
+
+
+def test_a_streamed_answer_with_new_personal_data_is_recorded_as_leaked(gw):
+    """A stream cannot be withheld once sent; the output scan still runs after it and its audit
+    record says what leaked (types and counts, never the values)."""
+    headers = {"authorization": f"Bearer {gw.keys['app']}"}
+    body = {"model": "leak", "stream": True, "messages": [{"role": "user", "content": "Who manages the account?"}]}
+    with httpx.stream("POST", gw.base_url + "/v1/chat/completions", json=body, headers=headers, timeout=60) as r:
+        assert r.status_code == 200
+        request_id = r.headers["x-bulkhead-request-id"]
+        text = "".join(r.iter_text())
+    assert "[DONE]" in text
+    record = event(gw, request_id)
+    flat = {**record, **(record.get("event") or {})}
+    assert flat["pii"]["leaked"].keys() >= {"US_SSN", "EMAIL_ADDRESS"}, flat["pii"]
+    assert "219-09-9999" not in str(record) and "jane.roe" not in str(record)
