@@ -19,12 +19,12 @@ OPENAI_COMPATIBLE = {"openai", "hosted_vllm"}
 # Providers to which litellm hands image links on as links. For the others (Anthropic, Bedrock,
 # Vertex, Ollama, ...) it may download them itself, from the gateway's host, before the call.
 LINK_PASSING = {"openai", "azure", "hosted_vllm"}
+DEFAULT_BASES = {"openai": "https://api.openai.com/v1"}
 
 
 def gateway_fetches_links(backend) -> bool:
     """Would sending this backend an image link make the gateway's host fetch it?"""
     return backend.adapter == "litellm" and backend.model.partition("/")[0] not in LINK_PASSING
-DEFAULT_BASES = {"openai": "https://api.openai.com/v1"}
 
 
 def _litellm():

@@ -91,7 +91,7 @@ async def model_call(gw: GatewayState, ctx: RequestContext, request: Request, mo
         with ctx.stage("cache"):
             hit = await gw.cache.get(cache_key)
         CACHE.labels("hit" if hit else "miss").inc()
-        if hit is not None and "body" in hit:
+        if hit is not None:
             return await cached_answer(gw, ctx, policy, route.backend, privacy, hit)
     with ctx.stage("admit"):
         ctx.reservation = await gw.limiter.admit(principal, policy, tokens,
@@ -132,12 +132,7 @@ async def _answer(gw, ctx, policy, route, method, outbound, privacy, *, cache_ke
     await settle(gw, ctx, backend, result.usage)
     if result.extra.get("experts"):
         ctx.detail["experts"] = result.extra["experts"]
-    with ctx.stage("restore"):
-        answer = privacy.restore(backend, result.body)
-        try:
-            answer = await scan_answer(privacy, answer)
-        finally:
-            ctx.pii = privacy.audit(backend)
+    answer = await restore_and_scan(ctx, privacy, backend, result.body)
     if rule is not None:
         with ctx.stage("verify"):
             answer = await checking.verify(gw, ctx, policy, route, rule, body, privacy, backend, answer, headers)
@@ -161,12 +156,7 @@ async def cached_answer(gw, ctx: RequestContext, policy, backend: Backend, priva
     ctx.detail["cache"] = "hit"
     ctx.usage = Usage.from_openai(hit["body"].get("usage"))
     ctx.checks = [{**c, "cached": True} for c in hit.get("checks") or ()] or None
-    with ctx.stage("restore"):
-        answer = privacy.restore(backend, hit["body"])
-        try:
-            answer = await scan_answer(privacy, answer)
-        finally:
-            ctx.pii = privacy.audit(backend)
+    answer = await restore_and_scan(ctx, privacy, backend, hit["body"])
     headers = {"x-bulkhead-cache": "hit"}
     if hit.get("grounding"):
         headers["x-bulkhead-grounding"] = hit["grounding"]
@@ -174,6 +164,17 @@ async def cached_answer(gw, ctx: RequestContext, policy, backend: Backend, priva
         answer = {**answer, "bulkhead": hit["annotation"]}
     keep_content(gw, ctx, policy, privacy.body, privacy, answer_text(answer))
     return json_response(answer, headers=headers)
+
+
+async def restore_and_scan(ctx: RequestContext, privacy: Privacy, backend: Backend, body: dict) -> dict:
+    """The whole answer with this request's values put back, then scanned for personal data it
+    did not carry; the PII record is written whatever the scan decides."""
+    with ctx.stage("restore"):
+        answer = privacy.restore(backend, body)
+        try:
+            return await scan_answer(privacy, answer)
+        finally:
+            ctx.pii = privacy.audit(backend)
 
 
 def buffered_stream(answer: dict) -> Response:

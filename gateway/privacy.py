@@ -17,7 +17,7 @@ from adapters.litellm_adapter import gateway_fetches_links
 from gateway.errors import APIError
 from gateway.pii.config import PiiPolicy
 from gateway.pii.entities import PiiAnalysisError, PiiBlockedError, PiiOutputBlockedError
-from gateway.pii.fields import extract_texts, media_parts
+from gateway.pii.fields import TextField, extract_texts, media_parts
 from gateway.pii.outputscan import ascan_output
 from gateway.pii.restore import StreamRestorer, restore_response
 from gateway.pii.transform import Inspection, Transformed, inspect_request, transform_request
@@ -126,10 +126,7 @@ async def inspect(policy: PiiPolicy, body: dict[str, Any], *, large: bool = Fals
     """`large`: a body big enough that walking it belongs off the event loop."""
     state = Privacy(policy, body)
     # Also where inspection is off: the risk stage reads the same texts.
-    if large:
-        await asyncio.to_thread(_check_size, policy, body)
-    else:
-        _check_size(policy, body)
+    fields = await asyncio.to_thread(_checked_texts, policy, body) if large else _checked_texts(policy, body)
     if not policy.enabled:
         return state
     state.inline_media, state.image_links = media_parts(body)
@@ -137,16 +134,17 @@ async def inspect(policy: PiiPolicy, body: dict[str, Any], *, large: bool = Fals
         raise APIError(400, "Inline images, audio and files are not accepted by this tenant's policy.",
                        "inline_media_not_allowed")
     try:
-        state.inspection = await inspect_request(body, _analyzer(policy), timeout=policy.timeout_s)
+        state.inspection = await inspect_request(body, _analyzer(policy), timeout=policy.timeout_s, fields=fields)
     except PiiAnalysisError as exc:
         state.failure = "timeout" if exc.timeout else "error"
         log.warning("PII analysis %s; the request is held inside the trust boundary", state.failure)
     return state
 
 
-def _check_size(policy: PiiPolicy, body: dict[str, Any]) -> None:
-    """Bound the analysis before it starts: its cost grows with the strings, and a request too big
-    to analyse in time would only fail closed after holding a worker for `timeout_s`."""
+def _checked_texts(policy: PiiPolicy, body: dict[str, Any]) -> list[TextField]:
+    """The body's texts, once they are known to be few and short enough to analyse: the analysis
+    is bounded before it starts, since a request too big to analyse in time would only fail closed
+    after holding a worker for `timeout_s`."""
     fields = extract_texts(body)
     if len(fields) > policy.max_fields:
         raise APIError(413, f"The request has {len(fields)} texts to inspect; the limit is {policy.max_fields}.",
@@ -155,6 +153,7 @@ def _check_size(policy: PiiPolicy, body: dict[str, Any]) -> None:
     if chars > policy.max_chars:
         raise APIError(413, f"The request has {chars} characters of text; the limit is {policy.max_chars}.",
                        "request_too_long")
+    return fields
 
 
 def answer_texts(body: dict[str, Any]) -> list[str]:
