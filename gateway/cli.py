@@ -14,13 +14,13 @@ import re
 import sys
 from datetime import UTC, datetime, timedelta
 
-from gateway import policy_cli
 from gateway.auth import ROLES, KeyStore
 from gateway.config import Settings
 from gateway.db import create_engine, sessionmaker
+from gateway.policy import cli as policy_cli
 
 DELEGATED = {
-    "audit": "gateway.audit.cli",
+    "audit": "gateway.compliance.cli",
     "check": "gateway.hallucination.cli",
     "moe": "local_moe.cli",
     "pii": "gateway.pii.cli",
@@ -138,7 +138,7 @@ async def _keys(args, settings: Settings) -> int:
 async def _report(args, settings: Settings) -> int:
     import json
 
-    from gateway.policy_loader import load_policy_set
+    from gateway.policy.loader import load_policy_set
     from gateway.report import savings
 
     policy = load_policy_set(settings.policies_dir).for_tenant(args.tenant)
@@ -172,14 +172,14 @@ async def bootstrap_demo(settings: Settings) -> str | None:
 def _serve_uvicorn(args, settings: Settings) -> int:
     import uvicorn
 
-    from gateway.serving import BoundedHttpToolsProtocol, DrainingServer
+    from gateway.http.serving import BoundedHttpToolsProtocol, DrainingServer
 
     options = dict(factory=True, host=args.host, port=args.port, loop="uvloop", http=BoundedHttpToolsProtocol,
                    access_log=False, log_level="warning", timeout_graceful_shutdown=settings.drain_seconds)
     if args.workers > 1:
-        uvicorn.run("gateway.app:create_app", workers=args.workers, **options)
+        uvicorn.run("gateway.http.app:create_app", workers=args.workers, **options)
         return 0
-    DrainingServer(uvicorn.Config("gateway.app:create_app", **options), settings.drain_seconds).run()
+    DrainingServer(uvicorn.Config("gateway.http.app:create_app", **options), settings.drain_seconds).run()
     return 0
 
 
@@ -196,7 +196,7 @@ def serve(args, settings: Settings) -> int:
 
     # Granian times out slow headers itself (milliseconds); a slow body gets its 408 from the envelope.
     http1 = HTTP1Settings(header_read_timeout=int(settings.header_timeout * 1000))
-    Granian("gateway.app:create_app", factory=True, address=args.host, port=args.port, interface="asgi",
+    Granian("gateway.http.app:create_app", factory=True, address=args.host, port=args.port, interface="asgi",
             workers=args.workers, loop="uvloop", log_level="warning", workers_kill_timeout=30,
             http1_settings=http1).serve()
     return 0

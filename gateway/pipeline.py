@@ -21,21 +21,22 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from adapters.base import UpstreamError, Usage
-from gateway import cache, checking, pricing
+from gateway import cache, pricing
 from gateway.audit.content import content_record
 from gateway.auth import AuthError, AuthUnavailable, Principal, extract_key
 from gateway.context import RequestContext
 from gateway.errors import APIError, bad_request
+from gateway.hallucination import calls as checking
+from gateway.hallucination.stage import answer_text
 from gateway.limits import MICRO_USD, estimate_prompt_tokens, estimate_tokens
+from gateway.pii.stage import Privacy, inspect, scan_answer
 from gateway.policy import Backend
-from gateway.privacy import Privacy, inspect, scan_answer
-from gateway.risk_stage import assess_risk
+from gateway.risk.stage import assess_risk
 from gateway.routing import decide
 from gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, check_headers, parse
 from gateway.state import GatewayState, drain_requested
 from gateway.telemetry import CACHE, COST, TOKENS, UPSTREAM_ERRORS
 from gateway.upstream import call_route, upstream_error
-from gateway.verify_stage import answer_text
 
 log = logging.getLogger("bulkhead")
 
@@ -439,7 +440,7 @@ def json_response(body: dict[str, Any], status: int = 200, headers: dict[str, st
 
 def request_texts(body: dict) -> list[str]:
     """The texts a request carried, one per message (or prompt / input), for the content HMACs."""
-    from gateway.verify_stage import _text
+    from gateway.hallucination.stage import _text
 
     if isinstance(body.get("messages"), list):
         return [_text(m.get("content")) for m in body["messages"] if isinstance(m, dict)]

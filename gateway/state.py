@@ -20,7 +20,7 @@ from gateway.cache import LocalCache, RedisCache
 from gateway.config import Settings
 from gateway.db import create_engine, sessionmaker
 from gateway.limits import LocalLimiter, RedisGuard, RedisLimiter
-from gateway.policy_loader import PolicySet, load_policy_set
+from gateway.policy.loader import PolicySet, load_policy_set
 from gateway.upstream import LatencyTracker, RetryBudget
 
 log = logging.getLogger("bulkhead")
@@ -28,7 +28,7 @@ _drain_requested = False
 
 
 def request_drain() -> None:
-    """SIGTERM arrived (gateway/serving.py): readiness turns false at once, before the drain."""
+    """SIGTERM arrived (gateway/http/serving.py): readiness turns false at once, before the drain."""
     global _drain_requested
     _drain_requested = True
 
@@ -133,7 +133,7 @@ class GatewayState:
         state.extras["checkpointer"] = checkpointer
         state.extras["checkpoint_task"] = asyncio.create_task(checkpointer.run(), name="audit-checkpoints")
         from gateway import pricing
-        from gateway.policy_reload import PolicyReloader
+        from gateway.policy.reload import PolicyReloader
 
         await asyncio.to_thread(pricing.prime, policies.all_backends())
         state.extras["warm_up"] = _warm_up(policies)

@@ -31,7 +31,7 @@ def load_policy(path: str | None, tenant: str | None = None) -> PiiPolicy:
     if p.is_dir():
         section = _pii_section(p / "default.yaml") if (p / "default.yaml").exists() else {}
         if tenant and (p / "tenants" / f"{tenant}.yaml").exists():
-            from gateway.policy_loader import merge  # tenant overlays merge like the gateway's policy
+            from gateway.policy.loader import merge  # tenant overlays merge like the gateway's policy
 
             section = merge(section, _pii_section(p / "tenants" / f"{tenant}.yaml"))
         return PiiPolicy.model_validate(section)

@@ -20,7 +20,7 @@ from gateway.errors import APIError
 from gateway.pii.restore import StreamRestorer
 from gateway.pii.vault import Vault
 from gateway.pipeline import MAX_JSON_DEPTH, decode_json, read_json
-from gateway.policy_loader import PolicyError, load_policy_set
+from gateway.policy.loader import PolicyError, load_policy_set
 from gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, parse
 
 FAST = settings(max_examples=200, deadline=2000, suppress_health_check=[HealthCheck.too_slow])

@@ -177,7 +177,7 @@ async def _until_a_session_waits_on_a_lock(owner_url: str, task: asyncio.Task, t
 async def test_desk_logout_as_the_gateway_role(owner_url):
     """Logging out writes and reads `desk_logouts` under row-level security as the gateway's role;
     another tenant's logouts stay invisible to it."""
-    from gateway.desk import session as desk
+    from gateway.compliance.desk import session as desk
 
     tenants = await _seed(owner_url)
     async with create_engine(owner_url).begin() as conn:

@@ -6,7 +6,7 @@ import pytest
 
 from gateway.errors import APIError
 from gateway.policy import Policy
-from gateway.policy_loader import PolicyError, load_policy_set
+from gateway.policy.loader import PolicyError, load_policy_set
 from gateway.schemas import ChatCompletionRequest, EmbeddingRequest, check_headers, parse
 
 ROOT = Path(__file__).resolve().parents[2]

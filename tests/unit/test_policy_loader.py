@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.policy_loader import PolicyError, check_files, load_policy_set
+from gateway.policy.loader import PolicyError, check_files, load_policy_set
 
 ROOT = Path(__file__).resolve().parents[2]
 

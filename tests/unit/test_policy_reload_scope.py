@@ -9,8 +9,8 @@ import pytest
 
 from adapters.registry import AdapterRegistry
 from gateway.auth import KeyStore
-from gateway.policy_loader import load_policy_set
-from gateway.policy_reload import PolicyReloader
+from gateway.policy.loader import load_policy_set
+from gateway.policy.reload import PolicyReloader
 
 BASE = """\
 backends:

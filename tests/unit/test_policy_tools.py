@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from adapters.registry import AdapterRegistry
-from gateway.policy_loader import load_policy_set
-from gateway.policy_reload import PolicyReloader
+from gateway.policy.loader import load_policy_set
+from gateway.policy.reload import PolicyReloader
 
 ROOT = Path(__file__).resolve().parents[2]
 # Models litellm's price map names, so that the CLI prices them from the prebuilt table instead of

@@ -65,7 +65,7 @@ def test_the_prebuilt_table_is_what_litellm_answers():
     import json
     from importlib.metadata import version
 
-    from gateway.policy_loader import load_policy_set
+    from gateway.policy.loader import load_policy_set
 
     data = json.loads(gzip.decompress(pricing.TABLE_PATH.read_bytes()))
     assert data["litellm"] == version("litellm"), "rebuild it: scripts/build_price_tiers.py"

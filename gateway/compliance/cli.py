@@ -157,7 +157,7 @@ async def _prune(args, settings: Settings) -> int:
     from gateway.audit.retention import prune_chain
     from gateway.db import create_engine
     from gateway.models import Tenant
-    from gateway.policy_loader import load_policy_set
+    from gateway.policy.loader import load_policy_set
 
     policies = load_policy_set(settings.policies_dir)
     store = CheckpointStore.for_signing(settings.audit_checkpoint_dir, settings.audit_signing_key)

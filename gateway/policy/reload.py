@@ -22,8 +22,8 @@ from pathlib import Path
 
 from gateway.audit.writer import system_event
 from gateway.models import utcnow
-from gateway.policy_diff import changed_sections, diff_sets
-from gateway.policy_loader import TENANT_DIR, PolicyError, PolicySet, load_policy_set, reload_tenant
+from gateway.policy.diff import changed_sections, diff_sets
+from gateway.policy.loader import TENANT_DIR, PolicyError, PolicySet, load_policy_set, reload_tenant
 from gateway.telemetry import POLICY_RELOADS
 
 log = logging.getLogger("bulkhead.policy")

@@ -29,7 +29,7 @@ def add_parsers(sub) -> None:
 
 
 def run(args, policies_dir: Path) -> int:
-    from gateway.policy_loader import PolicyError
+    from gateway.policy.loader import PolicyError
 
     try:
         return {"check": _check, "schema": _schema, "explain": _explain, "diff": _diff}[args.action](args, policies_dir)
@@ -40,7 +40,7 @@ def run(args, policies_dir: Path) -> int:
 
 
 def _check(args, policies_dir: Path) -> int:
-    from gateway.policy_loader import check_files
+    from gateway.policy.loader import check_files
 
     paths = [Path(p) for p in args.paths] or [policies_dir]
     errors = check_files(paths)
@@ -69,7 +69,7 @@ def _explain(args, policies_dir: Path) -> int:
     from gateway.auth import Principal
     from gateway.errors import APIError
     from gateway.limits import estimate_tokens
-    from gateway.policy_loader import load_policy_set
+    from gateway.policy.loader import load_policy_set
     from gateway.routing import Risk, explain
     from gateway.schemas import REQUEST_TYPES, parse
 
@@ -112,7 +112,7 @@ def _explain(args, policies_dir: Path) -> int:
 
 
 def _load_any(path: Path):
-    from gateway.policy_loader import compile_documents, load_policy_set, read_document
+    from gateway.policy.loader import compile_documents, load_policy_set, read_document
 
     if path.is_dir():
         return load_policy_set(path)
@@ -120,7 +120,7 @@ def _load_any(path: Path):
 
 
 def _diff(args, policies_dir: Path) -> int:
-    from gateway.policy_diff import diff_policies, diff_sets
+    from gateway.policy.diff import diff_policies, diff_sets
 
     old, new = _load_any(Path(args.old)), _load_any(Path(args.new))
     if hasattr(old, "tenants") and hasattr(new, "tenants"):

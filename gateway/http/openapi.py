@@ -9,8 +9,8 @@ import orjson
 from pydantic.json_schema import models_json_schema
 
 from gateway import __version__
-from gateway.admin import AnalyzeRequest, ExplainRequest, KeyCreate, TenantCreate
-from gateway.audit.api import ProveRequest, VerifyRequest
+from gateway.compliance.api import ProveRequest, VerifyRequest
+from gateway.http.admin import AnalyzeRequest, ExplainRequest, KeyCreate, TenantCreate
 from gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 
 ERROR = {

@@ -19,14 +19,15 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import admin, openapi, pipeline
+from gateway import pipeline
 from gateway.audit.writer import event_from
+from gateway.compliance.desk import routes as desk
 from gateway.config import Settings
 from gateway.context import RequestContext
-from gateway.desk import routes as desk
 from gateway.errors import APIError
+from gateway.http import admin, openapi
+from gateway.http.serving import MAX_HEADER_BYTES, headers_too_large, request_timeout
 from gateway.routing import visible_backends
-from gateway.serving import MAX_HEADER_BYTES, headers_too_large, request_timeout
 from gateway.state import GatewayState
 from gateway.telemetry import CONTENT_TYPE, LATENCY, REQUESTS, metrics_payload, setup_tracing, shutdown_tracing, tracer
 
@@ -208,7 +209,7 @@ class RequestEnvelope:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        # The server has the headers already (uvicorn's guard in gateway/serving.py bounds how many
+        # The server has the headers already (uvicorn's guard in gateway/http/serving.py bounds how many
         # bytes it buffers); this answers the same 431 under any ASGI server.
         oversized = sum(len(k) + len(v) for k, v in scope["headers"]) > MAX_HEADER_BYTES
         if not scope["path"].startswith("/v1/"):

@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 from gateway.errors import APIError
-from gateway.privacy import Privacy
+from gateway.pii.stage import Privacy
 from gateway.risk.assess import DataClassError, get_engine
 from gateway.risk.config import TIERS, RiskPolicy
 from gateway.routing import Risk

@@ -27,11 +27,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 
 from gateway.audit import query as q
-from gateway.audit.api import MEDIA_TYPES, export_filename, run_verify, verify_note
 from gateway.audit.writer import event_from
 from gateway.auth import AuthError, AuthUnavailable
+from gateway.compliance.api import MEDIA_TYPES, export_filename, run_verify, verify_note
+from gateway.compliance.desk import charts, session
 from gateway.context import RequestContext
-from gateway.desk import charts, session
 
 log = logging.getLogger("bulkhead.desk")
 

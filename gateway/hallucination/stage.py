@@ -22,8 +22,8 @@ from typing import Any
 
 from gateway.context import RequestContext
 from gateway.errors import APIError
+from gateway.pii.stage import answer_texts
 from gateway.policy import Backend, CheckRule, HallucinationPolicy
-from gateway.privacy import answer_texts
 
 _CONTEXT_TAG = re.compile(r"<(context|document|documents|source)>(.*?)</\1>", re.S | re.I)
 ALLOWED_CODES = ("accepted", "not_requested", "quality")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.policy import Policy
-from gateway.policy_loader import PolicySet
+from gateway.policy.loader import PolicySet
 
 
 def _fmt(value: Any) -> str:

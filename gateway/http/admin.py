@@ -14,8 +14,8 @@ from pydantic import Field
 from starlette.routing import Route
 
 from gateway import pipeline
-from gateway.audit import api as audit_api
 from gateway.auth import ROLES, Principal
+from gateway.compliance import api as audit_api
 from gateway.errors import APIError
 from gateway.schemas import REQUEST_TYPES, Closed, parse
 

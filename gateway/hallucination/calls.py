@@ -10,10 +10,7 @@ from adapters.base import UpstreamError, Usage
 from gateway import pricing
 from gateway.context import RequestContext
 from gateway.errors import APIError
-from gateway.policy import Backend
-from gateway.privacy import Privacy, inspect
-from gateway.upstream import upstream_error
-from gateway.verify_stage import (
+from gateway.hallucination.stage import (
     Verifier,
     annotate,
     answer_text,
@@ -23,6 +20,9 @@ from gateway.verify_stage import (
     pick_rule,
     summary,
 )
+from gateway.pii.stage import Privacy, inspect
+from gateway.policy import Backend
+from gateway.upstream import upstream_error
 
 
 def rule_for(policy, ctx: RequestContext, body: dict):
