@@ -48,8 +48,10 @@ from fit_grounding import (  # noqa: E402
 )
 
 from gateway.hallucination.claims import split_claims  # noqa: E402
-from gateway.hallucination.grounding import ContextIndex, GroundingCheck, tokenize  # noqa: E402
+from gateway.hallucination.context_index import ContextIndex  # noqa: E402
+from gateway.hallucination.grounding import GroundingCheck  # noqa: E402
 from gateway.hallucination.lexicon import get_lexicon  # noqa: E402
+from gateway.hallucination.tokens import tokenize  # noqa: E402
 
 SEED = 20240611
 SUBSOURCES = ("ectsum", "news", "qmsumm", "sales_call", "sales_email", "scitldr")

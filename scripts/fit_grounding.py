@@ -116,11 +116,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.hallucination.grounding import (  # noqa: E402
+from gateway.hallucination.claim_features import CLAIM_FEATURES  # noqa: E402
+from gateway.hallucination.grounding import GroundingCheck  # noqa: E402
+from gateway.hallucination.grounding_model import (  # noqa: E402
     ANSWER_FEATURES,
-    CLAIM_FEATURES,
     MODEL_PATH,
-    GroundingCheck,
     GroundingModel,
     answer_features,
 )

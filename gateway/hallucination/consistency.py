@@ -18,13 +18,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gateway.hallucination.grounding import (
-    ClaimScore,
-    ContextIndex,
-    GroundingCheck,
-    GroundingResult,
-    verdict_for,
-)
+from gateway.hallucination.context_index import ContextIndex
+from gateway.hallucination.grounding import GroundingCheck
+from gateway.hallucination.result import ClaimScore, GroundingResult, verdict_for
 
 
 class SelfConsistencyCheck:

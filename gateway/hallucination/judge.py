@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway.hallucination.claims import split_claims
-from gateway.hallucination.grounding import ClaimScore, GroundingResult
+from gateway.hallucination.result import ClaimScore, GroundingResult
 
 SYSTEM_PROMPT = """You are a strict fact-checking judge. You decide whether an ANSWER is fully supported by \
 the CONTEXT it was supposed to be based on. Use only the CONTEXT: your own knowledge does not count, \

@@ -3,8 +3,8 @@
 Built by `scripts/build_wordnet_lexicon.py` from the WordNet database files; loaded once per
 process (~1 MB compressed, well under a second) and read only through `Lexicon.related`,
 `Lexicon.related2` and `Lexicon.antonyms`, which take a surface word ("recaptured") and answer in
-the grounding module's crude stems, so the caller compares them with the stems it already holds
-for the context.
+the grounding check's crude stems (`stems.py`), so the caller compares them with the stems it
+already holds for the context.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import json
 import threading
 from functools import lru_cache
 from pathlib import Path
+
+from gateway.hallucination.stems import stem
 
 LEXICON_PATH = Path(__file__).resolve().parent / "data" / "wordnet_lexicon.json.gz"
 
@@ -27,8 +29,6 @@ _DETACH = (
 
 class Lexicon:
     def __init__(self, data: dict) -> None:
-        from gateway.hallucination.grounding import stem
-
         self._stem = stem
         self._words: list[str] = data["words"]
         self._synsets: list[list[int]] = data["synsets"]

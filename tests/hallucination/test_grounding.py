@@ -7,16 +7,11 @@ import sys
 import numpy as np
 import pytest
 
-from gateway.hallucination.grounding import (
-    ANSWER_FEATURES,
-    CLAIM_FEATURES,
-    MODEL_PATH,
-    GroundingCheck,
-    GroundingModel,
-    answer_features,
-    find_numbers,
-    stem,
-)
+from gateway.hallucination.claim_features import CLAIM_FEATURES
+from gateway.hallucination.grounding import GroundingCheck
+from gateway.hallucination.grounding_model import ANSWER_FEATURES, MODEL_PATH, GroundingModel, answer_features
+from gateway.hallucination.notation import find_numbers
+from gateway.hallucination.stems import stem
 
 CONTEXT = (
     "Acme Corp reported revenue of $2.3 million in 2020, up from $1.9 million in 2019. "
@@ -120,7 +115,9 @@ SWAP_CONTEXT = (
 
 
 def claim_values(context: str, answer: str) -> dict[str, float]:
-    from gateway.hallucination.grounding import ContextIndex, answer_claims, claim_evidence
+    from gateway.hallucination.claim_features import claim_evidence
+    from gateway.hallucination.claims import answer_claims
+    from gateway.hallucination.context_index import ContextIndex
 
     (claim,) = answer_claims(answer)
     values = claim_evidence(ContextIndex(context), claim, set()).values

@@ -5,9 +5,12 @@ import json
 
 import pytest
 
+from gateway.hallucination.claim_features import CLAIM_FEATURES, claim_evidence
 from gateway.hallucination.claims import split_claims
-from gateway.hallucination.grounding import CLAIM_FEATURES, ContextIndex, GroundingCheck, claim_evidence, stem
+from gateway.hallucination.context_index import ContextIndex
+from gateway.hallucination.grounding import GroundingCheck
 from gateway.hallucination.lexicon import LEXICON_PATH, Lexicon, get_lexicon
+from gateway.hallucination.stems import stem
 
 
 @pytest.fixture(scope="module")
