@@ -47,8 +47,9 @@ from gateway.hallucination.context_index import (
     neighbours,
     surface_items,
 )
+from gateway.hallucination.implied import currency_marks
 from gateway.hallucination.lexicon import get_lexicon
-from gateway.hallucination.notation import Numbers, currency_marks, find_numbers
+from gateway.hallucination.notation import Numbers, find_numbers
 from gateway.hallucination.opposites import class_mates, content_antonyms, hand_antonyms
 from gateway.hallucination.stems import stem
 from gateway.hallucination.tokens import (

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.hallucination.claims import split_claims
-from gateway.hallucination.notation import Numbers, find_numbers, implied_words
+from gateway.hallucination.implied import implied_words
+from gateway.hallucination.notation import Numbers, find_numbers
 from gateway.hallucination.stems import stem
 from gateway.hallucination.tokens import STOPWORDS, Token, joined_stems, negation_scopes, tokenize
 

@@ -1,4 +1,5 @@
-"""Numbers, dates, times and currencies of a text, normalized so that notations compare equal.
+"""Numbers, dates and times of a text (amounts of money among them), normalized so that notations
+compare equal.
 
 `find_numbers(text)` returns each number's span and every value it may stand for: "1,000" = "1000",
 "5%" = "5 percent", "$2.3 million" = 2300000, "Q3" = 3, "twenty-five" = 25, "four hundred and
@@ -9,17 +10,11 @@ a count of 15), "twelve dot fifty" = 12.5, "$.50" = "50 cents" = 0.5, "FY21" = "
 unless it names a reporting period: "the fourth quarter", "first half"),
 "2.3 million" also supports a bare "2.3", "twelve Euro fifty" is 12.50, and a number supports what
 an answer may round it to (40.6: 41; $2.34 billion: $2.3 billion; see `_roundings`), and a
-duration also stands for its value in larger units ("48 hours": 2, with `implied_words` "day"; "a
-day": 24 "hour"; see `_durations`).
+duration also stands for its value in larger units ("48 hours": 2, with `implied.implied_words`
+"day"; "a day": 24 "hour"; see `durations`).
 
-`currency_marks(text)` finds currency symbols and words, for the check that an answer's currency is
-one its context names.
-
-`implied_words(text)` lists the words a notation stands for, so that an answer may spell out what
-the context abbreviates, or abbreviate what it spells out: "2024-03-03" and "3/3/2024" imply
-"march", "Q3" implies "third quarter", "$" and "USD" imply "dollar" (and the other way round),
-"Securities and Exchange Commission" implies "sec", and common business acronyms ("CEO", "EPS",
-"YoY", "IPO") imply their words and the other way round.
+The words a notation stands for ("Q3": "third quarter") and the currencies a text names are read
+in `implied.py`, from the patterns and durations here.
 """
 
 from __future__ import annotations
@@ -91,17 +86,11 @@ _TIME = re.compile(
     r"|\b([01]?\d|2[0-3]):([0-5]\d)\b(?!\s?[ap]\.?m\b)",  # 15:00
     re.IGNORECASE,
 )
-_QUARTER = re.compile(r"\b([QqHh])([1-4])\b")
+QUARTER = re.compile(r"\b([QqHh])([1-4])\b")
 _ORDINAL = re.compile(r"\b(\d+)(?:st|nd|rd|th)\b")
 _DECADE = re.compile(r"\b(\d{4})s\b")
-_ISO_DATE = re.compile(r"\b\d{4}-(\d{1,2})-\d{1,2}\b")
-_SLASH_DATE = re.compile(r"\b(\d{1,2})[/.](\d{1,2})[/.]\d{2,4}\b")
 
-MONTHS = (
-    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-    "november", "december",
-)
-_ORDINAL_WORDS = ("first", "second", "third", "fourth")
+ORDINAL_WORDS = ("first", "second", "third", "fourth")
 # "the fourth quarter", "first half": a reporting period is a number even in an answer, where a
 # lone "first" or "second" is not ("the second time" / "a second opinion")
 _PERIOD_ORDINAL = re.compile(r"\b(first|second|third|fourth)(?=\s+(?:fiscal\s+)?(?:quarter|half)\b)", re.IGNORECASE)
@@ -117,47 +106,6 @@ _DURATION = re.compile(
     r"(minute|hour|day|week|month|year)s?\b",
     re.IGNORECASE,
 )
-_CURRENCY_SYMBOLS = {"$": ("dollar", "usd"), "€": ("euro", "eur"), "£": ("pound", "gbp"), "¥": ("yen", "jpy")}
-_CURRENCY_WORDS = {
-    "usd": "dollar", "dollar": "usd", "dollars": "usd", "eur": "euro", "euro": "eur", "euros": "eur",
-    "gbp": "pound", "pound": "gbp", "pounds": "gbp", "jpy": "yen", "yen": "jpy",
-}
-
-
-# The currencies an answer may name, as a word ("euros", "USD") or a symbol, with the words that
-# stand for each in a context (its own and the other spelling's, "$" and "dollar" and "usd").
-CURRENCIES = {
-    **{symbol: frozenset(words) for symbol, words in _CURRENCY_SYMBOLS.items()},
-    **{w: frozenset({w.rstrip("s"), other.rstrip("s")}) for w, other in _CURRENCY_WORDS.items()},
-}
-
-
-def currency_marks(text: str) -> list[tuple[int, int, frozenset[str]]]:
-    """(start, end, names) of each currency symbol or word in `text`."""
-    out = [(i, i + 1, CURRENCIES[ch]) for i, ch in enumerate(text) if ch in _CURRENCY_SYMBOLS]
-    out += [(m.start(), m.end(), CURRENCIES[m.group(0).lower()]) for m in WORD.finditer(text)
-            if m.group(0).lower() in _CURRENCY_WORDS]
-    return sorted(out)
-
-
-ACRONYMS = {
-    "ceo": "chief executive officer", "cfo": "chief financial officer", "coo": "chief operating officer",
-    "cto": "chief technology officer", "cio": "chief information officer", "cmo": "chief marketing officer",
-    "ciso": "chief information security officer", "vp": "vice president", "hq": "headquarters",
-    "eps": "earnings per share", "yoy": "year over year", "qoq": "quarter over quarter",
-    "mom": "month over month", "ytd": "year to date", "fy": "fiscal year", "ipo": "initial public offering",
-    "gdp": "gross domestic product", "roi": "return on investment", "kpi": "key performance indicator",
-    "cagr": "compound annual growth rate", "arr": "annual recurring revenue",
-    "mrr": "monthly recurring revenue", "cogs": "cost of goods sold", "capex": "capital expenditure",
-    "opex": "operating expense", "sla": "service level agreement", "nda": "non disclosure agreement",
-    "saas": "software as a service", "api": "application programming interface", "ai": "artificial intelligence",
-    "hr": "human resources", "faq": "frequently asked questions", "eta": "estimated time of arrival",
-    "pii": "personally identifiable information", "phi": "protected health information",
-    "ev": "electric vehicle", "uk": "united kingdom", "eu": "european union", "un": "united nations",
-    "usa": "united states of america", "uae": "united arab emirates",
-}
-# A run of capitalised words, small words allowed inside: "Securities and Exchange Commission".
-_NAME_RUN = re.compile(r"\b(?!The\b)[A-Z][a-z]+(?:\s+(?:(?:of|and|for|the|on|in|&)\s+)?[A-Z][a-z]+)+")
 
 
 def _num_key(value: float) -> float:
@@ -285,11 +233,11 @@ def find_numbers(text: str, *, context_side: bool = False) -> Numbers:
                 scaled = _num_key(value * _BIG[m.group(3).lower()])
                 keys = keys | {scaled} if context_side else {scaled}
             add(m.start(), m.end(), keys)
-    for m in _QUARTER.finditer(text):
+    for m in QUARTER.finditer(text):
         if free(m.start()):
             add(m.start(), m.end(), {float(m.group(2))})
     for m in _PERIOD_ORDINAL.finditer(text):
-        add(m.start(), m.end(), {float(_ORDINAL_WORDS.index(m.group(1).lower()) + 1)})
+        add(m.start(), m.end(), {float(ORDINAL_WORDS.index(m.group(1).lower()) + 1)})
     for m in _DECADE.finditer(text):
         if free(m.start()):
             add(m.start(), m.end(), {float(m.group(1))})
@@ -341,7 +289,7 @@ def find_numbers(text: str, *, context_side: bool = False) -> Numbers:
     return Numbers(found)
 
 
-def _durations(text: str) -> list[tuple[int, int, dict[str, float]]]:
+def durations(text: str) -> list[tuple[int, int, dict[str, float]]]:
     """(start, end of the amount, the same duration in larger units of its group where that is a
     whole or half number of them, and for "a day", "one week" in the next smaller unit). Only those:
     "24 hours" as 1,440 minutes would let an answer's "24 minutes" pass."""
@@ -369,7 +317,7 @@ def _with_durations(
 ) -> list[tuple[int, int, frozenset[float]]]:
     """`found` with each of the context's durations also standing for its value in other units."""
     found = list(found)
-    for start, end, same in _durations(text):
+    for start, end, same in durations(text):
         keys = {_num_key(v) for v in same.values()}
         at = next((k for k, (a, b, _) in enumerate(found) if a <= start < b), None)
         if at is None:  # "a day": no number span of its own
@@ -378,47 +326,3 @@ def _with_durations(
             a, b, old = found[at]
             found[at] = (a, b, old | keys)
     return found
-
-
-def implied_words(text: str) -> set[str]:
-    """Words (lower case) that notations in `text` stand for; see the module doc."""
-    out: set[str] = set()
-    for m in _ISO_DATE.finditer(text):
-        month = int(m.group(1))
-        if 1 <= month <= 12:
-            out.add(MONTHS[month - 1])
-    for m in _SLASH_DATE.finditer(text):
-        for part in {int(m.group(1)), int(m.group(2))}:  # 3/4/2024 is March 4 or 3 April
-            if 1 <= part <= 12:
-                out.add(MONTHS[part - 1])
-    for m in _QUARTER.finditer(text):
-        n = int(m.group(2))
-        if m.group(1) in "Qq":
-            out |= {_ORDINAL_WORDS[n - 1], "quarter"}
-        elif n <= 2:
-            out |= {_ORDINAL_WORDS[n - 1], "half"}
-    for _, _, same in _durations(text):
-        out.update(same)
-    for symbol, words in _CURRENCY_SYMBOLS.items():
-        if symbol in text:
-            out.update(words)
-    words = [m.group(0).lower() for m in WORD.finditer(text)]
-    for w in words:
-        other = _CURRENCY_WORDS.get(w)
-        if other:
-            out.add(other)
-        elif w in ("cent", "cents"):  # "50 cents" is $0.50 (or €0.50)
-            out |= {"dollar", "usd", "euro", "eur"}
-        elif w in ("lb", "lbs"):  # the weight: "5 lb" supports "5 pounds", which is not a currency then
-            out |= {"pound", "gbp"}
-    padded = f" {' '.join(words)} "
-    present = set(words)
-    for acronym, phrase in ACRONYMS.items():
-        if acronym in present:
-            out.update(phrase.split())
-        elif f" {phrase} " in padded or f" {phrase}s " in padded:
-            out.add(acronym)
-    for m in _NAME_RUN.finditer(text):
-        initials = "".join(w[0] for w in re.findall(r"[A-Z][a-z]+", m.group(0)))
-        out.add(initials.lower())
-    return out

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.hallucination.grounding import GroundingCheck
-from gateway.hallucination.notation import find_numbers, implied_words
+from gateway.hallucination.implied import implied_words
+from gateway.hallucination.notation import find_numbers
 
 
 def keys(text: str, *, context_side: bool = False) -> list[tuple[str, set[float]]]:
