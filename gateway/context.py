@@ -1,5 +1,7 @@
-"""What one request accumulates on its way through the pipeline: who, where it went, what it cost,
-how long each stage took. The audit record and the response headers are read from it."""
+"""One request's typed record as it travels: who asked, under which policy, what was asked, what
+each stage decided, where it went, what it cost and how long each stage took. Stages fill it in
+order; the envelope (gateway/http/app.py) reads it for the response headers and writes the audit
+record from it (gateway/record.py), whatever happened."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
@@ -15,6 +18,15 @@ from adapters.base import Usage
 from gateway.auth import Principal
 from gateway.models import utcnow
 from gateway.telemetry import STAGE_LATENCY, tracer
+
+if TYPE_CHECKING:  # the stages' own types; importing them here would make every stage import every other
+    from gateway.hallucination.stage import CheckOutcome
+    from gateway.limits import Reservation
+    from gateway.pii.stage import PrivacyPlan
+    from gateway.policy import Backend, Policy
+    from gateway.request import ModelRequest
+    from gateway.risk.stage import RiskAssessment
+    from gateway.routing import RouteDecision
 
 
 @dataclass(slots=True)
@@ -24,26 +36,38 @@ class RequestContext:
     request_id: str = field(default_factory=lambda: "req_" + uuid.uuid4().hex)
     ts: datetime = field(default_factory=utcnow)
     started: float = field(default_factory=time.perf_counter)
+    # the journey's values, in the order the stages set them
     principal: Principal | None = None
+    policy: Policy | None = None
     requested_model: str | None = None
-    backend: str | None = None
-    provider_model: str | None = None
     stream: bool = False
+    request: ModelRequest | None = None
+    privacy: PrivacyPlan | None = None
+    risk: RiskAssessment | None = None
+    route: RouteDecision | None = None
+    reservation: Reservation | None = None
+    backend: str | None = None  # the backend tried last, or the one that answered
+    provider_model: str | None = None
+    attempts: int = 0
+    served_by: Backend | None = None  # whose trust zone's treatment the answer came back through
+    answer: str | None = None  # the answer's text as the client got it, for the content HMAC
+    checks: list[CheckOutcome] = field(default_factory=list)
+    grounding: str | None = None  # the checks' verdict for the x-bulkhead-grounding header
+    cache: str | None = None  # "hit" or "miss" where the answer cache was consulted
+    experts: dict | None = None  # a local MoE backend's expert routing counts
     usage: Usage = field(default_factory=Usage)
+    usage_estimated: bool = False  # a stream that reported no usage is charged what it carried
     cost_usd: float = 0.0
+    notes: dict[str, str] = field(default_factory=dict)  # why a stream was buffered, an escalation's fate
+    detail: dict[str, Any] = field(default_factory=dict)  # what an admin or compliance surface ran
     status: int = 0
     error_code: str | None = None
-    policy_version: str | None = None
-    attempts: int = 0
-    reservation: object | None = None
-    detail: dict = field(default_factory=dict)
-    route: object | None = None
-    pii: dict | None = None
-    risk: dict | None = None
-    checks: list | None = None  # hallucination-check outcomes
-    content: dict | None = None  # HMACs of prompt and answer (or scrubbed text, where the policy opts in)
     stages: dict[str, float] = field(default_factory=dict)
     span: trace.Span | None = None
+
+    @property
+    def policy_version(self) -> str | None:
+        return self.policy.version if self.policy is not None else None
 
     @contextmanager
     def stage(self, name: str):

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from gateway.auth import Principal
 from gateway.errors import APIError
+from gateway.request import Texts
 
 log = logging.getLogger("bulkhead")
 # What an unreachable or slow Redis raises (the client's socket timeouts are 2 s).
@@ -76,27 +77,10 @@ class Reservation:
 
 
 def estimate_tokens(body: dict) -> int:
-    """Prompt tokens (about 4 characters each) plus the most the answer may use."""
+    """Prompt tokens (about 4 characters each) plus the most the answer may use, for a request body
+    that is not a `ModelRequest` yet (`policy explain`); see `ModelRequest.tokens`."""
     completion = body.get("max_completion_tokens") or body.get("max_tokens") or 1024
-    return estimate_prompt_tokens(body) + int(completion) * int(body.get("n") or 1)
-
-
-def estimate_prompt_tokens(body: dict) -> int:
-    """About 4 characters a token: what a stream cut short is charged for its prompt."""
-    chars = 0
-    for message in body.get("messages") or []:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str):
-            chars += len(content)
-        elif isinstance(content, list):
-            chars += sum(len(p["text"]) for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    for key in ("prompt", "input"):
-        value = body.get(key)
-        if isinstance(value, str):
-            chars += len(value)
-        elif isinstance(value, list):
-            chars += sum(len(v) if isinstance(v, str) else 1 for v in value)
-    return chars // 4 + 1
+    return Texts.of(body).prompt_tokens + int(completion) * int(body.get("n") or 1)
 
 
 def counters(principal: Principal, policy, tokens: int, micro_usd: int, now_ms: int) -> list[Counter]:

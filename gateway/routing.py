@@ -17,6 +17,7 @@ from gateway import pricing
 from gateway.auth import Principal
 from gateway.errors import APIError
 from gateway.policy import Backend, Policy
+from gateway.request import ModelRequest, Texts
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +55,9 @@ _REASONING = re.compile(
     r"optimi[sz]e|debug|refactor|plan|reason|evaluate|critique)\b", re.I)
 
 
-def difficulty(body: dict, prompt_tokens: int) -> int:
+def difficulty(body: dict, prompt_tokens: int, texts: Texts | None = None) -> int:
     """1 simple, 2 moderate, 3 hard: length, code, multi-step reasoning cues, a long conversation."""
-    text = " ".join(
-        m.get("content") if isinstance(m.get("content"), str) else ""
-        for m in body.get("messages") or [] if isinstance(m, dict)
-    ) or (body.get("prompt") if isinstance(body.get("prompt"), str) else "")
+    text = (texts or Texts.of(body)).joined
     score = 0
     score += 2 if prompt_tokens > 3000 else 1 if prompt_tokens > 600 else 0
     score += 2 if _CODE.search(text) else 0
@@ -103,14 +101,14 @@ class _Evaluation:
     min_quality: int
 
 
-def _evaluate(policy: Policy, principal: Principal, model: str, mode: str, body: dict, risk: Risk,
-              prompt_tokens: int, latency_ms: dict[str, float]) -> _Evaluation:
-    routing = policy.routing
+def _evaluate(policy: Policy, principal: Principal, request: ModelRequest, risk: Risk,
+              latency_ms: dict[str, float], prompt_tokens: int) -> _Evaluation:
+    routing, model, mode = policy.routing, request.model, request.mode
     alias = routing.aliases.get(model)
     named = policy.backend(model)
-    level = difficulty(body, prompt_tokens)
+    level = difficulty(request.body, prompt_tokens, request.texts)
     min_quality = routing.min_quality[level] if alias is None else max(alias.min_quality, routing.min_quality[level])
-    completion = int(body.get("max_completion_tokens") or body.get("max_tokens") or 512)
+    completion = request.max_completion_tokens or 512
     out = _Evaluation([], [], alias, named, level, min_quality)
     for b in policy.backends:
         rejection = _allowed(policy, principal, b, mode, risk, prompt_tokens)
@@ -128,11 +126,15 @@ def _evaluate(policy: Policy, principal: Principal, model: str, mode: str, body:
     return out
 
 
-def decide(policy: Policy, principal: Principal, model: str, mode: str, body: dict, *, risk: Risk = Risk(),
-           prompt_tokens: int = 0, latency_ms: dict[str, float] | None = None) -> RouteDecision:
+def decide(policy: Policy, principal: Principal, request: ModelRequest, risk: Risk = Risk(),
+           latency_ms: dict[str, float] | None = None, *, tokens: int | None = None) -> RouteDecision:
+    """`latency_ms`: observed latency per backend, the tie-break between equally cheap ones.
+    `tokens`: the size routing weighs against context windows and difficulty (by default the
+    request's admission estimate, prompt plus the most the answer may use)."""
     if risk.action == "block":
         raise APIError(403, f"The policy blocks this request (risk tier {risk.tier}).", "request_blocked")
-    ev = _evaluate(policy, principal, model, mode, body, risk, prompt_tokens, latency_ms or {})
+    model = request.model
+    ev = _evaluate(policy, principal, request, risk, latency_ms or {}, request.tokens if tokens is None else tokens)
     if ev.alias is None and ev.named is None:
         raise APIError(404, f"The model '{model}' does not exist or you do not have access to it.",
                        "model_not_found", param="model")
@@ -172,13 +174,12 @@ def _refuse(verdicts: list[Verdict], model: str, risk: Risk):
                    "no_allowed_backend")
 
 
-def explain(policy: Policy, principal: Principal, model: str, mode: str, body: dict | None = None,
-            risk: Risk = Risk(), prompt_tokens: int = 0) -> tuple[tuple[Verdict, ...], RouteDecision | None, str]:
+def explain(policy: Policy, principal: Principal, request: ModelRequest,
+            risk: Risk = Risk()) -> tuple[tuple[Verdict, ...], RouteDecision | None, str]:
     """For `policy explain`: every backend's verdict, the decision (or None) and why."""
-    body = body or {}
-    ev = _evaluate(policy, principal, model, mode, body, risk, prompt_tokens, {})
+    ev = _evaluate(policy, principal, request, risk, {}, request.tokens)
     try:
-        decision = decide(policy, principal, model, mode, body, risk=risk, prompt_tokens=prompt_tokens)
+        decision = decide(policy, principal, request, risk)
     except APIError as exc:
         return tuple(ev.verdicts), None, exc.message
     return decision.verdicts, decision, decision.reason

@@ -8,14 +8,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.base import UpstreamError
 from gateway.context import RequestContext
 from gateway.errors import APIError
+from gateway.limits import RedisGuard
 from gateway.policy import Backend
-from gateway.routing import RouteDecision
 from gateway.telemetry import UPSTREAM_ERRORS
+
+if TYPE_CHECKING:  # the state holds this module's trackers
+    from gateway.state import GatewayState
 
 BREAKER_FAULTS = {"timeout", "unavailable", "bad_response"}
 
@@ -59,10 +62,11 @@ class RetryBudget:
         return True
 
 
-async def call_route(gw, ctx: RequestContext, policy, route: RouteDecision, method: str,
-                     body_for: Callable[[Backend], dict[str, Any]], *, stream: bool = False):
-    """Returns (backend, result); for a stream the result is (iterator, first chunk)."""
-    tenant = ctx.principal.tenant_id
+async def call_route(gw: GatewayState, ctx: RequestContext, method: str, body_for: Callable[[Backend], dict[str, Any]],
+                     *, stream: bool = False) -> tuple[Backend, Any]:
+    """The request's route (`ctx.route`), each backend sent `body_for(backend)`. Returns (backend,
+    result); for a stream the result is (iterator, first chunk)."""
+    policy, route, tenant = ctx.policy, ctx.route, ctx.principal.tenant_id
     attempts_left = policy.routing.max_attempts
     errors: list[APIError] = []
     candidates = [b for b in (route.backend, *route.fallbacks) if hasattr(gw.adapters.get(b), method)]
@@ -126,8 +130,6 @@ class LatencyTracker:
     ALPHA = 0.2
 
     def __init__(self, redis=None, guard=None) -> None:
-        from gateway.limits import RedisGuard
-
         self._redis = redis
         self._guard = guard or RedisGuard()
         self._local: dict[str, dict[str, float]] = {}

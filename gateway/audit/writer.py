@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.audit.chain import GENESIS, chain_of, format_money, link
 from gateway.audit.spool import Spool, SpoolFull
-from gateway.context import RequestContext
 from gateway.db import JSON_CODEC
 from gateway.models import AuditEvent, HallucinationCheck, utcnow
 from gateway.telemetry import AUDIT_FAILURES, AUDIT_PENDING
@@ -36,59 +35,6 @@ log = logging.getLogger("bulkhead.audit")
 EVENT_COLUMNS = tuple(c.name for c in AuditEvent.__table__.columns if c.name != "id")
 CHECK_COLUMNS = ("kind", "version", "backend", "score", "threshold", "verdict", "action", "claims", "latency_ms",
                  "error")
-
-
-_CONTROL = str.maketrans({i: "\ufffd" for i in (*range(0x20), 0x7F)})
-
-
-def _clean(value: str | None, limit: int) -> str | None:
-    """Client-chosen text (the path, the model name) as the database can store it: NUL and other
-    control characters replaced, length bounded; otherwise Postgres refuses the whole row."""
-    return None if value is None else value[:limit].translate(_CONTROL)
-
-
-def event_from(ctx: RequestContext) -> dict:
-    p = ctx.principal
-    return {
-        "request_id": ctx.request_id,
-        "ts": ctx.ts,
-        "tenant_id": p.tenant_id if p else None,
-        "key_id": p.key_id if p else None,
-        "method": ctx.method,
-        "endpoint": _clean(ctx.endpoint, 200),
-        "requested_model": _clean(ctx.requested_model, 200),
-        "backend": ctx.backend,
-        "provider_model": ctx.provider_model,
-        "status": ctx.status,
-        "error_code": ctx.error_code,
-        "stream": ctx.stream,
-        "tokens_in": ctx.usage.prompt_tokens,
-        "tokens_out": ctx.usage.completion_tokens,
-        "cost_usd": Decimal(format_money(ctx.cost_usd)),
-        "latency_ms": round(ctx.elapsed_ms(), 3),
-        "stages": ctx.stages,
-        "policy_version": ctx.policy_version,
-        "attempts": ctx.attempts,
-        "kind": "request",
-        "detail": ctx.detail or None,
-        "pii": ctx.pii,
-        "risk": ctx.risk,
-        "route": _route(ctx.route),
-        "checks": ctx.checks or None,
-        "content": ctx.content,
-    }
-
-
-def _route(decision) -> dict | None:
-    if decision is None:
-        return None
-    return {
-        "chosen": decision.backend.name,
-        "fallbacks": [b.name for b in decision.fallbacks],
-        "reason": decision.reason,
-        "difficulty": decision.difficulty,
-        "rejected": {v.backend: v.reason for v in decision.verdicts if not v.accepted and v.code != "not_requested"},
-    }
 
 
 def _sqlstate(exc: Exception) -> str | None:

@@ -18,10 +18,11 @@ from pydantic import Field
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from gateway import pipeline
 from gateway.audit import query as q
 from gateway.audit.content import content_hmac
 from gateway.errors import APIError, bad_request
+from gateway.http.authn import authenticate
+from gateway.http.jsonio import json_response, read_json
 from gateway.schemas import Closed, parse
 
 ROLES = ("compliance",)
@@ -54,7 +55,7 @@ def export_filename(tenant: str, fmt: str) -> str:
 
 
 async def list_events(gw, ctx, request):
-    principal = await pipeline.authenticate(gw, ctx, request, roles=ROLES)
+    principal = await authenticate(gw, ctx, request, roles=ROLES)
     try:
         params = q.single_values(request.query_params, (*q.FILTER_PARAMS, *q.PAGE_PARAMS, "format"))
         fmt = params.get("format") or "json"
@@ -75,7 +76,7 @@ async def list_events(gw, ctx, request):
         page = await q.list_events(gw.engine, principal.tenant_id, filters, limit=limit,
                                    cursor=params.get("cursor"), order=order)
         ctx.detail["query"]["returned"] = len(page.data)
-        return pipeline.json_response({"object": "list", "data": page.data, "next_cursor": page.next_cursor,
+        return json_response({"object": "list", "data": page.data, "next_cursor": page.next_cursor,
                                        "has_more": page.next_cursor is not None}, headers=NO_STORE)
     body = q.export(gw.engine, principal.tenant_id, filters, fmt, order=order, limit=limit, after=after)
     headers = {**NO_STORE, "content-disposition": f'attachment; filename="{export_filename(principal.tenant, fmt)}"'}
@@ -83,7 +84,7 @@ async def list_events(gw, ctx, request):
 
 
 async def get_event(gw, ctx, request):
-    principal = await pipeline.authenticate(gw, ctx, request, roles=ROLES)
+    principal = await authenticate(gw, ctx, request, roles=ROLES)
     request_id = request.path_params["request_id"]
     ctx.detail["query"] = {"request_id": request_id if q.valid_text(request_id) else "(invalid)"}
     try:
@@ -94,23 +95,23 @@ async def get_event(gw, ctx, request):
     if record is None:
         raise APIError(404, "No audit event with that request id in this tenant.", "event_not_found",
                        param="request_id")
-    return pipeline.json_response(record, headers=NO_STORE)
+    return json_response(record, headers=NO_STORE)
 
 
 async def summary(gw, ctx, request):
-    principal = await pipeline.authenticate(gw, ctx, request, roles=ROLES)
+    principal = await authenticate(gw, ctx, request, roles=ROLES)
     try:
         filters = q.parse_filters(q.single_values(request.query_params, q.FILTER_PARAMS))
     except q.QueryError as exc:
         raise _bad(exc) from None
     ctx.detail["query"] = filters.as_dict()
-    return pipeline.json_response(await q.summary(gw.engine, principal.tenant_id, filters), headers=NO_STORE)
+    return json_response(await q.summary(gw.engine, principal.tenant_id, filters), headers=NO_STORE)
 
 
 async def _optional_body(gw, request) -> dict:
     if request.headers.get("content-length") in (None, "0") and "transfer-encoding" not in request.headers:
         return {}
-    return await pipeline.read_json(request, gw.settings.max_body_bytes)
+    return await read_json(request, gw.settings.max_body_bytes)
 
 
 async def run_verify(gw, tenant_id: str, from_checkpoint: bool = False) -> dict:
@@ -128,17 +129,17 @@ def verify_note(result: dict) -> dict:
 
 
 async def verify(gw, ctx, request):
-    principal = await pipeline.authenticate(gw, ctx, request, roles=ROLES)
+    principal = await authenticate(gw, ctx, request, roles=ROLES)
     body = parse(VerifyRequest, await _optional_body(gw, request))
     ctx.detail["query"] = {"from_checkpoint": body.from_checkpoint}
     result = await run_verify(gw, principal.tenant_id, body.from_checkpoint)
     ctx.detail["verify"] = verify_note(result)
-    return pipeline.json_response(result, headers=NO_STORE)
+    return json_response(result, headers=NO_STORE)
 
 
 async def prove(gw, ctx, request):
-    principal = await pipeline.authenticate(gw, ctx, request, roles=ROLES)
-    body = parse(ProveRequest, await pipeline.read_json(request, gw.settings.max_body_bytes))
+    principal = await authenticate(gw, ctx, request, roles=ROLES)
+    body = parse(ProveRequest, await read_json(request, gw.settings.max_body_bytes))
     try:
         filters = q.parse_filters({"since": body.since or "", "until": body.until or "",
                                    "request_id": body.request_id or ""})
@@ -153,7 +154,7 @@ async def prove(gw, ctx, request):
                        param="request_id")
     result = await q.prove(gw.engine, principal.tenant_id, digest, f=filters)
     ctx.detail["query"]["matches"] = len(result["matches"])
-    return pipeline.json_response(result, headers=NO_STORE)
+    return json_response(result, headers=NO_STORE)
 
 
 def routes(api) -> list[Route]:

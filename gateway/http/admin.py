@@ -13,11 +13,14 @@ from typing import Literal
 from pydantic import Field
 from starlette.routing import Route
 
-from gateway import pipeline
 from gateway.auth import ROLES, Principal
 from gateway.compliance import api as audit_api
 from gateway.errors import APIError
-from gateway.schemas import REQUEST_TYPES, Closed, parse
+from gateway.http.authn import authenticate
+from gateway.http.jsonio import json_response, read_json
+from gateway.request import ModelRequest
+from gateway.routing import explain as explain_route
+from gateway.schemas import Closed, parse
 
 
 class KeyCreate(Closed):
@@ -41,44 +44,44 @@ def _key_card(key, tenant: str) -> dict:
 
 
 async def reload_policies(gw, ctx, request):
-    principal = await pipeline.authenticate(gw, ctx, request, roles=("admin",))
+    principal = await authenticate(gw, ctx, request, roles=("admin",))
     platform = principal.tenant == gw.settings.platform_tenant
     result = await gw.reloader.reload("api", actor=principal.key_id,
                                       tenant=None if platform else (principal.tenant, principal.tenant_id))
     if not result.applied:
         raise APIError(422, "The policy change is invalid; the last good policy stays in force: "
                        + " | ".join(result.errors[:20]), "policy_invalid")
-    return pipeline.json_response({"applied": True, "scope": "all" if platform else "tenant",
+    return json_response({"applied": True, "scope": "all" if platform else "tenant",
                                    "version": result.version, "changes": result.changes})
 
 
 async def list_tenants(gw, ctx, request):
-    principal = await pipeline.authenticate(gw, ctx, request, roles=("admin",))
+    principal = await authenticate(gw, ctx, request, roles=("admin",))
     # Row-level security shows an admin key its own tenant only, the platform tenant's included.
-    return pipeline.json_response({"object": "list", "data": [{"id": principal.tenant_id, "name": principal.tenant}]})
+    return json_response({"object": "list", "data": [{"id": principal.tenant_id, "name": principal.tenant}]})
 
 
 async def create_tenant(gw, ctx, request):
-    principal = await pipeline.authenticate(gw, ctx, request, roles=("admin",))
+    principal = await authenticate(gw, ctx, request, roles=("admin",))
     if principal.tenant != gw.settings.platform_tenant:
         raise APIError(403, "Only admin keys of the platform tenant may create tenants.", "insufficient_role")
-    body = parse(TenantCreate, await pipeline.read_json(request, gw.settings.max_body_bytes))
+    body = parse(TenantCreate, await read_json(request, gw.settings.max_body_bytes))
     try:
         tenant = await gw.keys.create_tenant(body.name)
     except ValueError:
         raise APIError(409, f"A tenant named '{body.name}' already exists.", "tenant_exists", param="name") from None
-    return pipeline.json_response({"id": tenant.id, "name": tenant.name}, 201)
+    return json_response({"id": tenant.id, "name": tenant.name}, 201)
 
 
 async def list_keys(gw, ctx, request):
-    principal = await pipeline.authenticate(gw, ctx, request, roles=("admin",))
+    principal = await authenticate(gw, ctx, request, roles=("admin",))
     keys = await gw.keys.list_keys(tenant_id=principal.tenant_id)
-    return pipeline.json_response({"object": "list", "data": [_key_card(k, t) for k, t in keys]})
+    return json_response({"object": "list", "data": [_key_card(k, t) for k, t in keys]})
 
 
 async def create_key(gw, ctx, request):
-    principal = await pipeline.authenticate(gw, ctx, request, roles=("admin",))
-    body = parse(KeyCreate, await pipeline.read_json(request, gw.settings.max_body_bytes))
+    principal = await authenticate(gw, ctx, request, roles=("admin",))
+    body = parse(KeyCreate, await read_json(request, gw.settings.max_body_bytes))
     bad = [r for r in body.roles if r not in ROLES]
     if bad:
         raise APIError(422, f"Unknown role '{bad[0]}'; roles are {', '.join(ROLES)}.", "invalid_parameter",
@@ -89,7 +92,7 @@ async def create_key(gw, ctx, request):
     models, expires_at = within_creator(principal, body)
     key, raw = await gw.keys.create_key(principal.tenant, body.roles, expires_at=expires_at,
                                         models=models, name=body.name, tenant_id=principal.tenant_id)
-    return pipeline.json_response({**_key_card(key, principal.tenant), "key": raw}, 201)
+    return json_response({**_key_card(key, principal.tenant), "key": raw}, 201)
 
 
 # Roles an admin key may grant. `compliance` too, by design: the audit API refuses admin keys, and
@@ -128,11 +131,11 @@ def _exceeds(what: str, param: str) -> APIError:
 
 
 async def revoke_key(gw, ctx, request):
-    principal = await pipeline.authenticate(gw, ctx, request, roles=("admin",))
+    principal = await authenticate(gw, ctx, request, roles=("admin",))
     key_id = request.path_params["key_id"]
     if not await gw.keys.revoke_key(key_id, tenant_id=principal.tenant_id):
         raise APIError(404, "No active key with that id.", "key_not_found")
-    return pipeline.json_response({"id": key_id, "revoked": True})
+    return json_response({"id": key_id, "revoked": True})
 
 
 class ExplainRequest(Closed):
@@ -142,18 +145,14 @@ class ExplainRequest(Closed):
 
 async def explain(gw, ctx, request):
     """The routing decision for a request under the caller's own tenant policy; nothing is called."""
-    from gateway.limits import estimate_tokens
-    from gateway.routing import explain as explain_route
-
-    principal = await pipeline.authenticate(gw, ctx, request, roles=("security", "admin"))
-    body = parse(ExplainRequest, await pipeline.read_json(request, gw.settings.max_body_bytes))
-    req = parse(REQUEST_TYPES[body.mode], body.request)
+    principal = await authenticate(gw, ctx, request, roles=("security", "admin"))
+    body = parse(ExplainRequest, await read_json(request, gw.settings.max_body_bytes))
+    req = ModelRequest.of(body.mode, body.request)
     policy = gw.policies.for_tenant(principal.tenant)
     # as an app key of this tenant without a model allowlist would be routed
     app_key = Principal(tenant_id=principal.tenant_id, tenant=principal.tenant, key_id="-", roles=("app",))
-    trace, decision, why = explain_route(policy, app_key, req.model, body.mode, body.request,
-                                         prompt_tokens=estimate_tokens(body.request))
-    return pipeline.json_response({
+    trace, decision, why = explain_route(policy, app_key, req)
+    return json_response({
         "tenant": principal.tenant, "policy_version": policy.version, "model": req.model, "mode": body.mode,
         "candidates": [{"backend": v.backend, "accepted": v.accepted, "reason": v.reason,
                         "expected_cost_usd": v.expected_cost_usd} for v in trace],
@@ -175,22 +174,22 @@ async def pii_analyze(gw, ctx, request):
     from gateway.pii.entities import PiiAnalysisError
     from gateway.pii.transform import scan_record
 
-    principal = await pipeline.authenticate(gw, ctx, request, roles=("security", "admin"))
-    body = parse(AnalyzeRequest, await pipeline.read_json(request, gw.settings.max_body_bytes))
+    principal = await authenticate(gw, ctx, request, roles=("security", "admin"))
+    body = parse(AnalyzeRequest, await read_json(request, gw.settings.max_body_bytes))
     policy = gw.policies.for_tenant(principal.tenant).pii
     try:
         [entities] = await analyzer_for(policy).aanalyze([body.text], policy.timeout_s)
     except PiiAnalysisError:
         raise APIError(503, "PII analysis failed; retry later.", "pii_analysis_failed") from None
-    return pipeline.json_response(scan_record(body.text, entities, policy, body.zone))
+    return json_response(scan_record(body.text, entities, policy, body.zone))
 
 
 async def moe_experts(gw, ctx, request):
     """Expert utilization of the local MoE backends this tenant's policy declares."""
     from gateway.experts import snapshot
 
-    principal = await pipeline.authenticate(gw, ctx, request, roles=("security", "admin"))
-    return pipeline.json_response({"backends": snapshot(gw, [gw.policies.for_tenant(principal.tenant)])})
+    principal = await authenticate(gw, ctx, request, roles=("security", "admin"))
+    return json_response({"backends": snapshot(gw, [gw.policies.for_tenant(principal.tenant)])})
 
 
 def routes(api) -> list[Route]:

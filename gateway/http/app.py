@@ -20,13 +20,15 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import pipeline
-from gateway.audit.writer import event_from
 from gateway.compliance.desk import routes as desk
 from gateway.config import Settings
 from gateway.context import RequestContext
 from gateway.errors import APIError
 from gateway.http import admin, openapi
+from gateway.http.authn import authenticate
+from gateway.http.jsonio import json_response
 from gateway.http.serving import MAX_HEADER_BYTES, headers_too_large, request_timeout
+from gateway.record import event_from
 from gateway.routing import visible_backends
 from gateway.state import GatewayState
 from gateway.telemetry import CONTENT_TYPE, LATENCY, REQUESTS, metrics_payload, setup_tracing, shutdown_tracing, tracer
@@ -74,27 +76,27 @@ def _model_card(name: str) -> dict:
 
 @api
 async def list_models(gw, ctx, request):
-    principal = await pipeline.authenticate(gw, ctx, request, roles=("app", "admin"))
+    principal = await authenticate(gw, ctx, request, roles=("app", "admin"))
     policy = gw.policies.for_tenant(principal.tenant)
     data = [_model_card(b.name) for b in visible_backends(policy, principal)]
     data += [_model_card(alias) for alias in policy.routing.aliases]
-    return pipeline.json_response({"object": "list", "data": data})
+    return json_response({"object": "list", "data": data})
 
 
 @api
 async def get_model(gw, ctx, request):
-    principal = await pipeline.authenticate(gw, ctx, request, roles=("app", "admin"))
+    principal = await authenticate(gw, ctx, request, roles=("app", "admin"))
     name = request.path_params["model"]
     ctx.requested_model = name
     policy = gw.policies.for_tenant(principal.tenant)
     if name in policy.routing.aliases or any(b.name == name for b in visible_backends(policy, principal)):
-        return pipeline.json_response(_model_card(name))
+        return json_response(_model_card(name))
     raise APIError(404, f"The model '{name}' does not exist or you do not have access to it.", "model_not_found",
                    param="model")
 
 
 async def healthz(request: Request) -> Response:
-    return pipeline.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def readyz(request: Request) -> Response:
@@ -104,7 +106,7 @@ async def readyz(request: Request) -> Response:
     alarms = request.app.state.gw.alarms()
     if alarms:
         body["detail"] = alarms
-    return pipeline.json_response(body, 200 if ready else 503)
+    return json_response(body, 200 if ready else 503)
 
 
 def _bearer_is(request: Request, token: str) -> bool:
@@ -236,7 +238,7 @@ class RequestEnvelope:
         async def durable() -> bool:
             nonlocal audited
             audited = True
-            return await gw.audit.submit_durable(event_from(ctx), strict_timeout())
+            return await gw.audit.submit_durable(event_from(ctx, gw.settings.secret), strict_timeout())
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started, held_start, held_done
@@ -251,8 +253,12 @@ class RequestEnvelope:
                 # What the gateway itself added: everything so far except waiting on the upstream.
                 overhead = ctx.elapsed_ms() - ctx.stages.get("call", 0.0)
                 headers["x-bulkhead-overhead-ms"] = f"{overhead:.2f}"
-                if ctx.risk:
-                    headers["x-bulkhead-risk-tier"] = ctx.risk["tier"]
+                if ctx.risk is not None:
+                    headers["x-bulkhead-risk-tier"] = ctx.risk.tier
+                if ctx.grounding is not None:
+                    headers["x-bulkhead-grounding"] = ctx.grounding
+                if ctx.cache is not None:
+                    headers["x-bulkhead-cache"] = ctx.cache
                 if not ctx.stream and ctx.backend and ctx.status < 400:
                     headers["x-bulkhead-cost-usd"] = f"{ctx.cost_usd:.8f}"
                 held_start = message
@@ -283,13 +289,13 @@ class RequestEnvelope:
         if oversized:
             ctx.status, ctx.error_code = 431, "request_headers_too_large"
             await headers_too_large().response()(scope, receive, send_with_headers)
-            gw.audit.submit(event_from(ctx))
+            gw.audit.submit(event_from(ctx, gw.settings.secret))
             return
         if not gw.audit.accepting:
             # Nothing more can be recorded (database down, spool full): serve nothing unrecorded.
             ctx.status, ctx.error_code = 503, "audit_unavailable"
             await _audit_unavailable().response()(scope, receive, send_with_headers)
-            gw.audit.submit(event_from(ctx))
+            gw.audit.submit(event_from(ctx, gw.settings.secret))
             return
         with tracer().start_as_current_span("request", attributes={"http.route": scope["path"]}) as span:
             try:
@@ -317,7 +323,7 @@ class RequestEnvelope:
                 if ctx.backend:
                     span.set_attribute("bulkhead.backend", ctx.backend)
                 if not audited:
-                    gw.audit.submit(event_from(ctx))
+                    gw.audit.submit(event_from(ctx, gw.settings.secret))
                 label = _endpoint_label(ctx)
                 REQUESTS.labels(label, str(ctx.status), ctx.backend or "none").inc()
                 LATENCY.labels(label).observe(ctx.elapsed_ms() / 1000)

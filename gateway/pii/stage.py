@@ -23,13 +23,15 @@ from gateway.pii.restore import StreamRestorer, restore_response
 from gateway.pii.transform import Inspection, Transformed, inspect_request, transform_request
 from gateway.pii.vault import Vault
 from gateway.policy import Backend
+from gateway.request import Texts
 
 log = logging.getLogger("bulkhead.pii")
 
 
 @dataclass
-class Privacy:
-    """One request's PII state. Lives only as long as the request; the vault with it."""
+class PrivacyPlan:
+    """One request's PII state: what was found, each trust zone's treatment of it, what the answer
+    leaked. Lives only as long as the request; the vault with it."""
 
     policy: PiiPolicy
     body: dict[str, Any]
@@ -113,6 +115,23 @@ class Privacy:
             out["inline_media"] = self.inline_media
         return out
 
+    def scrubbed(self, answer: str | None) -> dict | None:
+        """The request as an external backend would see it (placeholders for what the policy
+        protects) and the answer with the same values replaced; nothing when it was never analysed."""
+        if self.inspection is None:
+            return None
+        try:
+            external = transform_request(self.body, self.inspection, self.policy, "external")
+        except Exception:  # a `block` treatment: there is no scrubbed form to keep
+            return None
+        out: dict[str, Any] = {"messages": Texts.of(external.body).per_message}
+        if answer is not None:
+            vault = external.vault
+            for value in sorted(vault.values() if vault else (), key=len, reverse=True):
+                answer = answer.replace(value, vault.placeholder("X", value))
+            out["answer"] = answer
+        return out
+
 
 def _analyzer(policy: PiiPolicy):
     # Imported on first use: Presidio, spaCy and transformers take seconds to import, which a
@@ -122,9 +141,9 @@ def _analyzer(policy: PiiPolicy):
     return analyzer_for(policy)
 
 
-async def inspect(policy: PiiPolicy, body: dict[str, Any], *, large: bool = False) -> Privacy:
+async def inspect(policy: PiiPolicy, body: dict[str, Any], *, large: bool = False) -> PrivacyPlan:
     """`large`: a body big enough that walking it belongs off the event loop."""
-    state = Privacy(policy, body)
+    state = PrivacyPlan(policy, body)
     # Also where inspection is off: the risk stage reads the same texts.
     fields = await asyncio.to_thread(_checked_texts, policy, body) if large else _checked_texts(policy, body)
     if not policy.enabled:
@@ -183,7 +202,7 @@ def _set_answer_texts(body: dict[str, Any], texts: list[str]) -> dict[str, Any]:
     return out
 
 
-async def scan_answer(state: Privacy, body: dict[str, Any], *, can_change: bool = True) -> dict[str, Any]:
+async def scan_answer(state: PrivacyPlan, body: dict[str, Any], *, can_change: bool = True) -> dict[str, Any]:
     """PII in the (restored) answer that the request did not contain: redact, flag or block, as the
     policy says. A stream can only be recorded (`can_change=False`): it has already been sent."""
     if not state.policy.enabled or not state.policy.output_scan.enabled or state.inspection is None:
@@ -206,3 +225,9 @@ async def scan_answer(state: Privacy, body: dict[str, Any], *, can_change: bool 
     if can_change and scan.action == "redact" and scan.leaked:
         return _set_answer_texts(body, scan.texts)
     return body
+
+
+def answer_text(body: dict[str, Any]) -> str:
+    """The first choice's text: what the checks verify and the audit's answer HMAC covers."""
+    texts = answer_texts(body)
+    return texts[0] if texts else ""

@@ -1,59 +1,51 @@
-"""The pipeline's risk stage: the request's texts, the PII stage's counts and the caller's declared
-data class in; one tier and action out (gateway/risk/ does the scoring). The embedding model runs
-off the event loop."""
+"""The pipeline's risk stage: the caller's texts, the PII stage's counts and the declared data
+class in; one tier and action out (gateway/risk/ does the scoring). The embedding model runs off
+the event loop, under the policy's time limit."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import APIError
-from gateway.pii.stage import Privacy
+from gateway.pii.stage import PrivacyPlan
+from gateway.request import Texts
 from gateway.risk.assess import DataClassError, get_engine
 from gateway.risk.config import TIERS, RiskPolicy
 from gateway.routing import Risk
 
 
-def risk_texts(body: dict[str, Any]) -> list[str]:
-    """What the caller supplied: user and tool messages, prompts, inputs. The app's own system
-    prompt is its instructions, not the user's data, and would flag every request alike."""
-    texts: list[str] = []
-    for message in body.get("messages") or []:
-        if not isinstance(message, dict) or message.get("role") not in ("user", "tool", "function"):
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            texts.append(content)
-        elif isinstance(content, list):
-            texts += [p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
-    for key in ("prompt", "input"):
-        value = body.get(key)
-        if isinstance(value, str):
-            texts.append(value)
-        elif isinstance(value, list):
-            texts += [v for v in value if isinstance(v, str)]
-    return texts
+@dataclass(frozen=True, slots=True)
+class RiskAssessment(Risk):
+    """The tier and action routing acts on, and why, for the audit record."""
+
+    signals: dict[str, Any] = field(default_factory=dict)
+    injection_score: float | None = None
+    domains: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any]:
+        return {"tier": self.tier, "action": self.action, "signals": self.signals,
+                "injection_score": self.injection_score, "domains": self.domains, "reasons": self.reasons}
 
 
-async def assess_risk(policy: RiskPolicy, body: dict[str, Any], privacy: Privacy, headers) -> tuple[Risk, dict]:
+async def assess_risk(policy: RiskPolicy, texts: Texts, privacy: PrivacyPlan, declared: str | None) -> RiskAssessment:
+    """`declared`: the data class the caller named in the policy's header, if any."""
     counts = dict(privacy.inspection.counts()) if privacy.inspection is not None else {}
     secrets = counts.pop("SECRET", 0)
-    declared = headers.get(policy.data_class.header)
     try:
-        scoring = asyncio.to_thread(get_engine().assess, risk_texts(body), counts, secrets, declared, policy)
+        scoring = asyncio.to_thread(get_engine().assess, texts.supplied, counts, secrets, declared, policy)
         result = await asyncio.wait_for(scoring, policy.timeout_s)
     except DataClassError as exc:
         raise APIError(400, str(exc), "invalid_data_class", param=policy.data_class.header) from None
     except TimeoutError:
         # Unscored is not low risk: the request may still be answered, but only inside the boundary.
-        record = {"tier": "high", "action": "require_internal", "signals": {"timeout": True}, "injection_score": None,
-                  "domains": [], "reasons": [f"risk scoring took longer than {policy.timeout_s} s"]}
-        return Risk("high", "require_internal"), record
+        return RiskAssessment("high", "require_internal", signals={"timeout": True},
+                              reasons=[f"risk scoring took longer than {policy.timeout_s} s"])
     tier, action = result.tier, result.action
     if privacy.held_inside:
         # Unanalysed text (or unreadable media) may contain anything: it stays inside the trust boundary.
         tier = max(tier, "high", key=TIERS.index)
         action = "block" if action == "block" else "require_internal"
-    record = {"tier": tier, "action": action, "signals": result.signals, "injection_score": result.injection_score,
-              "domains": result.domains, "reasons": result.reasons}
-    return Risk(tier, action), record
+    return RiskAssessment(tier, action, result.signals, result.injection_score, result.domains, result.reasons)

@@ -145,7 +145,7 @@ def test_duplicate_check_on_a_large_body_with_colons_in_its_strings():
     """The check's slow path (strings containing `":`) on a body near the 4 MiB limit: no false
     alarm. The cost is printed (bench figures, never asserted): it stays within a small multiple of
     orjson's own parse."""
-    from gateway.pipeline import decode_json
+    from gateway.http.jsonio import decode_json
 
     text = 'time 10:30, ratio 3:1, he said \\":" then "model": x ' * 60_000
     body = orjson.dumps({"model": "echo", "messages": [{"role": "user", "content": text[:3_500_000]}]})

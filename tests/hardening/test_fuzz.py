@@ -1,5 +1,5 @@
 """Property-based fuzzing (Hypothesis) of the three parsers that take hostile input: the request
-parser (`pipeline.read_json` / `decode_json` + `schemas.parse`), the SSE stream restorer, and the
+parser (`http.jsonio.read_json` / `decode_json` + `schemas.parse`), the SSE stream restorer, and the
 policy loader. Each property is the contract: an OpenAI-shaped 4xx or a value, a restored stream
 identical to the restored whole, a located error or a valid policy. Never another exception, never
 a hang (each example has a deadline). Bounded: well under a minute in all."""
@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from starlette.requests import Request
 
 from gateway.errors import APIError
+from gateway.http.jsonio import MAX_JSON_DEPTH, decode_json, read_json
 from gateway.pii.restore import StreamRestorer
 from gateway.pii.vault import Vault
-from gateway.pipeline import MAX_JSON_DEPTH, decode_json, read_json
 from gateway.policy.loader import PolicyError, load_policy_set
 from gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, parse
 

@@ -69,7 +69,7 @@ def test_headers_cannot_choose_the_upstream():
 
 
 def test_json_depth_limit():
-    from gateway.pipeline import MAX_JSON_DEPTH, _depth_exceeds
+    from gateway.http.jsonio import MAX_JSON_DEPTH, _depth_exceeds
 
     def nest(n):
         value: object = "x"

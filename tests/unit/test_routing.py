@@ -7,6 +7,7 @@ import pytest
 from gateway.auth import Principal
 from gateway.errors import APIError
 from gateway.policy import Policy
+from gateway.request import ModelRequest
 from gateway.routing import Risk, decide, difficulty
 
 APP = Principal(tenant_id="t", tenant="t", key_id="k", roles=("app",))
@@ -27,26 +28,31 @@ def policy(**routing) -> Policy:
     ], "routing": routing})
 
 
+def route(p: Policy, model: str, mode: str, body: dict, *, risk: Risk = Risk(), prompt_tokens: int = 0,
+          latency_ms: dict | None = None):
+    return decide(p, APP, ModelRequest.of(mode, {**body, "model": model}), risk, latency_ms, tokens=prompt_tokens)
+
+
 SIMPLE = {"messages": [{"role": "user", "content": "What is the capital of France?"}]}
 HARD = {"messages": [{"role": "user", "content": "Step by step, analyze and refactor this:\n```python\n"
                       "def f(x):\n    return x\n```\nCompare the trade-offs."}]}
 
 
 def test_alias_takes_the_cheapest_adequate_backend():
-    d = decide(policy(), APP, "bulkhead/auto", "chat", SIMPLE)
+    d = route(policy(), "bulkhead/auto", "chat", SIMPLE)
     assert d.backend.name == "cheap" and d.difficulty == 1
     assert [b.name for b in d.fallbacks] == ["local-small", "mid", "local-big", "strong"]
 
 
 def test_hard_prompt_goes_to_a_stronger_backend():
     assert difficulty(HARD, 60) == 3
-    d = decide(policy(), APP, "bulkhead/auto", "chat", HARD)
+    d = route(policy(), "bulkhead/auto", "chat", HARD)
     assert d.backend.name == "local-big" and d.min_quality == 4
     assert [b.name for b in d.fallbacks] == ["strong"]
 
 
 def test_require_internal_never_offers_an_external_backend():
-    d = decide(policy(), APP, "bulkhead/auto", "chat", SIMPLE, risk=Risk("high", "require_internal"))
+    d = route(policy(), "bulkhead/auto", "chat", SIMPLE, risk=Risk("high", "require_internal"))
     assert {d.backend.name, *(b.name for b in d.fallbacks)} == {"local-small", "local-big"}
     rejected = {v.backend: v.code for v in d.verdicts if not v.accepted}
     assert rejected["cheap"] == "trust" and rejected["strong"] == "trust"
@@ -54,28 +60,28 @@ def test_require_internal_never_offers_an_external_backend():
 
 def test_named_external_model_with_internal_required_is_refused_unless_substitution_is_on():
     with pytest.raises(APIError) as info:
-        decide(policy(), APP, "mid", "chat", SIMPLE, risk=Risk("high", "require_internal"))
+        route(policy(), "mid", "chat", SIMPLE, risk=Risk("high", "require_internal"))
     assert info.value.status == 403 and info.value.code == "no_allowed_backend"
-    d = decide(policy(substitute_named=True), APP, "mid", "chat", SIMPLE, risk=Risk("high", "require_internal"))
+    d = route(policy(substitute_named=True), "mid", "chat", SIMPLE, risk=Risk("high", "require_internal"))
     assert d.backend.trust == "internal"
 
 
 def test_named_model_is_served_as_named_with_only_adequate_fallbacks_when_substitution_is_on():
-    assert decide(policy(), APP, "strong", "chat", SIMPLE).fallbacks == ()
-    d = decide(policy(substitute_named=True), APP, "mid", "chat", SIMPLE)
+    assert route(policy(), "strong", "chat", SIMPLE).fallbacks == ()
+    d = route(policy(substitute_named=True), "mid", "chat", SIMPLE)
     assert d.backend.name == "mid" and all(b.quality >= 3 for b in d.fallbacks)
 
 
 def test_block_context_window_region_and_mode():
     with pytest.raises(APIError) as info:
-        decide(policy(), APP, "bulkhead/auto", "chat", SIMPLE, risk=Risk("critical", "block"))
+        route(policy(), "bulkhead/auto", "chat", SIMPLE, risk=Risk("critical", "block"))
     assert info.value.status == 403
-    d = decide(policy(), APP, "bulkhead/auto", "chat", HARD, prompt_tokens=9000)
+    d = route(policy(), "bulkhead/auto", "chat", HARD, prompt_tokens=9000)
     assert d.backend.name == "strong"  # local-big's 8k window is too small
     with pytest.raises(APIError) as info:
-        decide(policy(regions=["eu"]), APP, "bulkhead/auto", "chat", SIMPLE)
+        route(policy(regions=["eu"]), "bulkhead/auto", "chat", SIMPLE)
     assert info.value.code == "no_allowed_backend"
-    assert decide(policy(), APP, "bulkhead/auto", "embeddings", {"input": "x"}).backend.name == "embedder"
+    assert route(policy(), "bulkhead/auto", "embeddings", {"input": "x"}).backend.name == "embedder"
 
 
 def test_latency_breaks_cost_ties():
@@ -83,4 +89,4 @@ def test_latency_breaks_cost_ties():
         {"name": n, "adapter": "openai", "model": n, "api_base": BASE, "price": {"input_per_mtok": 1,
                                                                                  "output_per_mtok": 1}}
         for n in ("a", "b")]})
-    assert decide(p, APP, "bulkhead/auto", "chat", SIMPLE, latency_ms={"a": 90.0, "b": 20.0}).backend.name == "b"
+    assert route(p, "bulkhead/auto", "chat", SIMPLE, latency_ms={"a": 90.0, "b": 20.0}).backend.name == "b"
