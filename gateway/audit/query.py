@@ -4,10 +4,11 @@ Every query runs inside a transaction that first calls `scope()` (row-level secu
 and also names the tenant in its WHERE clause (SQLite has no RLS), so a tenant's staff can only
 ever read their own tenant's rows, on either database.
 
-Filters are all SQL (the JSON ones through portable JSON path operators, the grounding verdict
-through the `hallucination_checks` table), so keyset pagination on the chain's `seq` stays exact:
-a page is `limit` matching rows after the cursor, never a page thinned out afterwards. Exports
-and proofs walk the same keyset in batches, so memory stays bounded however large the range.
+Filters (parsed in `params.py`) are all SQL (the JSON ones through portable JSON path operators, the
+grounding verdict through the `hallucination_checks` table), so keyset pagination on the chain's
+`seq` stays exact: a page is `limit` matching rows after the cursor, never a page thinned out
+afterwards. Exports and proofs walk the same keyset in batches, so memory stays bounded however
+large the range; each event is rendered by `records.py`.
 
 What comes back is what is stored: counts of PII by type, risk signals, routing decisions,
 content as per-tenant HMACs. No query here can return a prompt or an answer, because none is kept.
@@ -15,47 +16,51 @@ content as per-tenant HMACs. No query here can return a prompt or an answer, bec
 
 from __future__ import annotations
 
-import base64
-import binascii
-import csv
-import io
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, fields, replace
-from datetime import UTC, date, datetime
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 from sqlalchemy import Numeric, Text, and_, case, cast, exists, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.audit.chain import CHAIN_FIELDS, format_money, format_ts, row_hash
+from gateway.audit.chain import format_ts, row_hash
 from gateway.audit.content import matches
+
+# Kept importable here for gateway/compliance/api.py, which reads them as `q.<name>`; they belong to
+# params.py, and go once api.py imports them from there.
+from gateway.audit.params import (  # noqa: F401
+    DEFAULT_LIMIT,
+    FILTER_PARAMS,
+    MAX_LIMIT,
+    PAGE_PARAMS,
+    RISK_TIERS,
+    Filters,
+    QueryError,
+    decode_cursor,
+    encode_cursor,
+    parse_filters,
+    parse_limit,
+    parse_order,
+    single_values,
+    valid_text,
+)
+from gateway.audit.records import (
+    BLOCK_CODES,
+    CSV_COLUMNS,
+    blocked_by,
+    csv_bytes,
+    csv_row,
+    event_record,
+    outcome,
+    trace,
+)
 from gateway.models import AuditEvent, HallucinationCheck
 from gateway.tenancy import scope
 
-MAX_LIMIT = 500
-DEFAULT_LIMIT = 100
 BATCH = 500
-RISK_TIERS = ("low", "medium", "high", "critical")
 GROUNDING_KIND = "grounding"
-
-# Error codes that mean the gateway refused a request (or withheld an answer) by policy, and why.
-BLOCK_CODES = {
-    "request_blocked": "risk",        # 403: the risk tier's action is block
-    "pii_blocked": "pii",             # 400: the PII policy blocks an entity type
-    "model_not_allowed": "policy",    # 403: the tenant or key may not use the model
-    "answer_blocked": "pii_output",   # 502: the answer carried PII the output scan blocks
-}
-
-# The pipeline's stages in the order they run (gateway/pipeline.py). Stored JSON has sorted keys, so
-# the decision trace is put back in this order; a stage not listed here goes last.
-STAGE_ORDER = ("authenticate", "parse", "inspect", "risk", "decide", "transform", "cache", "admit", "call",
-               "restore", "verify", "record")
-
-FILTER_PARAMS = ("since", "until", "key_id", "backend", "risk_tier", "status", "pii_type", "grounding",
-                 "request_id", "kind", "endpoint", "blocked")
-PAGE_PARAMS = ("limit", "cursor", "order")
 
 EVENTS = AuditEvent.__table__
 CHECKS = HallucinationCheck.__table__
@@ -64,192 +69,6 @@ HC = CHECKS.c
 EVENT_COLUMNS = [c for c in AuditEvent.__table__.columns if c.name != "id"]
 CHECK_COLUMNS = [HC.kind, HC.version, HC.backend, HC.score, HC.threshold, HC.verdict, HC.action, HC.claims,
                  HC.latency_ms, HC.error]
-
-
-class QueryError(ValueError):
-    """A query parameter that cannot be used; `param` names it (the API answers 400)."""
-
-    def __init__(self, param: str, message: str) -> None:
-        super().__init__(message)
-        self.param = param
-        self.message = message
-
-
-# -- parameters -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    since: datetime | None = None  # inclusive
-    until: datetime | None = None  # exclusive
-    key_id: str | None = None
-    backend: str | None = None
-    risk_tier: str | None = None
-    status: int | None = None
-    status_class: int | None = None  # 4 for "4xx"
-    pii_type: str | None = None
-    grounding: str | None = None
-    request_id: str | None = None
-    kind: str | None = None
-    endpoint: str | None = None
-    blocked: bool | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """The filters as given (normalized), for responses and for the audit record of the query.
-        Only identifiers, codes and times: nothing here is personal data."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None:
-                continue
-            if f.name == "status_class":
-                out["status"] = f"{value}xx"
-            elif isinstance(value, datetime):
-                out[f.name] = format_ts(value)
-            else:
-                out[f.name] = value
-        return out
-
-
-def single_values(params: Any, allowed: Iterable[str]) -> dict[str, str]:
-    """Query parameters as a dict, refusing unknown names and repeated ones: a typo must not turn
-    into an unfiltered answer that looks filtered."""
-    allowed = set(allowed)
-    items = params.multi_items() if hasattr(params, "multi_items") else list(params.items())
-    out: dict[str, str] = {}
-    for name, value in items:
-        if name not in allowed:
-            shown = name if _PRINTABLE.fullmatch(name or "") and len(name) <= 40 else "(unprintable)"
-            raise QueryError(name[:40], f"Unknown query parameter '{shown}'. Known: {', '.join(sorted(allowed))}.")
-        if name in out:
-            raise QueryError(name, f"The query parameter '{name}' is given more than once.")
-        out[name] = value
-    return out
-
-
-_PRINTABLE = re.compile(r"[\x20-\x7e]*")
-_TEXT = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
-_OFFSET_SPACE = re.compile(r"(.*\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)")
-
-
-def valid_text(value: str) -> bool:
-    """1 to 200 characters, none of them control characters (NUL would fail on Postgres)."""
-    return bool(_TEXT.fullmatch(value))
-
-
-def _text(name: str, value: str) -> str:
-    if not _TEXT.fullmatch(value):
-        raise QueryError(name, f"'{name}' must be 1 to 200 characters without control characters.")
-    return value
-
-
-def _pattern(name: str, value: str, pattern: str, what: str) -> str:
-    if not re.fullmatch(pattern, value):
-        raise QueryError(name, f"'{name}' must be {what}.")
-    return value
-
-
-def parse_time(name: str, value: str) -> datetime:
-    """ISO-8601 date or timestamp; UTC when no offset is given. A '+' of an offset that arrived
-    unencoded in a URL (and so became a space) is taken back."""
-    raw = value.strip()
-    m = _OFFSET_SPACE.fullmatch(raw)
-    if m:
-        raw = f"{m.group(1)}+{m.group(2)}"
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
-            d = date.fromisoformat(raw)
-            parsed = datetime(d.year, d.month, d.day, tzinfo=UTC)
-        else:
-            parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        raise QueryError(name, f"'{name}' must be an ISO-8601 date or timestamp, e.g. 2026-01-31 or "
-                         "2026-01-31T08:00:00Z.") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:
-        raise QueryError(name, f"'{name}' is out of range.") from None
-
-
-def parse_filters(values: Mapping[str, str]) -> Filters:
-    """Filters from query-string values (other keys are ignored; empty values mean no filter, as an
-    HTML form sends them)."""
-    v = {k: s for k, s in values.items() if k in FILTER_PARAMS and s is not None and s.strip() != ""}
-    out: dict[str, Any] = {}
-    for name in ("since", "until"):
-        if name in v:
-            out[name] = parse_time(name, v[name])
-    if "since" in out and "until" in out and out["since"] >= out["until"]:
-        raise QueryError("until", "'until' must be later than 'since'.")
-    for name in ("key_id", "backend", "request_id", "endpoint"):
-        if name in v:
-            out[name] = _text(name, v[name].strip())
-    if "risk_tier" in v:
-        tier = v["risk_tier"].strip().lower()
-        if tier not in RISK_TIERS:
-            raise QueryError("risk_tier", f"'risk_tier' must be one of {', '.join(RISK_TIERS)}.")
-        out["risk_tier"] = tier
-    if "status" in v:
-        s = v["status"].strip().lower()
-        if re.fullmatch(r"[1-5]xx", s):
-            out["status_class"] = int(s[0])
-        elif re.fullmatch(r"[1-5]\d\d", s):
-            out["status"] = int(s)
-        else:
-            raise QueryError("status", "'status' must be an HTTP status code (403) or a class (4xx).")
-    if "pii_type" in v:
-        out["pii_type"] = _pattern("pii_type", v["pii_type"].strip().upper(), r"[A-Z][A-Z0-9_]{0,63}",
-                                   "an entity type such as EMAIL_ADDRESS")
-    if "grounding" in v:
-        out["grounding"] = _pattern("grounding", v["grounding"].strip().lower(), r"[a-z][a-z_]{0,15}",
-                                    "a check verdict such as pass or fail")
-    if "kind" in v:
-        out["kind"] = _pattern("kind", v["kind"].strip(), r"[a-z][a-z0-9_.]{0,31}",
-                               "an event kind such as request or policy.applied")
-    if "blocked" in v:
-        b = v["blocked"].strip().lower()
-        if b not in ("true", "false", "1", "0", "yes", "no"):
-            raise QueryError("blocked", "'blocked' must be true or false.")
-        out["blocked"] = b in ("true", "1", "yes")
-    return Filters(**out)
-
-
-def parse_limit(value: str | None, default: int | None = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int | None:
-    if value is None or value.strip() == "":
-        return default
-    if not re.fullmatch(r"\d{1,9}", value.strip()) or not 1 <= int(value) <= maximum:
-        raise QueryError("limit", f"'limit' must be an integer from 1 to {maximum}.")
-    return int(value)
-
-
-def parse_order(value: str | None, default: str = "desc") -> str:
-    if value is None or value.strip() == "":
-        return default
-    if value not in ("asc", "desc"):
-        raise QueryError("order", "'order' must be asc or desc.")
-    return value
-
-
-def encode_cursor(seq: int, order: str) -> str:
-    return base64.urlsafe_b64encode(f"v1.{order}.{seq}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(value: str | None, order: str) -> int | None:
-    """The seq after which the next page starts; the cursor is opaque to clients."""
-    if value is None or value == "":
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode("ascii")
-    except (binascii.Error, ValueError):
-        raw = ""
-    m = re.fullmatch(r"v1\.(asc|desc)\.(\d{1,19})", raw) if len(value) <= 64 else None
-    if m is None:
-        raise QueryError("cursor", "'cursor' is not a cursor this API returned.")
-    if m.group(1) != order:
-        raise QueryError("cursor", f"This cursor pages order={m.group(1)}; pass the same order with it.")
-    return int(m.group(2))
 
 
 # -- SQL ------------------------------------------------------------------------------------------
@@ -316,79 +135,6 @@ async def iter_rows(engine: AsyncEngine, tenant_id: str, f: Filters, *, order: s
         after = rows[-1]["seq"]
 
 
-# -- records --------------------------------------------------------------------------------------
-
-
-def event_record(row: Mapping[str, Any]) -> dict:
-    """One event as the API returns it: every chained field plus `hash`, timestamps as UTC ISO-8601
-    and money as a decimal string, exactly as the chain hashes them, so JSON lines of a contiguous
-    export verify offline (`bulkhead audit verify --export`)."""
-    out = {name: row.get(name) for name in CHAIN_FIELDS}
-    out["ts"] = format_ts(row["ts"])
-    out["cost_usd"] = format_money(row.get("cost_usd") or 0)
-    out["latency_ms"] = float(row.get("latency_ms") or 0)
-    out["hash"] = row["hash"]
-    return out
-
-
-def blocked_by(error_code: str | None) -> str | None:
-    return BLOCK_CODES.get(error_code or "")
-
-
-def outcome(row: Mapping[str, Any]) -> str:
-    if blocked_by(row.get("error_code")):
-        return "blocked"
-    status = int(row.get("status") or 0)
-    return "ok" if 0 < status < 400 else "error"
-
-
-CSV_COLUMNS = ("seq", "request_id", "ts", "kind", "method", "endpoint", "key_id", "requested_model", "backend",
-               "provider_model", "status", "error_code", "outcome", "stream", "tokens_in", "tokens_out", "cost_usd",
-               "latency_ms", "policy_version", "attempts", "risk_tier", "risk_action", "pii_detected",
-               "route_reason", "checks", "prev_hash", "hash")
-
-
-def _spreadsheet_safe(value: Any) -> Any:
-    """Text that a spreadsheet would run as a formula (a client chose the model name, say) is
-    quoted so that it stays text."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
-def _counts(d: Any) -> str:
-    if not isinstance(d, dict):
-        return ""
-    return ";".join(f"{k}={d[k]}" for k in sorted(d))
-
-
-def csv_row(row: Mapping[str, Any]) -> list:
-    risk = row.get("risk") if isinstance(row.get("risk"), dict) else {}
-    pii = row.get("pii") if isinstance(row.get("pii"), dict) else {}
-    route = row.get("route") if isinstance(row.get("route"), dict) else {}
-    checks = row.get("checks") if isinstance(row.get("checks"), list) else []
-    values = {
-        **{k: row.get(k) for k in CSV_COLUMNS if k in row},
-        "ts": format_ts(row["ts"]),
-        "cost_usd": format_money(row.get("cost_usd") or 0),
-        "outcome": outcome(row),
-        "stream": "true" if row.get("stream") else "false",
-        "risk_tier": risk.get("tier"),
-        "risk_action": risk.get("action"),
-        "pii_detected": _counts(pii.get("detected")),
-        "route_reason": route.get("reason"),
-        "checks": ";".join(f"{c.get('kind')}={c.get('verdict')}" for c in checks if isinstance(c, dict)),
-    }
-    return [_spreadsheet_safe("" if values.get(k) is None else values[k]) for k in CSV_COLUMNS]
-
-
-def _csv_bytes(rows: Iterable[list]) -> bytes:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerows(rows)
-    return buf.getvalue().encode()
-
-
 # -- the queries ----------------------------------------------------------------------------------
 
 
@@ -415,10 +161,10 @@ async def export(engine: AsyncEngine, tenant_id: str, f: Filters, fmt: str, *, o
     if fmt not in ("csv", "jsonl"):
         raise QueryError("format", "'format' must be json, csv or jsonl.")
     if fmt == "csv":
-        yield _csv_bytes([list(CSV_COLUMNS)])
+        yield csv_bytes([list(CSV_COLUMNS)])
     async for rows in iter_rows(engine, tenant_id, f, order=order, limit=limit, after=after):
         if fmt == "csv":
-            yield _csv_bytes(csv_row(r) for r in rows)
+            yield csv_bytes(csv_row(r) for r in rows)
         else:
             yield b"".join(orjson.dumps(event_record(r)) + b"\n" for r in rows)
 
@@ -441,7 +187,7 @@ async def event_detail(engine: AsyncEngine, tenant_id: str, request_id: str) -> 
     route with every rejected candidate and why, risk signals, PII counts and treatment), the
     hallucination-check rows, and where the event sits in the chain (and whether it still
     matches its hash and links to its neighbours). None if this tenant has no such request."""
-    if not _TEXT.fullmatch(request_id):
+    if not valid_text(request_id):
         return None
     async with engine.connect() as conn:
         await scope(conn, tenant_id)
@@ -469,15 +215,6 @@ async def event_detail(engine: AsyncEngine, tenant_id: str, request_id: str) -> 
         "next_links": None if after is None else after.prev_hash == row["hash"],
     }
     return record
-
-
-def trace(stages: Any) -> list[dict]:
-    """The stages of one request, in pipeline order, with the milliseconds each took."""
-    if not isinstance(stages, dict):
-        return []
-    rank = {name: i for i, name in enumerate(STAGE_ORDER)}
-    names = sorted(stages, key=lambda n: rank.get(n, len(rank)))
-    return [{"stage": name, "ms": stages[name]} for name in names]
 
 
 async def event_exists(engine: AsyncEngine, tenant_id: str, request_id: str) -> bool:
