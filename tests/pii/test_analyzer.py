@@ -4,9 +4,11 @@ import time
 import pytest
 
 from gateway.pii import analyzer as analyzer_mod
-from gateway.pii.analyzer import CHUNK_TOKENS, PiiAnalyzer, analyzer_for, load_nlp, resolve_overlaps
+from gateway.pii.analyzer import CHUNK_TOKENS, PiiAnalyzer, analyzer_for
 from gateway.pii.config import CustomRecognizer, PiiPolicy
 from gateway.pii.entities import Entity, PiiAnalysisError
+from gateway.pii.ner import load_nlp
+from gateway.pii.overlaps import resolve_overlaps
 
 SAMPLE = (
     "My name is Maria Gonzalez and I live at 742 Evergreen Terrace, Springfield. "
