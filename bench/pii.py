@@ -23,7 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.pii.analyzer import SPACY_MODEL, PiiAnalyzer
+from gateway.pii.analyzer import PiiAnalyzer
+from gateway.pii.ner import SPACY_MODEL
 from gateway.pii.restore import StreamRestorer
 from gateway.pii.vault import Vault
 
