@@ -32,6 +32,7 @@ def _litellm():
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     # litellm logs each call at INFO, model names and all; the gateway does its own logging.
     os.environ.setdefault("LITELLM_LOG", "ERROR")
+    # litellm takes ~2 s to import and reads the variables above when it does; only litellm backends pay it
     import litellm
 
     for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):

@@ -18,6 +18,7 @@ def build_adapter(backend) -> Any:
             raise ValueError(f"backend {backend.name!r}: the openai adapter needs api_base")
         return OpenAIHTTPAdapter(backend.name, backend.model, backend.api_base, api_key_env=backend.api_key_env)
     if backend.adapter == "local_moe":
+        # torch takes seconds to import; only gateways with a local_moe backend pay it
         from adapters.local_moe_adapter import LocalMoEAdapter
 
         return LocalMoEAdapter(backend.name, backend.model_dir or backend.model,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import json
 import logging
 import os
 import re
@@ -18,6 +20,8 @@ from gateway.auth import ROLES, KeyStore
 from gateway.config import Settings
 from gateway.db import create_engine, sessionmaker
 from gateway.policy import cli as policy_cli
+from gateway.policy.loader import load_policy_set
+from gateway.report import savings as savings_report
 
 DELEGATED = {
     "audit": "gateway.compliance.cli",
@@ -136,13 +140,8 @@ async def _keys(args, settings: Settings) -> int:
 
 
 async def _report(args, settings: Settings) -> int:
-    import json
-
-    from gateway.policy.loader import load_policy_set
-    from gateway.report import savings
-
     policy = load_policy_set(settings.policies_dir).for_tenant(args.tenant)
-    result = await savings(settings.admin_database_url, args.tenant, args.since, policy)
+    result = await savings_report(settings.admin_database_url, args.tenant, args.since, policy)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -170,6 +169,7 @@ async def bootstrap_demo(settings: Settings) -> str | None:
 
 
 def _serve_uvicorn(args, settings: Settings) -> int:
+    # Only the chosen server is loaded, and no other command (or --help) pays for either.
     import uvicorn
 
     from gateway.http.serving import BoundedHttpToolsProtocol, DrainingServer
@@ -191,6 +191,7 @@ def serve(args, settings: Settings) -> int:
             print(raw, flush=True)
     if args.server == "uvicorn":
         return _serve_uvicorn(args, settings)
+    # Only the chosen server is loaded, and no other command (or --help) pays for either.
     from granian import Granian
     from granian.http import HTTP1Settings
 
@@ -209,8 +210,6 @@ def main(argv: list[str] | None = None) -> int:
     for chatty in ("presidio-analyzer", "sentence_transformers", "httpx"):  # INFO per recognizer / model file
         logging.getLogger(chatty).setLevel(logging.WARNING)
     if argv and argv[0] in DELEGATED:
-        import importlib
-
         try:
             module = importlib.import_module(DELEGATED[argv[0]])
         except ModuleNotFoundError as exc:
@@ -226,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return serve(args, settings)
         if args.command == "migrate":
+            # alembic takes ~80 ms to import; only `migrate` needs it.
             from gateway.migrate import upgrade
 
             upgrade(settings.admin_database_url, args.revision)

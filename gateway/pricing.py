@@ -56,6 +56,7 @@ def litellm_tiers(model: str) -> Tiers:
     question is answered at the long-context rate, which would price every ordinary request of such
     a model (gemini-2.5-pro: 2x input, 1.5x output) at it."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    # litellm takes ~2 s to import (and reads the variable above); only models outside the table ask it
     import litellm
 
     litellm.suppress_debug_info = True  # else an unmapped model prints litellm's provider list to stdout

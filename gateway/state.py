@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 
+import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from adapters.registry import AdapterRegistry
+from gateway import pricing
 from gateway.audit.checkpoints import Checkpointer, CheckpointStore
 from gateway.audit.spool import Spool
 from gateway.audit.writer import AuditWriter
@@ -19,8 +22,12 @@ from gateway.breaker import LocalBreakers, RedisBreakers
 from gateway.cache import LocalCache, RedisCache
 from gateway.config import Settings
 from gateway.db import create_engine, sessionmaker
+from gateway.experts import snapshot
+from gateway.hallucination.lexicon import get_lexicon
 from gateway.limits import LocalLimiter, RedisGuard, RedisLimiter
 from gateway.policy.loader import PolicySet, load_policy_set
+from gateway.policy.reload import PolicyReloader
+from gateway.risk.assess import get_engine
 from gateway.upstream import LatencyTracker, RetryBudget
 
 log = logging.getLogger("bulkhead")
@@ -41,24 +48,19 @@ def _warm_up(policies: PolicySet):
     """Load spaCy, the sentence-embedding model and the grounding check's WordNet lexicon in the
     background, so none lands on a request: `/readyz` answers 503 until the thread ends (a request
     sent anyway waits for the load instead of starting another)."""
-    import threading
 
     def load() -> None:
-        # each import only where a policy needs it: Presidio alone takes seconds to import
         started = time.perf_counter()
         try:
             for policy in (policies.default, *policies.tenants.values()):
                 if policy.pii.enabled:
+                    # presidio + spaCy take seconds to import; only gateways with PII inspection pay it
                     from gateway.pii.analyzer import analyzer_for
 
                     analyzer_for(policy.pii)
                 if policy.risk.embeddings.enabled:
-                    from gateway.risk.assess import get_engine
-
                     get_engine().warm_up(policy.risk)
                 if any("grounding" in rule.checks for rule in policy.hallucination.rules):
-                    from gateway.hallucination.lexicon import get_lexicon
-
                     get_lexicon()
             log.info("models warm in %.0f ms", (time.perf_counter() - started) * 1000)
         except Exception as exc:  # a failed warm-up is retried by the first request
@@ -102,8 +104,6 @@ class GatewayState:
         response_cache: LocalCache | RedisCache = LocalCache()
         guard = RedisGuard()  # Redis unreachable or slow: see Limits.on_redis_error
         if settings.redis_url:
-            import redis.asyncio as aioredis
-
             redis = aioredis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
             limiter = RedisLimiter(redis, guard)
             breakers = RedisBreakers(redis, guard)
@@ -132,9 +132,6 @@ class GatewayState:
         )
         state.extras["checkpointer"] = checkpointer
         state.extras["checkpoint_task"] = asyncio.create_task(checkpointer.run(), name="audit-checkpoints")
-        from gateway import pricing
-        from gateway.policy.reload import PolicyReloader
-
         await asyncio.to_thread(pricing.prime, policies.all_backends())
         state.extras["warm_up"] = _warm_up(policies)
         state.reloader = PolicyReloader(state, settings.policies_dir, settings.policy_watch_seconds or 1.0)
@@ -178,8 +175,6 @@ class GatewayState:
 
     def alarms(self) -> dict[str, str]:
         """Conditions worth a look that do not make the gateway unready (the model still answers)."""
-        from gateway.experts import snapshot
-
         stats = snapshot(self, [self.policies.default, *self.policies.tenants.values()])
         return {f"moe:{name}": f"expert collapse: {s['collapse']}" for name, s in stats.items() if s.get("collapse")}
 

@@ -10,6 +10,12 @@ import argparse
 import sys
 from pathlib import Path
 
+import uvicorn
+
+from local_moe.runtime import open_engine
+from local_moe.server import create_app
+from local_moe.train_demo import train_demo
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bulkhead moe", description="local Mixture-of-Experts runtime")
@@ -36,11 +42,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
-        import uvicorn
-
-        from local_moe.runtime import open_engine
-        from local_moe.server import create_app
-
         engine = open_engine(
             args.model, device=args.device, dtype=args.dtype, max_batch=args.max_batch, max_seq=args.max_seq
         )
@@ -55,8 +56,6 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             engine.close()
         return 0
-    from local_moe.train_demo import train_demo
-
     report = train_demo(Path(args.out), steps=args.steps, balance=not args.no_balance, seed=args.seed)
     print(
         f"wrote {args.out}: {report['params_m']:.1f}M parameters, final loss {report['final_loss']:.3f}, "

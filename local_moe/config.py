@@ -8,6 +8,7 @@ here and in `moe.Router`, nowhere else.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,6 @@ class ModelArgs:
 
 
 def _yarn_mscale(scale: float, mscale: float = 1.0) -> float:
-    import math
-
     return 1.0 if scale <= 1 else 0.1 * mscale * math.log(scale) + 1.0
 
 

@@ -14,6 +14,7 @@ once under the data directory with owner-only permissions. Verifiers should pin 
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import hashlib
 import logging
@@ -190,8 +191,6 @@ class Checkpointer:
         return written
 
     async def run(self) -> None:
-        import asyncio
-
         while True:
             await asyncio.sleep(self._interval)
             await asyncio.to_thread(self.run_once)

@@ -26,10 +26,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import orjson
+from sqlalchemy import Text, cast, select
 
 from gateway.audit.chain import CHAIN_FIELDS, GENESIS, format_money, format_ts
 from gateway.audit.chain import row_hash as _row_hash
 from gateway.audit.checkpoints import CheckpointError, CheckpointStore
+from gateway.models import AuditChainAnchor, AuditChainHead, AuditEvent
+from gateway.tenancy import scope
 
 WINDOW = 1024  # events kept around a break to tell reordering and insertion from editing
 JSON_FIELDS = frozenset({"stages", "detail", "pii", "risk", "route", "checks", "content"})
@@ -187,10 +190,6 @@ def _checkpoints_for(store: CheckpointStore | None, chain: str) -> tuple[list[di
 
 
 async def _anchor(conn, chain: str) -> tuple[int, str] | None:
-    from sqlalchemy import select
-
-    from gateway.models import AuditChainAnchor
-
     row = (await conn.execute(select(AuditChainAnchor.seq, AuditChainAnchor.hash)
                               .where(AuditChainAnchor.chain == chain))).first()
     return (int(row.seq), row.hash) if row else None
@@ -200,10 +199,6 @@ async def db_rows(conn, chain: str, from_seq: int = 0, batch: int = 5000, raw_js
                   ) -> AsyncIterator[dict]:
     """The chain's events in seq order, read in keyset batches (bounded memory, any driver);
     `raw_json=False` parses the JSON columns."""
-    from sqlalchemy import Text, cast, select
-
-    from gateway.models import AuditEvent
-
     table = AuditEvent.__table__
     # JSON columns come back as the text stored and are hashed as is (embedded as orjson Fragments):
     # the writer stores canonical JSON, so nothing needs parsing. Text that is not canonical (rows
@@ -244,8 +239,6 @@ async def db_rows(conn, chain: str, from_seq: int = 0, batch: int = 5000, raw_js
 async def verify_database(engine, chain: str, checkpoints: CheckpointStore | None = None,
                           from_checkpoint: bool = False) -> VerifyReport:
     """Verify one chain in the database. As the gateway's role this must be the caller's tenant."""
-    from gateway.tenancy import scope
-
     cps, cp_error = _checkpoints_for(checkpoints, chain)
     async with engine.connect() as conn:
         await scope(conn, chain)
@@ -269,10 +262,6 @@ async def verify_database(engine, chain: str, checkpoints: CheckpointStore | Non
 
 
 async def database_chains(engine) -> list[str]:
-    from sqlalchemy import select
-
-    from gateway.models import AuditChainHead
-
     async with engine.connect() as conn:
         return list((await conn.execute(select(AuditChainHead.chain).order_by(AuditChainHead.chain))).scalars())
 

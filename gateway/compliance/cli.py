@@ -14,8 +14,14 @@ from pathlib import Path
 import orjson
 from sqlalchemy import select
 
+from gateway.audit import query as audit_query
 from gateway.audit.checkpoints import CheckpointStore, parse_public_key, public_hex
+from gateway.audit.retention import prune_chain
+from gateway.audit.verify import database_chains, db_rows, export_line, export_rows, verify_database, verify_export
 from gateway.config import Settings
+from gateway.db import create_engine
+from gateway.models import AuditChainHead, Tenant
+from gateway.policy.loader import load_policy_set
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,8 +74,6 @@ def _store(settings: Settings, directory: Path | None, public_key: str | None) -
 
 
 async def _tenant_ids(engine, name: str | None) -> list[str] | None:
-    from gateway.models import Tenant
-
     if name is None:
         return None
     async with engine.connect() as conn:
@@ -96,14 +100,10 @@ def _print_reports(reports, as_json: bool) -> int:
 
 
 async def _verify(args, settings: Settings) -> int:
-    from gateway.audit.verify import database_chains, export_rows, verify_database, verify_export
-
     store = _store(settings, args.checkpoints, args.public_key)
     if args.export:
         chains = {args.tenant} if args.tenant else None  # offline: tenant ids, as in the export
         return _print_reports(verify_export(export_rows(args.export), store, chains=chains), args.json)
-    from gateway.db import create_engine
-
     engine = create_engine(settings.admin_database_url)
     try:
         chains = await _tenant_ids(engine, args.tenant) or await database_chains(engine)
@@ -116,9 +116,6 @@ async def _verify(args, settings: Settings) -> int:
 
 
 async def _export(args, settings: Settings) -> int:
-    from gateway.audit.verify import database_chains, db_rows, export_line
-    from gateway.db import create_engine
-
     engine = create_engine(settings.admin_database_url)
     out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
     try:
@@ -136,9 +133,6 @@ async def _export(args, settings: Settings) -> int:
 
 
 async def _checkpoint(settings: Settings) -> int:
-    from gateway.db import create_engine
-    from gateway.models import AuditChainHead
-
     store = CheckpointStore.for_signing(settings.audit_checkpoint_dir, settings.audit_signing_key)
     engine = create_engine(settings.admin_database_url)
     try:
@@ -154,11 +148,6 @@ async def _checkpoint(settings: Settings) -> int:
 
 
 async def _prune(args, settings: Settings) -> int:
-    from gateway.audit.retention import prune_chain
-    from gateway.db import create_engine
-    from gateway.models import Tenant
-    from gateway.policy.loader import load_policy_set
-
     policies = load_policy_set(settings.policies_dir)
     store = CheckpointStore.for_signing(settings.audit_checkpoint_dir, settings.audit_signing_key)
     engine = create_engine(settings.admin_database_url)
@@ -179,9 +168,6 @@ async def _prune(args, settings: Settings) -> int:
 
 
 async def _query(args, settings: Settings) -> int:
-    from gateway.audit import query as audit_query
-    from gateway.db import create_engine
-
     engine = create_engine(settings.admin_database_url)
     try:
         tid = (await _tenant_ids(engine, args.tenant))[0]

@@ -17,6 +17,8 @@ import json
 import sys
 from typing import IO, Any
 
+from gateway.hallucination.grounding import GroundingCheck
+
 
 class _BadRecord(ValueError):
     pass
@@ -63,8 +65,6 @@ def grounding(
     check: Any = None,
 ) -> int:
     if check is None:
-        from gateway.hallucination.grounding import GroundingCheck
-
         check = GroundingCheck(use_embeddings=use_embeddings)
     bad = 0
     for n, raw in enumerate(lines, 1):

@@ -33,6 +33,7 @@ import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gateway.config import Settings
 from gateway.errors import APIError
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -55,8 +56,6 @@ def request_timeout(part: str) -> APIError:
 @functools.cache
 def _timeouts() -> tuple[float, float]:
     """(header, body) seconds, read once per process (uvicorn's workers each import this anew)."""
-    from gateway.config import Settings
-
     settings = Settings()
     return settings.header_timeout, settings.body_timeout
 
@@ -167,6 +166,7 @@ class DrainingServer(uvicorn.Server):
 
     def handle_exit(self, sig, frame) -> None:
         if self._drain_deadline is None:
+            # gateway.state loads the whole request stack (~0.7 s); a --workers master never needs it
             from gateway.state import request_drain
 
             request_drain()

