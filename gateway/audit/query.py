@@ -27,23 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit.chain import format_ts, row_hash
 from gateway.audit.content import matches
-
-# Kept importable here for gateway/compliance/api.py, which reads them as `q.<name>`; they belong to
-# params.py, and go once api.py imports them from there.
-from gateway.audit.params import (  # noqa: F401
+from gateway.audit.params import (
     DEFAULT_LIMIT,
-    FILTER_PARAMS,
     MAX_LIMIT,
-    PAGE_PARAMS,
     RISK_TIERS,
     Filters,
     QueryError,
     decode_cursor,
     encode_cursor,
     parse_filters,
-    parse_limit,
-    parse_order,
-    single_values,
     valid_text,
 )
 from gateway.audit.records import (

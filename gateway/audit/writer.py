@@ -20,6 +20,7 @@ import uuid
 from decimal import Decimal
 
 from sqlalchemy import insert, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -129,8 +130,6 @@ async def chain_head(conn: AsyncConnection, chain: str) -> tuple[int, str]:
 
 
 def _pg_array_types() -> list[str]:
-    from sqlalchemy.dialects import postgresql
-
     dialect = postgresql.dialect()
     return [AuditEvent.__table__.c[name].type.compile(dialect=dialect) + "[]" for name in EVENT_COLUMNS]
 

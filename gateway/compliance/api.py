@@ -18,8 +18,10 @@ from pydantic import Field
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
+from gateway.audit import params as qp
 from gateway.audit import query as q
 from gateway.audit.content import content_hmac
+from gateway.audit.verify import verify_database
 from gateway.errors import APIError, bad_request
 from gateway.http.authn import authenticate
 from gateway.http.jsonio import json_response, read_json
@@ -45,7 +47,7 @@ class ProveRequest(Closed):
     until: str | None = Field(None, max_length=64)
 
 
-def _bad(exc: q.QueryError) -> APIError:
+def _bad(exc: qp.QueryError) -> APIError:
     return bad_request(exc.message, param=exc.param, code="invalid_parameter")
 
 
@@ -57,18 +59,18 @@ def export_filename(tenant: str, fmt: str) -> str:
 async def list_events(gw, ctx, request):
     principal = await authenticate(gw, ctx, request, roles=ROLES)
     try:
-        params = q.single_values(request.query_params, (*q.FILTER_PARAMS, *q.PAGE_PARAMS, "format"))
+        params = qp.single_values(request.query_params, (*qp.FILTER_PARAMS, *qp.PAGE_PARAMS, "format"))
         fmt = params.get("format") or "json"
         if fmt not in FORMATS:
-            raise q.QueryError("format", "'format' must be json, csv or jsonl.")
-        filters = q.parse_filters(params)
-        order = q.parse_order(params.get("order"), "desc" if fmt == "json" else "asc")
+            raise qp.QueryError("format", "'format' must be json, csv or jsonl.")
+        filters = qp.parse_filters(params)
+        order = qp.parse_order(params.get("order"), "desc" if fmt == "json" else "asc")
         if fmt == "json":
-            limit = q.parse_limit(params.get("limit"))
+            limit = qp.parse_limit(params.get("limit"))
         else:
-            limit = q.parse_limit(params.get("limit"), default=None, maximum=MAX_EXPORT_ROWS)
-        after = q.decode_cursor(params.get("cursor"), order)
-    except q.QueryError as exc:
+            limit = qp.parse_limit(params.get("limit"), default=None, maximum=MAX_EXPORT_ROWS)
+        after = qp.decode_cursor(params.get("cursor"), order)
+    except qp.QueryError as exc:
         raise _bad(exc) from None
     ctx.detail["query"] = {**filters.as_dict(), "format": fmt, "order": order, "limit": limit,
                            "cursor": params.get("cursor") or None}
@@ -86,10 +88,10 @@ async def list_events(gw, ctx, request):
 async def get_event(gw, ctx, request):
     principal = await authenticate(gw, ctx, request, roles=ROLES)
     request_id = request.path_params["request_id"]
-    ctx.detail["query"] = {"request_id": request_id if q.valid_text(request_id) else "(invalid)"}
+    ctx.detail["query"] = {"request_id": request_id if qp.valid_text(request_id) else "(invalid)"}
     try:
-        q.single_values(request.query_params, ())
-    except q.QueryError as exc:
+        qp.single_values(request.query_params, ())
+    except qp.QueryError as exc:
         raise _bad(exc) from None
     record = await q.event_detail(gw.engine, principal.tenant_id, request_id)
     if record is None:
@@ -101,8 +103,8 @@ async def get_event(gw, ctx, request):
 async def summary(gw, ctx, request):
     principal = await authenticate(gw, ctx, request, roles=ROLES)
     try:
-        filters = q.parse_filters(q.single_values(request.query_params, q.FILTER_PARAMS))
-    except q.QueryError as exc:
+        filters = qp.parse_filters(qp.single_values(request.query_params, qp.FILTER_PARAMS))
+    except qp.QueryError as exc:
         raise _bad(exc) from None
     ctx.detail["query"] = filters.as_dict()
     return json_response(await q.summary(gw.engine, principal.tenant_id, filters), headers=NO_STORE)
@@ -116,8 +118,6 @@ async def _optional_body(gw, request) -> dict:
 
 async def run_verify(gw, tenant_id: str, from_checkpoint: bool = False) -> dict:
     """The tenant's own chain against its signed checkpoints (shared with the desk)."""
-    from gateway.audit.verify import verify_database
-
     kwargs = {"from_checkpoint": True} if from_checkpoint else {}
     report = await verify_database(gw.engine, chain=tenant_id, checkpoints=gw.checkpoints, **kwargs)
     return {"object": "audit.verification", **report.as_dict()}
@@ -141,9 +141,9 @@ async def prove(gw, ctx, request):
     principal = await authenticate(gw, ctx, request, roles=ROLES)
     body = parse(ProveRequest, await read_json(request, gw.settings.max_body_bytes))
     try:
-        filters = q.parse_filters({"since": body.since or "", "until": body.until or "",
+        filters = qp.parse_filters({"since": body.since or "", "until": body.until or "",
                                    "request_id": body.request_id or ""})
-    except q.QueryError as exc:
+    except qp.QueryError as exc:
         raise _bad(exc) from None
     digest = content_hmac(gw.settings.secret, principal.tenant_id, body.text)
     # The digest, not the text: the same value the trail keeps, useless without the server secret.

@@ -255,14 +255,14 @@ _CHECKS: dict[str, Any] = {}
 def _check(kind: str):
     """One instance per kind per process (the grounding model is loaded once)."""
     if kind not in _CHECKS:
-        # Imported on first use: the grounding check loads numpy-heavy modules and an embedding model
+        # Imported on first use: the checks load numpy-heavy modules (grounding an embedding model too)
         # that a gateway whose policies check nothing should not pay for at start-up.
         if kind == "grounding":
-            from gateway.hallucination.grounding import GroundingCheck as cls
+            from gateway.hallucination.grounding import GroundingCheck as cls  # see above
         elif kind == "self_consistency":
-            from gateway.hallucination.consistency import SelfConsistencyCheck as cls
+            from gateway.hallucination.consistency import SelfConsistencyCheck as cls  # see above
         else:
-            from gateway.hallucination.judge import JudgeCheck as cls
+            from gateway.hallucination.judge import JudgeCheck as cls  # see above
         _CHECKS[kind] = cls()
     return _CHECKS[kind]
 

@@ -16,8 +16,11 @@ from starlette.routing import Route
 from gateway.auth import ROLES, Principal
 from gateway.compliance import api as audit_api
 from gateway.errors import APIError
+from gateway.experts import snapshot
 from gateway.http.authn import authenticate
 from gateway.http.jsonio import json_response, read_json
+from gateway.pii.entities import PiiAnalysisError
+from gateway.pii.transform import scan_record
 from gateway.request import ModelRequest
 from gateway.routing import explain as explain_route
 from gateway.schemas import Closed, parse
@@ -170,9 +173,9 @@ class AnalyzeRequest(Closed):
 async def pii_analyze(gw, ctx, request):
     """What the tenant's PII policy finds in one text and what a backend of `zone` would receive.
     The response holds the caller's own text; nothing of it is logged or audited."""
+    # presidio + spaCy take seconds to import: only a gateway that analyses text pays for it
     from gateway.pii.analyzer import analyzer_for
-    from gateway.pii.entities import PiiAnalysisError
-    from gateway.pii.transform import scan_record
+
 
     principal = await authenticate(gw, ctx, request, roles=("security", "admin"))
     body = parse(AnalyzeRequest, await read_json(request, gw.settings.max_body_bytes))
@@ -186,8 +189,6 @@ async def pii_analyze(gw, ctx, request):
 
 async def moe_experts(gw, ctx, request):
     """Expert utilization of the local MoE backends this tenant's policy declares."""
-    from gateway.experts import snapshot
-
     principal = await authenticate(gw, ctx, request, roles=("security", "admin"))
     return json_response({"backends": snapshot(gw, [gw.policies.for_tenant(principal.tenant)])})
 

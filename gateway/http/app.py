@@ -24,6 +24,7 @@ from gateway.compliance.desk import routes as desk
 from gateway.config import Settings
 from gateway.context import RequestContext
 from gateway.errors import APIError
+from gateway.experts import snapshot
 from gateway.http import admin, openapi
 from gateway.http.authn import authenticate
 from gateway.http.jsonio import json_response
@@ -115,8 +116,6 @@ def _bearer_is(request: Request, token: str) -> bool:
 
 
 async def metrics(request: Request) -> Response:
-    from gateway.experts import snapshot
-
     gw = request.app.state.gw
     token = gw.settings.metrics_token
     if token and not _bearer_is(request, token):
