@@ -3,20 +3,15 @@
 A decode step multiplies one row (or a few) by every weight it touches, so CPU decode speed is how
 fast the matmul kernel streams weights from memory. The stock `F.linear` kernels stream well below
 what the memory system delivers; the same oneDNN inner product on a weight reordered once into its
-preferred blocked layout is 1.4-3x faster. Measured with one weight per call, more weights than the
-caches hold (2-core AMD EPYC Zen4; `F.linear` -> packed, GB/s of weight read):
+preferred blocked layout streams faster (the figures, and what packing costs prefill, are in
+docs/decisions/0008-local-moe-runtime.md and bench/RESULTS.md).
 
-    bf16  1024x1024  22 -> 35     1024x512  21 -> 32     32000x1024 (lm_head)  28 -> 44-60
-    fp32  1024x1024  17 -> 55     1024x512  15 -> 44     32000x1024 (lm_head)  20 -> 75
-
-Results match `F.linear` (bitwise in bf16, ~1e-7 relative in fp32). End to end (`bench/moe.py`, bf16,
-quiet machine): decode batch 1 92 -> 128 tok/s, batch 8 223 -> 305; the cost is 512-token prefill,
-2630 -> 2380 tok/s, because a packed model drops the stacked expert tensors (so memory does not
-double) and prefill then runs per-expert packed GEMMs instead of `grouped_mm`. Packing is
-inference-only: packed weights are opaque tensors outside the state dict, autograd does not reach
-them, and they cannot move devices. `load_model` packs on CPU when the smoke test below passes
-(oneDNN present and working for the dtype); anything else -- CUDA, a torch without oneDNN, fp16 --
-keeps the plain `F.linear` / `grouped_mm` path unchanged.
+Results match `F.linear` (bitwise in bf16, ~1e-7 relative in fp32). A packed model drops the
+stacked expert tensors (so memory does not double), and prefill then runs per-expert packed GEMMs
+instead of `grouped_mm`. Packing is inference-only: packed weights are opaque tensors outside the
+state dict, autograd does not reach them, and they cannot move devices. `load_model` packs on CPU
+when the smoke test below passes (oneDNN present and working for the dtype); anything else -- CUDA,
+a torch without oneDNN, fp16 -- keeps the plain `F.linear` / `grouped_mm` path unchanged.
 """
 
 from __future__ import annotations

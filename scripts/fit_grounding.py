@@ -35,7 +35,7 @@ Protocol (since model grounding-lr-10; kept here, and copied into the model file
   CV (5 folds: 0.758 -> 0.765); the context's length dropped (fitted on the whole file, it scored a
   verbatim copy of a one-sentence context 0.50 against 0.47, and out-of-fold AUROC rose 0.750 ->
   0.753); features clipped to the fitted range; unsupported numbers and names made decisive
-  (`grounding.DECISIVE`: a short answer with an invented number passed in a long context); a claim
+  (`grounding_model.DECISIVE`: a short answer with an invented number passed in a long context); a claim
   copying its aligned sentences but for one unrelated word (`lone_swap`, out-of-fold 0.7519 ->
   0.7556, decided on "resigned" for "spoke"); irregular verbs stemmed to their base. Tried and
   dropped, each with its figures in `bench/RESULTS.md`: new words tagged as verbs by spaCy
@@ -89,7 +89,7 @@ records' mean and standard deviation (each feature clipped to their range at run
 sign of each weight fixed by prior knowledge (`SIGNS`: evidence of unsupported content can only
 lower the score); fitted with scipy's L-BFGS-B, applied at run time with numpy alone. Each number
 or name the context lacks (and, since lr-12, each closed-class value) then halves the probability
-(`grounding.DECISIVE`), in the out-of-fold scores as at run time. The threshold maximizes
+(`grounding_model.DECISIVE`), in the out-of-fold scores as at run time. The threshold maximizes
 out-of-fold accuracy.
 
     HF_HUB_OFFLINE=1 nice -n 10 .venv/bin/python scripts/fit_grounding.py                 # fit + write
