@@ -7,20 +7,24 @@ blocked before any backend, and a failed or slow analysis fails the request clos
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable, Mapping, Set
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 Treatment = Literal["pseudonymize", "redact", "mask", "hash", "block", "allow"]
 Zone = Literal["external", "internal"]
 
 ENTITY_NAME = r"^[A-Z][A-Z0-9_]{0,63}$"
 
-# Entity types this engine can find. TITLE and AGE are deliberately absent: "Dr." or "42" alone
-# identify nobody, and rewriting them makes answers worse.
+# Entity types this engine can find: the one list of names a policy may use (with its custom
+# recognizers' entities) wherever it names an entity type. TITLE and AGE are deliberately absent:
+# "Dr." or "42" alone identify nobody, and rewriting them makes answers worse.
 KNOWN_ENTITIES: frozenset[str] = frozenset(
     {
         "PERSON",
@@ -69,6 +73,36 @@ DEFAULT_ENTITIES: tuple[str, ...] = (
     "UK_NHS",
     "SECRET",
 )
+
+
+def check_entity_names(title: str, found: Iterable[tuple[tuple[str | int, ...], str]], known: Set[str]) -> None:
+    """Raises one validation error per entity type name that is not in `known`, located at its own
+    key or list item (`loc`), so that a typo such as CREDITCARD is refused at its file and line
+    instead of silently naming nothing."""
+    errors = []
+    for loc, name in found:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        errors.append(InitErrorDetails(
+            type=PydanticCustomError(
+                "unknown_entity", "unknown entity type '{entity}'{hint}; known: {known}, or a custom "
+                "recognizer's entity", {"entity": name, "hint": hint, "known": ", ".join(sorted(known))}),
+            loc=loc, input=name))
+    if errors:
+        raise ValidationError.from_exception_data(title, errors)
+
+
+def over_defaults(model: type[BaseModel], data: Mapping[str, Any], fields: Iterable[str]) -> dict[str, Any]:
+    """`data` with each mapping it gives for one of `fields` merged key by key over that field's
+    built-in default: a policy that names one row of a table keeps the table's other rows."""
+    out = dict(data)
+    for name in fields:
+        if isinstance(out.get(name), Mapping):
+            default = model.model_fields[name].get_default(call_default_factory=True)
+            out[name] = {**default, **out[name]}
+    return out
 
 
 class _Strict(BaseModel):
@@ -121,10 +155,18 @@ def _zone_default(default: Treatment) -> dict[str, Treatment]:
 
 
 class Treatments(_Strict):
-    """Per trust zone: entity type -> treatment, with `default` for every type not named."""
+    """Per trust zone: entity type -> treatment, with `default` for every type not named. A zone table
+    in a policy merges over the built-in one: naming EMAIL_ADDRESS keeps `SECRET: block` and `default`."""
 
-    external: dict[str, Treatment] = Field(default_factory=lambda: _zone_default("pseudonymize"))
-    internal: dict[str, Treatment] = Field(default_factory=lambda: _zone_default("allow"))
+    # PiiPolicy does that merge; built in Python, a Treatments holds exactly the tables it is given.
+    external: dict[str, Treatment] = Field(
+        default_factory=lambda: _zone_default("pseudonymize"),
+        description="Backends with trust `external`: entity type (or `default`) -> treatment. Merged over "
+        "the built-in {default: pseudonymize, SECRET: block}.")
+    internal: dict[str, Treatment] = Field(
+        default_factory=lambda: _zone_default("allow"),
+        description="Backends with trust `internal`: entity type (or `default`) -> treatment. Merged over "
+        "the built-in {default: allow, SECRET: block}.")
 
     @field_validator("external", "internal")
     @classmethod
@@ -217,6 +259,15 @@ class PiiPolicy(_Strict):
                 raise ValueError(f"threshold for {key} must be between 0 and 1")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _treatment_over_defaults(cls, data: Any) -> Any:
+        # A partial zone table written in a policy must not drop the built-in rows: without this,
+        # `external: {EMAIL_ADDRESS: redact}` lost `SECRET: block` and secrets left pseudonymized.
+        if isinstance(data, Mapping) and isinstance(data.get("treatment"), Mapping):
+            data = {**data, "treatment": over_defaults(Treatments, data["treatment"], ("external", "internal"))}
+        return data
+
     @model_validator(mode="after")
     def _unique_recognizers(self) -> PiiPolicy:
         names = [r.name for r in self.custom_recognizers]
@@ -224,6 +275,23 @@ class PiiPolicy(_Strict):
         if dupes:
             raise ValueError(f"custom recognizer names must be unique: {dupes}")
         return self
+
+    @model_validator(mode="after")
+    def _known_entity_keys(self) -> PiiPolicy:
+        found: list[tuple[tuple[str | int, ...], str]] = [
+            (("treatment", zone, key), key)
+            for zone in ("external", "internal")
+            for key in getattr(self.treatment, zone)
+            if key != "default"
+        ]
+        found += [(("thresholds", key), key) for key in self.thresholds]
+        check_entity_names(type(self).__name__, found, self.known_entities)
+        return self
+
+    @cached_property
+    def known_entities(self) -> frozenset[str]:
+        """Entity type names this policy may refer to: the engine's and its custom recognizers'."""
+        return KNOWN_ENTITIES | {r.entity for r in self.custom_recognizers}
 
     @cached_property
     def active_entities(self) -> frozenset[str]:

@@ -24,6 +24,7 @@ MAX_BYTES = 1024 * 1024
 MAX_ALIASES = 100
 MAX_DEPTH = 32
 TENANT_DIR = "tenants"
+KEY_ERRORS = ("extra_forbidden", "unknown_entity")  # errors about a mapping's key: point at the key
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +179,7 @@ def locate(exc: ValidationError, documents: list[Document], backend_index: dict[
         candidates += [(doc, loc) for doc in reversed(documents)]
         best = None
         for doc, path in candidates:
-            key = _key_node(doc.node, path) if err["type"] == "extra_forbidden" else None
+            key = _key_node(doc.node, path) if err["type"] in KEY_ERRORS else None
             node, found = _find(doc.node, path)
             if key is not None or found:
                 best = (doc, key or node)

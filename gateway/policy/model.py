@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.pii.config import PiiPolicy
+from gateway.pii.config import PiiPolicy, check_entity_names, over_defaults
 from gateway.risk.config import RiskPolicy
 
 
@@ -101,15 +101,21 @@ class Routing(Strict):
                                 "(default: the highest-quality chat backend).")
     aliases: dict[str, Alias] = Field(
         default_factory=lambda: {"bulkhead/auto": Alias()},
-        description="Model names that mean 'let the router choose', e.g. bulkhead/auto.")
+        description="Model names that mean 'let the router choose'; merged over the built-in bulkhead/auto.")
     substitute_named: bool = Field(
         False, description="May the router replace a model the app named (for cost, or when its risk requires "
         "an internal backend)? Off: a named model is served as named or refused.")
     min_quality: dict[int, int] = Field(
         default_factory=lambda: {1: 1, 2: 2, 3: 4},
-        description="Estimated task difficulty (1 simple, 2 moderate, 3 hard) -> least backend quality.")
+        description="Estimated task difficulty (1 simple, 2 moderate, 3 hard) -> least backend quality; "
+        "merged over the built-in {1: 1, 2: 2, 3: 4}.")
     regions: list[str] | None = Field(None, description="Residency: only backends in these regions (unset: any).")
     max_attempts: int = Field(3, ge=1, le=3, description="Attempts per request across retries and fallbacks.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tables_over_defaults(cls, data: Any) -> Any:
+        return over_defaults(cls, data, ("aliases", "min_quality")) if isinstance(data, dict) else data
 
     @field_validator("min_quality")
     @classmethod
@@ -198,6 +204,18 @@ class Policy(Strict):
             if b.name in seen:
                 raise ValueError(f"backend name {b.name!r} is declared twice")
             seen.add(b.name)
+        return self
+
+    @model_validator(mode="after")
+    def _risk_names_known_entities(self) -> Policy:
+        """The risk section names entity types too (a tier per type, `pii:TYPE` in a rule); one the
+        PII section cannot report (a typo) would silently never match."""
+        found: list[tuple[tuple[str | int, ...], str]] = [
+            (("risk", "pii", "entities", name), name) for name in self.risk.pii.entities]
+        found += [(("risk", "rules", i, "when", j), signal.removeprefix("pii:"))
+                  for i, rule in enumerate(self.risk.rules) for j, signal in enumerate(rule.when)
+                  if signal.startswith("pii:") and signal != "pii:any"]
+        check_entity_names(type(self).__name__, found, self.pii.known_entities)
         return self
 
     @cached_property

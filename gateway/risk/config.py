@@ -131,6 +131,8 @@ class PiiRule(Strict):
     @field_validator("entities")
     @classmethod
     def _entity_names(cls, v: dict[str, Tier]) -> dict[str, Tier]:
+        # Only the shape here: whether the PII engine can report a name depends on the policy's own
+        # custom recognizers, so the whole Policy checks names against gateway.pii.config.KNOWN_ENTITIES.
         bad = [k for k in v if not re.fullmatch(r"[A-Z][A-Z0-9_]*", k)]
         if bad:
             raise ValueError(f"PII entity types are upper-case Presidio names, got {bad}")
