@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 from gateway.policy import json_schema
-from gateway.policy.diff import diff_policies, diff_sets
+from gateway.policy.diff import diff_policies, diff_sets, weakenings, weakenings_sets
 from gateway.policy.loader import PolicyError, check_files, compile_documents, load_policy_set, read_document
 
 MODES = ("chat", "completions", "embeddings")
+WEAKER_EXIT = 3  # `policy diff`: the change weakens the protection (1 is an invalid policy)
 
 
 def add_parsers(sub) -> None:
@@ -26,9 +27,12 @@ def add_parsers(sub) -> None:
     explain.add_argument("--key-models", help="comma-separated allowlist of the calling key, if it has one")
     explain.add_argument("--risk-action", choices=("allow", "require_internal", "block"), default="allow",
                          help="assume this risk action (until the risk stage explains it itself)")
-    diff = policy.add_parser("diff", help="what would change in effect between two policy files or directories")
+    diff = policy.add_parser("diff", help="what would change in effect between two policy files or directories; "
+                             f"exit {WEAKER_EXIT} when a change weakens the protection, unless --allow-weaker")
     diff.add_argument("old")
     diff.add_argument("new")
+    diff.add_argument("--allow-weaker", action="store_true",
+                      help="accept changes that weaken a treatment, an action or a trust rule (still listed)")
 
 
 def run(args, policies_dir: Path) -> int:
@@ -114,11 +118,12 @@ def _load_any(path: Path):
 def _diff(args, policies_dir: Path) -> int:
     old, new = _load_any(Path(args.old)), _load_any(Path(args.new))
     if hasattr(old, "tenants") and hasattr(new, "tenants"):
-        changes = diff_sets(old, new)
+        changes, weaker = diff_sets(old, new), weakenings_sets(old, new)
     else:
         old_p = old.default if hasattr(old, "default") else old
         new_p = new.default if hasattr(new, "default") else new
-        changes = {"policy": diff_policies(old_p, new_p)} if diff_policies(old_p, new_p) else {}
+        lines, weak = diff_policies(old_p, new_p), weakenings(old_p, new_p)
+        changes, weaker = ({"policy": lines} if lines else {}), ({"policy": weak} if weak else {})
     if not changes:
         print("no change in effect")
         return 0
@@ -126,4 +131,14 @@ def _diff(args, policies_dir: Path) -> int:
         print(f"{scope}:")
         for line in lines:
             print(f"  - {line}")
-    return 0
+    for scope, lines in weaker.items():
+        for line in lines:
+            print(f"WARNING: weaker ({scope}): {line}")
+    if not weaker:
+        return 0
+    count = sum(map(len, weaker.values()))
+    if args.allow_weaker:
+        print(f"{count} weakening change(s) accepted (--allow-weaker)")
+        return 0
+    print(f"{count} weakening change(s); review them, then pass --allow-weaker to accept")
+    return WEAKER_EXIT

@@ -7,7 +7,9 @@ audit event. Requests in flight keep the policy object they started with.
 A reload is global (the watcher, SIGHUP, the platform tenant's admin) or one tenant's (that
 tenant's admin: only its overlay is re-read). Every tenant whose policy changed gets its own
 `policy.applied` event on its own audit chain, where its compliance keys read it; a global reload
-also leaves one summary of every tenant's changes on the untenanted chain, for the operators.
+also leaves one summary of every tenant's changes on the untenanted chain, for the operators. A valid
+change that weakens the protection (`diff.weakenings`) is applied too, but logged at warning and
+listed under `weaker` in those events.
 Overlays are named by tenant, and under row-level security the gateway cannot look a tenant's id up
 by name: a tenant this process has not yet seen a key of gets its events when its first key comes.
 """
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from gateway.audit.writer import system_event
 from gateway.models import utcnow
-from gateway.policy.diff import changed_sections, diff_sets
+from gateway.policy.diff import changed_sections, diff_sets, weakenings_sets
 from gateway.policy.loader import TENANT_DIR, PolicyError, PolicySet, load_policy_set, reload_tenant
 from gateway.telemetry import POLICY_RELOADS
 
@@ -35,6 +37,7 @@ class ReloadResult:
     version: str
     changes: dict[str, list[str]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    weaker: dict[str, list[str]] = field(default_factory=dict)  # the changes that protect less, per scope
 
 
 def fingerprint(directory: Path) -> tuple:
@@ -109,22 +112,27 @@ class PolicyReloader:
             version = new.for_tenant(tenant[0]).version if tenant else new.default.version
             if not changes:
                 return ReloadResult(True, version)
+            weaker = {t: lines for t, lines in weakenings_sets(old, new).items() if t in changes}
             self._gw.adapters.sync(new.all_backends())
             self._gw.policies = new
             POLICY_RELOADS.labels("applied").inc()
-            log.info("policy %s -> %s applied (%s%s): %s", old.default.version[:12], new.default.version[:12],
-                     trigger, f", tenant {tenant[0]}" if tenant else "",
-                     "; ".join(f"{t}: {', '.join(c)}" for t, c in changes.items()))
+            # each scope's own versions: an overlay's change leaves the default's version as it was
+            log.info("policy applied (%s%s): %s", trigger, f", tenant {tenant[0]}" if tenant else "",
+                     "; ".join(f"{t} {old.for_tenant(t).version[:12]} -> {new.for_tenant(t).version[:12]}: "
+                               f"{', '.join(c)}" for t, c in changes.items()))
+            for scope, lines in weaker.items():
+                # applied (an operator may loosen a policy) but never quietly
+                log.warning("policy applied with weaker protection (%s, %s): %s", trigger, scope, "; ".join(lines))
             if tenant is None:
                 sections = sorted({s for t in changes for s in changed_sections(old.for_tenant(t),
                                                                                  new.for_tenant(t))})
                 self._gw.audit.submit(system_event(
                     "policy.applied", {"trigger": trigger, "actor": actor, "scope": "all",
                                        "old_version": old.default.version, "new_version": new.default.version,
-                                       "changed_sections": sections, "changes": changes},
+                                       "changed_sections": sections, "changes": changes, "weaker": weaker},
                     key_id=actor, policy_version=new.default.version))
-            self._per_tenant(old, new, changes, trigger, actor, tenant)
-            return ReloadResult(True, version, changes)
+            self._per_tenant(old, new, changes, weaker, trigger, actor, tenant)
+            return ReloadResult(True, version, changes, weaker=weaker)
 
     def _rejected(self, old: PolicySet, exc: PolicyError, trigger: str, actor: str | None,
                   tenant: tuple[str, str] | None) -> ReloadResult:
@@ -141,8 +149,9 @@ class PolicyReloader:
             policy_version=version))
         return ReloadResult(False, version, errors=errors)
 
-    def _per_tenant(self, old: PolicySet, new: PolicySet, changes: dict[str, list[str]], trigger: str,
-                    actor: str | None, tenant: tuple[str, str] | None) -> None:
+    def _per_tenant(self, old: PolicySet, new: PolicySet, changes: dict[str, list[str]],
+                    weaker: dict[str, list[str]], trigger: str, actor: str | None,
+                    tenant: tuple[str, str] | None) -> None:
         """One `policy.applied` per tenant whose policy changed, with that tenant's changes only. A
         global reload's actor is the platform's key, which is not named in a tenant's trail."""
         overlays = frozenset(old.tenants) | frozenset(new.tenants)
@@ -151,7 +160,8 @@ class PolicyReloader:
             pending = _Pending(
                 {"trigger": trigger, "scope": "tenant" if tenant else "all", "actor": actor if tenant else None,
                  "applied_at": utcnow().isoformat(), "old_version": before.version, "new_version": after.version,
-                 "changed_sections": changed_sections(before, after), "changes": {name: lines}},
+                 "changed_sections": changed_sections(before, after), "changes": {name: lines},
+                 "weaker": {name: weaker[name]} if name in weaker else {}},
                 after.version, None if name == "default" else {name}, overlays)
             if tenant is not None:
                 self._submit(pending, tenant[1], actor)

@@ -1,8 +1,10 @@
 """A tenant's own reload touches only its overlay; policy events find each affected tenant's chain,
-including a tenant this process learns of only later (its first key)."""
+including a tenant this process learns of only later (its first key). A weaker policy is applied but
+logged at warning and audited as weaker; the log line shows each changed scope's own versions."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -93,3 +95,28 @@ async def test_global_reload_writes_one_event_per_tenant_on_its_chain(gw):
 
 def result_version(gw, tenant: str) -> str:
     return gw.policies.for_tenant(tenant).version
+
+
+async def test_reload_applies_a_weaker_policy_but_logs_and_audits_it(gw, caplog):
+    (gw.dir / "tenants" / "acme.yaml").write_text("pii:\n  treatment:\n    external: {SECRET: pseudonymize}\n")
+    with caplog.at_level(logging.INFO, logger="bulkhead.policy"):
+        result = await gw.reloader.reload("watch")
+    assert result.applied and gw.policies.for_tenant("acme").pii.treatment.for_entity("external", "SECRET") == \
+        "pseudonymize"
+    assert result.weaker == {"acme": ["pii.treatment.external.SECRET: block -> pseudonymize"]}
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "weaker" in warning.getMessage() and "SECRET: block -> pseudonymize" in warning.getMessage()
+    [summary] = [e for e in gw.audit.events if e["tenant_id"] is None]
+    assert summary["detail"]["weaker"] == result.weaker
+
+
+async def test_reload_log_line_shows_the_overlays_own_versions(gw, caplog):
+    before = gw.policies.for_tenant("acme").version
+    (gw.dir / "tenants" / "acme.yaml").write_text("limits: {rpm_per_key: 5}\n")
+    with caplog.at_level(logging.INFO, logger="bulkhead.policy"):
+        result = await gw.reloader.reload("watch")
+    after = gw.policies.for_tenant("acme").version
+    assert result.applied and before != after and gw.policies.default.version == before
+    [line] = [r.getMessage() for r in caplog.records if "applied" in r.getMessage()]
+    assert f"acme {before[:12]} -> {after[:12]}" in line and not result.weaker
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]

@@ -59,7 +59,7 @@ def test_diff_speaks_in_effects(tmp_path):
     (old / "default.yaml").write_text(BASE)
     (new / "default.yaml").write_text(BASE.replace("trust: external", "trust: internal").replace("60", "30")
                                       .replace("  - {name: embed", "  - {name: embed2"))
-    out = bulkhead("policy", "diff", str(old), str(new))
+    out = bulkhead("policy", "diff", "--allow-weaker", str(old), str(new))  # external -> internal weakens
     assert out.returncode == 0, out.stderr
     assert "backend 'small' trust: external -> internal" in out.stdout
     assert "backend 'embed' removed" in out.stdout and "backend 'embed2' added" in out.stdout
