@@ -11,6 +11,7 @@ import asyncio
 import importlib
 import json
 import logging
+import logging.config
 import os
 import re
 import sys
@@ -19,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from gateway.auth import ROLES, KeyStore
 from gateway.config import Settings
 from gateway.db import create_engine, sessionmaker
+from gateway.logs import dict_config
 from gateway.policy import cli as policy_cli
 from gateway.policy.loader import load_policy_set
 from gateway.report import savings as savings_report
@@ -155,17 +157,38 @@ async def _report(args, settings: Settings) -> int:
     return 0
 
 
-async def bootstrap_demo(settings: Settings) -> str | None:
-    """The first start of `make run`: a tenant and an app key, so the README's curl works."""
+DEMO_TENANT = "demo"
+
+
+async def bootstrap_demo(settings: Settings) -> tuple[str | None, str]:
+    """The first start of `make run`: a tenant and an app key, so the README's curl works. Returns
+    the key (None when the database already had tenants: keys are shown once, when they are made)
+    and the line to print before it, or instead of it, saying how to mint one."""
     engine, store = _store(settings)
     try:
-        if await store.list_tenants():
-            return None
-        await store.create_tenant("demo")
-        _, raw = await store.create_key("demo", ["app"], name="demo app key")
-        return raw
+        names = [t.name for t in await store.list_tenants()]
+        if not names:
+            await store.create_tenant(DEMO_TENANT)
+            _, raw = await store.create_key(DEMO_TENANT, ["app"], name="demo app key")
+            return raw, f"Created tenant '{DEMO_TENANT}' and an app key (shown once, keep it):"
     finally:
         await engine.dispose()
+    if DEMO_TENANT in names:
+        return None, (f"Tenant '{DEMO_TENANT}' exists already, so no key was made (a key is shown only once, "
+                      f"when it is created). For a new app key: bulkhead keys create --tenant {DEMO_TENANT} --role app")
+    return None, (f"This database has tenants already ({', '.join(names[:3])}{', …' if len(names) > 3 else ''}), "
+                  f"so no demo tenant was made. For an app key: bulkhead keys create --tenant {names[0]} --role app")
+
+
+def listening(host: str, port: int, workers: int = 1) -> str:
+    """The line `serve` prints with the address to use: the URL, and the base_url for OpenAI SDKs."""
+    everywhere = host in ("", "0.0.0.0", "::")
+    shown = ("::1" if host == "::" else "127.0.0.1") if everywhere else host
+    url = f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+    line = f"Bulkhead listening on {url} (OpenAI base_url {url}/v1)"
+    if everywhere:
+        line += f", on every interface ({host or '0.0.0.0'})"
+    return line if workers == 1 else line.replace("listening", f"starting {workers} workers", 1)
 
 
 def _serve_uvicorn(args, settings: Settings) -> int:
@@ -174,20 +197,31 @@ def _serve_uvicorn(args, settings: Settings) -> int:
 
     from gateway.http.serving import BoundedHttpToolsProtocol, DrainingServer
 
+    # log_config: every worker process logs as this one does (uvicorn applies it in each)
     options = dict(factory=True, host=args.host, port=args.port, loop="uvloop", http=BoundedHttpToolsProtocol,
-                   access_log=False, log_level="warning", timeout_graceful_shutdown=settings.drain_seconds)
+                   access_log=False, log_level="warning", log_config=args.log_config,
+                   timeout_graceful_shutdown=settings.drain_seconds)
     if args.workers > 1:
+        print(listening(args.host, args.port, args.workers), flush=True)
         uvicorn.run("gateway.http.app:create_app", workers=args.workers, **options)
         return 0
-    DrainingServer(uvicorn.Config("gateway.http.app:create_app", **options), settings.drain_seconds).run()
+
+    class Announced(DrainingServer):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:  # the app is ready and the port bound (port 0: the one the system chose)
+                bound = [s.getsockname()[1] for server in self.servers for s in server.sockets or ()]
+                print(listening(args.host, bound[0] if bound else args.port), flush=True)
+
+    Announced(uvicorn.Config("gateway.http.app:create_app", **options), settings.drain_seconds).run()
     return 0
 
 
 def serve(args, settings: Settings) -> int:
     if args.bootstrap_demo:
-        raw = asyncio.run(bootstrap_demo(settings))
+        raw, note = asyncio.run(bootstrap_demo(settings))
+        print(note, flush=True)
         if raw:
-            print("Created tenant 'demo' and an app key (shown once, keep it):", flush=True)
             print(raw, flush=True)
     if args.server == "uvicorn":
         return _serve_uvicorn(args, settings)
@@ -197,18 +231,21 @@ def serve(args, settings: Settings) -> int:
 
     # Granian times out slow headers itself (milliseconds); a slow body gets its 408 from the envelope.
     http1 = HTTP1Settings(header_read_timeout=int(settings.header_timeout * 1000))
+    print(listening(args.host, args.port, args.workers), flush=True)  # granian binds as it starts
     Granian("gateway.http.app:create_app", factory=True, address=args.host, port=args.port, interface="asgi",
-            workers=args.workers, loop="uvloop", log_level="warning", workers_kill_timeout=30,
-            http1_settings=http1).serve()
+            workers=args.workers, loop="uvloop", log_level="warning", log_dictconfig=args.log_config,
+            workers_kill_timeout=30, http1_settings=http1).serve()
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    level = os.environ.get("BULKHEAD_LOG_LEVEL", "INFO" if argv[:1] == ["serve"] else "WARNING")
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    for chatty in ("presidio-analyzer", "sentence_transformers", "httpx"):  # INFO per recognizer / model file
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    serving = argv[:1] == ["serve"]
+    # The gateway's lines are JSON, one object a line (gateway/logs.py); the other commands' are for
+    # people. BULKHEAD_LOG_FORMAT=text|json chooses either way.
+    level = os.environ.get("BULKHEAD_LOG_LEVEL", "INFO" if serving else "WARNING")
+    log_config = dict_config(level, os.environ.get("BULKHEAD_LOG_FORMAT", "json" if serving else "text").lower())
+    logging.config.dictConfig(log_config)
     if argv and argv[0] in DELEGATED:
         try:
             module = importlib.import_module(DELEGATED[argv[0]])
@@ -220,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return module.main(argv[1:])
     args = _parser().parse_args(argv)
+    args.log_config = log_config
     settings = Settings()
     try:
         if args.command == "serve":

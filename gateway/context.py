@@ -13,11 +13,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
+from starlette.requests import ClientDisconnect
 
 from adapters.base import Usage
 from gateway.auth import Principal
+from gateway.errors import APIError
 from gateway.models import utcnow
-from gateway.telemetry import STAGE_LATENCY, tracer
+from gateway.telemetry import STAGE_LATENCY, set_error_status, stage_attributes, tracer
 
 if TYPE_CHECKING:  # the stages' own types; importing them here would make every stage import every other
     from gateway.hallucination.stage import CheckOutcome
@@ -72,13 +74,24 @@ class RequestContext:
     @contextmanager
     def stage(self, name: str):
         start = time.perf_counter()
-        with tracer().start_as_current_span(name):
+        # An exception's text can carry request content: the span records its code or type, not it.
+        with tracer().start_as_current_span(name, record_exception=False, set_status_on_exception=False) as span:
             try:
                 yield
+            except Exception as exc:
+                if span.is_recording():
+                    code = exc.code if isinstance(exc, APIError) else type(exc).__name__
+                    span.set_attribute("error.type", code)
+                    # a client that left mid-body is the envelope's 499, not a failure of the stage
+                    left = isinstance(exc, ClientDisconnect)
+                    set_error_status(span, exc.status if isinstance(exc, APIError) else 499 if left else 500, code)
+                raise
             finally:
                 elapsed = time.perf_counter() - start
                 self.stages[name] = round(self.stages.get(name, 0.0) + elapsed * 1000, 3)
                 STAGE_LATENCY.labels(name).observe(elapsed)
+                if span.is_recording():
+                    span.set_attributes(stage_attributes(name, self))
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000

@@ -11,6 +11,9 @@ import signal
 import time
 
 import orjson
+from opentelemetry import propagate
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
@@ -29,10 +32,21 @@ from gateway.http import admin, openapi
 from gateway.http.authn import authenticate
 from gateway.http.jsonio import json_response
 from gateway.http.serving import MAX_HEADER_BYTES, headers_too_large, request_timeout
+from gateway.logs import request_line
 from gateway.record import event_from
 from gateway.routing import visible_backends
 from gateway.state import GatewayState
-from gateway.telemetry import CONTENT_TYPE, LATENCY, REQUESTS, metrics_payload, setup_tracing, shutdown_tracing, tracer
+from gateway.telemetry import (
+    CONTENT_TYPE,
+    LATENCY,
+    REQUESTS,
+    metrics_payload,
+    request_attributes,
+    set_error_status,
+    setup_tracing,
+    shutdown_tracing,
+    tracer,
+)
 
 log = logging.getLogger("bulkhead")
 
@@ -198,6 +212,20 @@ def _endpoint_label(ctx: RequestContext) -> str:
     return ctx.endpoint if ctx.error_code not in ("unknown_url", "method_not_allowed") else "other"
 
 
+_PROPAGATED = (b"traceparent", b"tracestate", b"baggage")
+
+
+def _caller_context(headers: list[tuple[bytes, bytes]]) -> Context | None:
+    """The caller's trace (W3C traceparent, tracestate, baggage) for the request span to continue;
+    None, at the cost of one pass over the header names, when the caller sent none."""
+    carrier = None
+    for name, value in headers:
+        if name in _PROPAGATED:
+            carrier = carrier or {}
+            carrier[name.decode("latin-1")] = value.decode("latin-1")
+    return propagate.extract(carrier) if carrier else None
+
+
 class RequestEnvelope:
     """Pure ASGI (no per-request task or body buffering, which streaming needs): gives every /v1
     request its context, headers, trace span, metrics and exactly one audit record, whatever
@@ -289,14 +317,18 @@ class RequestEnvelope:
             ctx.status, ctx.error_code = 431, "request_headers_too_large"
             await headers_too_large().response()(scope, receive, send_with_headers)
             gw.audit.submit(event_from(ctx, gw.settings.secret))
+            request_line(ctx, _endpoint_label(ctx))
             return
         if not gw.audit.accepting:
             # Nothing more can be recorded (database down, spool full): serve nothing unrecorded.
             ctx.status, ctx.error_code = 503, "audit_unavailable"
             await _audit_unavailable().response()(scope, receive, send_with_headers)
             gw.audit.submit(event_from(ctx, gw.settings.secret))
+            request_line(ctx, _endpoint_label(ctx))
             return
-        with tracer().start_as_current_span("request", attributes={"http.route": scope["path"]}) as span:
+        # A server span that continues the caller's trace; its route and the rest are set at its end.
+        with tracer().start_as_current_span("request", context=_caller_context(scope["headers"]),
+                                            kind=SpanKind.SERVER) as span:
             try:
                 await self.app(scope, receive, send_with_headers)
             except ClientDisconnect:
@@ -315,17 +347,15 @@ class RequestEnvelope:
             finally:
                 if held_start is not None:  # a response that never sent its body
                     await send(held_start)
-                if ctx.principal is not None:
-                    span.set_attribute("bulkhead.tenant_id", ctx.principal.tenant_id)
-                span.set_attribute("http.status_code", ctx.status)
-                span.set_attribute("bulkhead.request_id", ctx.request_id)
-                if ctx.backend:
-                    span.set_attribute("bulkhead.backend", ctx.backend)
+                label = _endpoint_label(ctx)
+                if span.is_recording():
+                    span.set_attributes(request_attributes(ctx, label))
+                    set_error_status(span, ctx.status, ctx.error_code)
                 if not audited:
                     gw.audit.submit(event_from(ctx, gw.settings.secret))
-                label = _endpoint_label(ctx)
                 REQUESTS.labels(label, str(ctx.status), ctx.backend or "none").inc()
                 LATENCY.labels(label).observe(ctx.elapsed_ms() / 1000)
+                request_line(ctx, label, span.get_span_context().trace_id)
 
 
 def _audit_unavailable() -> APIError:
@@ -355,8 +385,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            t1 = time.perf_counter()
             await app.state.gw.close()
             shutdown_tracing()
+            log.info("bulkhead stopped: audit queue flushed, connections closed in %.0f ms",
+                     (time.perf_counter() - t1) * 1000)
 
     app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={HTTPException: http_error})
     app.add_middleware(RequestEnvelope)

@@ -19,13 +19,15 @@ from its own setting (gateway/cli.py) and the body's from the envelope.
 Drain: on SIGTERM `/readyz` answers 503 at once (the load balancer stops sending), the listener
 stays open while requests are still in flight (what is still sent is served), then uvicorn's own
 shutdown waits for the rest; BULKHEAD_DRAIN_SECONDS bounds the whole drain. The lifespan's
-shutdown then flushes the audit queue, and the process exits 0.
+shutdown then flushes the audit queue, and the process exits 0. Each step is logged: the signal
+and how many requests are in flight, the drain's end, and the stop (app.py's lifespan).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import signal
 import time
 
@@ -35,6 +37,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.config import Settings
 from gateway.errors import APIError
+
+log = logging.getLogger("bulkhead")
 
 MAX_HEADER_BYTES = 64 * 1024
 _LINGER_SECONDS = 2.0
@@ -163,6 +167,7 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.drain_seconds = drain_seconds
         self._drain_deadline: float | None = None
+        self._signal = ""
 
     def handle_exit(self, sig, frame) -> None:
         if self._drain_deadline is None:
@@ -171,6 +176,7 @@ class DrainingServer(uvicorn.Server):
 
             request_drain()
             self._drain_deadline = time.monotonic() + self.drain_seconds
+            self._signal = signal.Signals(sig).name  # logged from shutdown(): not from a signal handler
         super().handle_exit(sig, frame)
         # uvicorn re-raises the signal after draining, which turns a clean SIGTERM stop into
         # exit status -15; orchestrators should see the drained stop as success.
@@ -178,8 +184,15 @@ class DrainingServer(uvicorn.Server):
             self._captured_signals.remove(sig)
 
     async def shutdown(self, sockets=None) -> None:
-        deadline = self._drain_deadline or time.monotonic() + self.drain_seconds
+        started = time.monotonic()
+        deadline = self._drain_deadline or started + self.drain_seconds
+        if self._drain_deadline is not None:
+            log.info("%s: draining, /readyz answers 503; %d request(s) in flight, up to %.0f s",
+                     self._signal, len(self.server_state.tasks), max(0.0, deadline - started))
         while self.server_state.tasks and not self.force_exit and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        left = len(self.server_state.tasks)
+        log.log(logging.WARNING if left else logging.INFO, "drained in %.1f s%s", time.monotonic() - started,
+                f"; {left} request(s) still open are cancelled" if left else "")
         self.config.timeout_graceful_shutdown = max(0.0, deadline - time.monotonic())
         await super().shutdown(sockets)
