@@ -133,6 +133,23 @@ class CheckpointStore:
             os.fsync(fh.fileno())
         return cp
 
+    def sign(self, body: dict) -> dict:
+        """`body` (JSON-able, no `key`/`sig`) with the signer's public key and an Ed25519 signature
+        over both: what `bulkhead audit export` puts in each chain's header."""
+        if self.signing_key is None:
+            raise RuntimeError("this checkpoint store has no signing key")
+        record = {**body, "key": public_hex(self.public_key)}
+        record["sig"] = self.signing_key.sign(_body_bytes(record)).hex()
+        return record
+
+    def signed(self, record: dict) -> bool:
+        """Whether `record` carries a valid signature by this store's (pinned) public key."""
+        try:
+            self.public_key.verify(bytes.fromhex(record["sig"]), _body_bytes(record))
+        except (KeyError, TypeError, ValueError, InvalidSignature, orjson.JSONEncodeError):
+            return False
+        return True
+
     def read(self, chain: str) -> list[dict]:
         """Every checkpoint of the chain, each signature and link checked; raises CheckpointError."""
         path = self.path(chain)

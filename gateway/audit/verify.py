@@ -15,14 +15,25 @@ It names the first broken sequence number and the kind of damage:
 
 It runs on the database (as the schema owner, or scoped to one tenant) and offline on an export
 (JSON lines of events with the chain fields) plus the checkpoint directory.
+
+An export written by `bulkhead audit export` puts one header line before each chain's events: the
+chain (and tenant name), where it starts (the pruning anchor), where it ends (seq and hash of the
+head when the export was made), which part of the export it is, the time, and an Ed25519 signature
+by the checkpoint key. Offline, the header bounds the range: every event in it must be there, in
+order, unchanged, and nothing else; signed checkpoints inside the range must match. Without a
+signature (no key where the export ran) the header is the exporter's claim, held against every
+checkpoint signed before it; without a header (an HTTP export, an older one) the chain must reach
+its latest checkpoint.
 """
 
 from __future__ import annotations
 
 import collections
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -31,10 +42,11 @@ from sqlalchemy import Text, cast, select
 from gateway.audit.chain import CHAIN_FIELDS, GENESIS, format_money, format_ts
 from gateway.audit.chain import row_hash as _row_hash
 from gateway.audit.checkpoints import CheckpointError, CheckpointStore
-from gateway.models import AuditChainAnchor, AuditChainHead, AuditEvent
+from gateway.models import AuditChainAnchor, AuditChainHead, AuditEvent, utcnow
 from gateway.tenancy import scope
 
 WINDOW = 1024  # events kept around a break to tell reordering and insertion from editing
+EXPORT_FORMAT = "bulkhead-audit-export/1"
 JSON_FIELDS = frozenset({"stages", "detail", "pii", "risk", "route", "checks", "content"})
 
 
@@ -72,16 +84,48 @@ class VerifyReport:
     elapsed_s: float = 0.0
     rate_per_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    checkpoints_matched: int = 0  # signed checkpoints the events were actually held against
+    tenant: str | None = None  # the tenant's name, where the export's header gives it
+    export_header: str | None = None  # offline: "signed", "unsigned", "unchecked" (no key to check it)
+    absent: bool = False  # offline: the checkpoints know the chain, the export does not hold it
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
+def _well_formed(row: dict) -> bool:
+    seq = row.get("seq")
+    return (isinstance(seq, int) and not isinstance(seq, bool) and isinstance(row.get("hash"), str)
+            and isinstance(row.get("prev_hash"), str) and "_bad_line" not in row)
+
+
+def _when(value: str) -> datetime:
+    when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
 class ChainVerifier:
+    """`header`: an export's header for this chain, with `header_status` as `check_header` returns it
+    ("signed", "unsigned", "unchecked"; "invalid" fails the chain with `header_error`)."""
+
     def __init__(self, chain: str, checkpoints: list[dict] | None = None, anchor: tuple[int, str] | None = None,
-                 checkpoints_error: str | None = None) -> None:
+                 checkpoints_error: str | None = None, header: dict | None = None, header_status: str | None = None,
+                 header_error: str | None = None) -> None:
         self.report = VerifyReport(chain=chain)
         self._t0 = time.perf_counter()
+        self._end: tuple[int, str] | None = None  # the head an export's header records
+        self._claimed_at: datetime | None = None  # an unsigned header's time: checkpoints before it bound it
+        if header is not None and header_status != "invalid":
+            anchor = (header["anchor_seq"], header["anchor_hash"])
+            self._end = (header["head_seq"], header["head_hash"])
+            self.report.tenant = header.get("tenant")
+            if header_status != "signed":
+                self._claimed_at = _when(header["ts"])
+                self.report.notes.append(
+                    "the export's header is unsigned (no signing key where it was made)" if header_status == "unsigned"
+                    else "the export's header signature was not checked (no public key)")
+        if header is not None:
+            self.report.export_header = header_status
         self._anchor = anchor or (0, GENESIS)
         self.report.anchor_seq = self._anchor[0]
         self._checkpoints = checkpoints or []
@@ -90,11 +134,19 @@ class ChainVerifier:
         self._recent: collections.deque[dict] = collections.deque(maxlen=WINDOW)
         self._after: list[dict] = []
         self._break: tuple[dict, dict | None] | None = None
+        start = self._by_seq.get(self._anchor[0]) if self._anchor[0] else None
         if checkpoints_error:
             self._fail(None, "checkpoints_invalid", checkpoints_error)
-        elif anchor and anchor[0] and self._checkpoints and anchor[0] not in self._by_seq:
-            self._fail(anchor[0], "deleted", f"the chain starts after seq {anchor[0]} (pruned), but no signed "
-                       "checkpoint vouches for that point")
+        elif header_error:
+            self._fail(None, "header_invalid", header_error)
+        elif self._anchor[0] and self._checkpoints and start is None:
+            self._fail(self._anchor[0], "deleted", f"the chain starts after seq {self._anchor[0]} (pruned), but "
+                       "no signed checkpoint vouches for that point")
+        elif start is not None and start["hash"] != self._anchor[1]:
+            self._fail(self._anchor[0], "rolled_back", f"the chain starts after seq {self._anchor[0]} (pruned), "
+                       f"but that point differs from the signed checkpoint of {start['ts']}")
+        elif start is not None:
+            self.report.checkpoints_matched, self.report.checkpoint_seq = 1, self._anchor[0]
 
     def _fail(self, seq: int | None, damage: str, message: str) -> None:
         if self.report.ok:
@@ -111,17 +163,24 @@ class ChainVerifier:
         prev = self._recent[-1] if self._recent else None
         expected_seq = prev["seq"] + 1 if prev else self._anchor[0] + 1
         expected_prev = prev["hash"] if prev else self._anchor[1]
-        own_ok = row_hash(row) == row["hash"]
-        if row["seq"] != expected_seq or row["prev_hash"] != expected_prev or not own_ok:
+        if (not _well_formed(row) or row["seq"] != expected_seq or row["prev_hash"] != expected_prev
+                or row_hash(row) != row["hash"]):
             self._break = (row, prev)
             return True
+        if self._end is not None and row["seq"] > self._end[0]:
+            self._fail(row["seq"], "inserted", f"seq {row['seq']} is past the end of the export's range: its "
+                       f"header records the chain ending at seq {self._end[0]}")
+            return False
         cp = self._by_seq.get(row["seq"])
         if cp is not None:
             if cp["hash"] != row["hash"]:
+                since = self.report.checkpoint_seq or self._anchor[0]
                 self._fail(row["seq"], "rolled_back", f"seq {row['seq']} differs from the signed checkpoint of "
-                           f"{cp['ts']}: the chain was rewritten or restored from an older copy after it")
+                           f"{cp['ts']}: events after seq {since} were rewritten (hashes recomputed) or restored "
+                           "from an older copy")
                 return False
             self.report.checkpoint_seq = row["seq"]
+            self.report.checkpoints_matched += 1
         self._recent.append(row)
         self.report.events += 1
         if self.report.first_seq is None:
@@ -131,25 +190,50 @@ class ChainVerifier:
 
     def _classify(self) -> None:
         row, prev = self._break
-        seq = row["seq"]
         expected_seq = prev["seq"] + 1 if prev else self._anchor[0] + 1
         expected_prev = prev["hash"] if prev else self._anchor[1]
-        known = {r["hash"]: r for r in (*self._recent, *self._after)}
+        after = self._after
+        nxt = after[0] if after else None
+        # the line after the break takes up the chain where it left off: the break is an extra line
+        resumes = (nxt is not None and _well_formed(nxt) and nxt["seq"] == expected_seq
+                   and nxt["prev_hash"] == expected_prev and row_hash(nxt) == nxt["hash"])
+        if not _well_formed(row):
+            where = f" (line {row['_bad_line']})" if "_bad_line" in row else ""
+            if resumes:
+                self._fail(expected_seq, "inserted", f"a line that is not an event{where} sits between seq "
+                           f"{expected_seq - 1} and seq {expected_seq}")
+            else:
+                self._fail(expected_seq, "edited", f"the line for seq {expected_seq}{where} is not a valid event "
+                           "(unreadable, or a chain field missing or of the wrong type)")
+            return
+        seq = row["seq"]
+        own_ok = row_hash(row) == row["hash"]
+        # a line that belongs to the chain elsewhere: something later links to it, or it to something later
+        linked_later = any(r.get("prev_hash") == row["hash"] or r.get("hash") == row["prev_hash"] for r in after)
         if prev is not None and seq == prev["seq"]:
             self._fail(seq, "inserted", f"two events claim seq {seq}")
+        elif resumes and not linked_later:
+            self._fail(expected_seq, "inserted", f"an extra event (claiming seq {seq}) sits between seq "
+                       f"{expected_seq - 1} and seq {expected_seq}")
+        elif not own_ok and (made_for := next(
+                (s for s in range(max(1, seq - WINDOW), seq + WINDOW)
+                 if s != seq and row_hash({**row, "seq": s}) == row["hash"]), None)) is not None:
+            if made_for == expected_seq:
+                self._fail(expected_seq, "edited", f"the event at seq {expected_seq} had its seq changed to {seq}")
+            else:
+                self._fail(seq, "reordered", f"the event at seq {seq} was made for seq {made_for}")
+        elif not own_ok and seq == expected_seq:
+            self._fail(seq, "edited", f"the event at seq {seq} does not match its hash")
         elif seq < expected_seq:
             self._fail(seq, "reordered", f"seq {seq} appears after seq {prev['seq']}")
         elif seq > expected_seq:
-            what = "the chain's first events are" if prev is None else "events are"
-            self._fail(expected_seq, "deleted", f"{what} missing: seq {expected_seq} to {seq - 1}")
-        elif row_hash(row) != row["hash"]:
-            made_for = next((s for s in range(max(1, seq - WINDOW), seq + WINDOW)
-                             if s != seq and row_hash({**row, "seq": s}) == row["hash"]), None)
-            if made_for is not None:
-                self._fail(seq, "reordered", f"the event at seq {seq} was made for seq {made_for}")
+            if any(r.get("seq") == expected_seq for r in after):
+                self._fail(expected_seq, "reordered", f"seq {expected_seq} comes later, after seq {seq}")
             else:
-                self._fail(seq, "edited", f"the event at seq {seq} does not match its hash")
+                what = "the chain's first events are" if prev is None else "events are"
+                self._fail(expected_seq, "deleted", f"{what} missing: seq {expected_seq} to {seq - 1}")
         elif row["prev_hash"] != expected_prev:
+            known = {r["hash"]: r for r in (*self._recent, *after) if _well_formed(r)}
             origin = known.get(row["prev_hash"])
             before = self._recent[-2] if len(self._recent) >= 2 else None
             if before is not None and row["prev_hash"] == before["hash"]:
@@ -166,15 +250,35 @@ class ChainVerifier:
             self._classify()
             self._break = None
         r = self.report
-        if r.ok and self._checkpoints:
-            last = self._checkpoints[-1]
-            head = r.head_seq if r.head_seq is not None else self._anchor[0]
-            if last["seq"] > head:
-                self._fail(head + 1, "truncated", f"the chain ends at seq {head} but a signed checkpoint of "
+        head = r.head_seq if r.head_seq is not None else self._anchor[0]
+        if r.ok and self._end is not None and head < self._end[0]:
+            self._fail(head + 1, "truncated", f"the export ends at seq {head} but its header records the chain "
+                       f"ending at seq {self._end[0]}")
+        elif r.ok and self._end is not None and head == self._end[0] and head > self._anchor[0] \
+                and r.head_hash != self._end[1]:
+            self._fail(head, "edited", f"seq {head} differs from the head its export's header records")
+        if r.ok:
+            last = self._bounding_checkpoint()
+            if last is not None and last["seq"] > head:
+                what = "the export ends" if self._end is not None else "the chain ends"
+                self._fail(head + 1, "truncated", f"{what} at seq {head} but a signed checkpoint of "
                            f"{last['ts']} records seq {last['seq']}")
+        if r.ok and r.events and not r.checkpoints_matched:
+            r.notes.append("no signed checkpoint falls in this range: a consistent rewrite of it would go unnoticed")
         r.elapsed_s = round(time.perf_counter() - self._t0, 4)
         r.rate_per_s = round(r.events / r.elapsed_s) if r.elapsed_s > 0 else 0.0
         return r
+
+    def _bounding_checkpoint(self) -> dict | None:
+        """The latest checkpoint the chain (or the export) must reach: any, on the database or an
+        export without a header; up to a signed header's head; and, for an unsigned header, any
+        signed before the export was made."""
+        if self._end is None:
+            return self._checkpoints[-1] if self._checkpoints else None
+        inside = [cp for cp in self._checkpoints if cp["seq"] <= self._end[0]]
+        if self._claimed_at is not None:
+            inside += [cp for cp in self._checkpoints if _when(cp["ts"]) <= self._claimed_at]
+        return max(inside, key=lambda cp: cp["seq"], default=None)
 
 
 def _checkpoints_for(store: CheckpointStore | None, chain: str) -> tuple[list[dict], str | None]:
@@ -276,32 +380,154 @@ def export_line(row: dict) -> bytes:
     return orjson.dumps(out) + b"\n"
 
 
+def new_export_id() -> str:
+    return "exp_" + uuid.uuid4().hex[:20]
+
+
+def export_header(chain: str, *, anchor: tuple[int, str], head: tuple[int, str], export_id: str, part: int,
+                  parts: int, tenant: str | None = None, ts: datetime | None = None,
+                  store: CheckpointStore | None = None) -> bytes:
+    """The line before a chain's events in an export: the range it holds (after `anchor`, up to and
+    including `head`), signed when `store` has the signing key. `ts` must be taken before `head` is
+    read (checkpoints signed before it can then not be past the head)."""
+    header = {"export": EXPORT_FORMAT, "id": export_id, "part": part, "parts": parts, "chain": chain,
+              "tenant": tenant, "anchor_seq": anchor[0], "anchor_hash": anchor[1], "head_seq": head[0],
+              "head_hash": head[1], "ts": (ts or utcnow()).isoformat()}
+    if store is not None and store.signing_key is not None:
+        header = store.sign(header)
+    return orjson.dumps(header) + b"\n"
+
+
+def is_header(row: dict) -> bool:
+    return "export" in row
+
+
+def _header_problem(header: dict) -> str | None:
+    ints = ("part", "parts", "anchor_seq", "head_seq")
+    strs = ("id", "chain", "anchor_hash", "head_hash", "ts")
+    if header.get("export") != EXPORT_FORMAT:
+        return f"an export header of an unknown format ({header.get('export')!r})"
+    if any(not isinstance(header.get(k), int) or isinstance(header.get(k), bool) for k in ints) \
+            or any(not isinstance(header.get(k), str) for k in strs) \
+            or not isinstance(header.get("tenant"), str | None):
+        return "the export's header for this chain is malformed (a field is missing or of the wrong type)"
+    if not 0 <= header["anchor_seq"] <= header["head_seq"] or not 1 <= header["part"] <= header["parts"]:
+        return "the export's header for this chain is inconsistent (its range or part number)"
+    try:
+        _when(header["ts"])
+    except ValueError:
+        return "the export's header for this chain has an unreadable time"
+    return None
+
+
+def check_header(header: dict, store: CheckpointStore | None) -> tuple[str, str | None]:
+    """(status, error): "signed" (by the pinned key), "unsigned", "unchecked" (signed, but there is no
+    key to check it with) or "invalid" (with why)."""
+    problem = _header_problem(header)
+    if problem:
+        return "invalid", problem
+    if "sig" not in header:
+        return "unsigned", None
+    if store is None:
+        return "unchecked", None
+    if not store.signed(header):
+        return "invalid", ("the export's header for this chain does not match its signature: it was edited, "
+                           "or signed with another key than the pinned one")
+    return "signed", None
+
+
 def export_rows(path: Path) -> Iterator[dict]:
+    """The export's lines, parsed; a line that is not a JSON object comes as {"_bad_line": n}."""
+    with open(path, "rb") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                row = None
+            yield row if isinstance(row, dict) else {"_bad_line": n}
+
+
+def export_tenants(path: Path) -> dict[str, str | None]:
+    """chain -> tenant name, from the export's headers (read without checking them: for resolving a
+    tenant name to its chain offline; verification checks each header)."""
+    out: dict[str, str | None] = {}
     with open(path, "rb") as fh:
         for line in fh:
-            if line.strip():
-                yield orjson.loads(line)
+            if line.startswith(b'{"export":'):
+                try:
+                    header = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(header.get("chain"), str):
+                    out[header["chain"]] = header.get("tenant")
+    return out
+
+
+def _absent(chain: str, store: CheckpointStore | None) -> VerifyReport:
+    cps, err = _checkpoints_for(store, chain)
+    report = VerifyReport(chain=chain, ok=False, absent=True, damage="absent", checkpoints=len(cps))
+    if err:
+        report.message = f"absent from the export (and its checkpoints are damaged: {err})"
+    elif cps:
+        many = "s" if len(cps) != 1 else ""
+        report.message = (f"absent from the export ({len(cps)} signed checkpoint{many}, "
+                          f"the latest at seq {cps[-1]['seq']})")
+    else:
+        report.message = "absent from the export"
+    return report
 
 
 def verify_export(rows: Iterable[dict], checkpoints: CheckpointStore | None = None,
                   anchors: dict[str, tuple[int, str]] | None = None,
                   chains: set[str] | None = None) -> list[VerifyReport]:
-    """Offline: every chain in an export (events grouped by chain, in seq order, as `bulkhead audit
-    export` writes them), without database access."""
+    """Offline: every chain in an export (a header, then the chain's events in seq order, as `bulkhead
+    audit export` writes them; or bare events, as the HTTP export), without database access.
+
+    `chains` restricts it to those chains; one of them the export does not hold is reported absent
+    (ok False, `absent` True), as is, without `chains`, a chain the checkpoints know but the export
+    lacks. Without `chains`, a part of a multi-chain export that was removed whole is damage."""
     verifiers: dict[str, ChainVerifier] = {}
+    parts: dict[str, tuple[int, set[int]]] = {}
+    loose: list[VerifyReport] = []
+    current: str | None = None  # the chain of the last line: an unreadable line is taken as its next
+
+    def open_chain(chain: str, header: dict | None = None) -> ChainVerifier:
+        cps, err = _checkpoints_for(checkpoints, chain)
+        status, header_error = check_header(header, checkpoints) if header is not None else (None, None)
+        if header is not None and status != "invalid" and chains is None:
+            _, seen = parts.setdefault(header["id"], (header["parts"], set()))
+            seen.add(header["part"])
+        verifiers[chain] = ChainVerifier(chain, cps, (anchors or {}).get(chain), err, header, status, header_error)
+        return verifiers[chain]
+
     for row in rows:
-        chain = row.get("chain", "")
+        chain = row.get("chain")
+        if not isinstance(chain, str):
+            if current is None:
+                loose.append(VerifyReport(chain="(export)", ok=False, damage="edited", message=(
+                    f"line {row.get('_bad_line', '?')} is not part of any chain (unreadable, or no chain field)")))
+                continue
+            chain = current
+        current = chain
         if chains is not None and chain not in chains:
             continue
-        verifier = verifiers.get(chain)
-        if verifier is None:
-            cps, err = _checkpoints_for(checkpoints, chain)
-            anchor = (anchors or {}).get(chain)
-            verifier = verifiers[chain] = ChainVerifier(chain, cps, anchor, err)
+        if is_header(row):
+            if chain in verifiers:
+                verifiers[chain]._fail(None, "header_invalid", "a second export header for this chain, after "
+                                       "its events began (lines moved, or exports spliced)")
+            else:
+                open_chain(chain, row)
+            continue
+        verifier = verifiers.get(chain) or open_chain(chain)
         verifier.feed(row)
-    if checkpoints is not None:  # a chain the checkpoints know but the export lacks entirely
-        for chain in checkpoints.chains():
-            if chain not in verifiers and (chains is None or chain in chains):
-                cps, err = _checkpoints_for(checkpoints, chain)
-                verifiers[chain] = ChainVerifier(chain, cps, (anchors or {}).get(chain), err)
-    return [v.finish() for _, v in sorted(verifiers.items())]
+    wanted = set(chains) if chains is not None else set(checkpoints.chains() if checkpoints is not None else ())
+    reports = [v.finish() for _, v in sorted(verifiers.items())]
+    reports += [_absent(chain, checkpoints) for chain in sorted(wanted - verifiers.keys())]
+    for export_id, (total, seen) in sorted(parts.items()):
+        for part in sorted(set(range(1, total + 1)) - seen):
+            loose.append(VerifyReport(chain=f"(export {export_id}, part {part} of {total})", ok=False,
+                                      damage="deleted", message="a whole chain (its header and events) was "
+                                      "removed from the export"))
+    return reports + loose
