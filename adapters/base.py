@@ -8,6 +8,7 @@ retries and fallbacks without knowing which library sits underneath.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -39,6 +40,16 @@ class UpstreamError(Exception):
         # day is the most it is believed.
         self.retry_after = min(retry_after, 86_400.0) if retry_after is not None and retry_after >= 0 else None
         self.retryable = kind in ("timeout", "rate_limited", "unavailable") if retryable is None else retryable
+
+
+def missing_credentials(backend) -> str | None:
+    """What keeps this backend from being called at all (`"OPENAI_API_KEY is not set"`), or None.
+    The router leaves such a backend out of every request's candidates, and the gateway names it
+    at start-up. Names the variable, never a value."""
+    env = getattr(backend, "api_key_env", None)
+    if env and not os.environ.get(env):
+        return f"{env} is not set"
+    return None
 
 
 @dataclass(slots=True)

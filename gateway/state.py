@@ -7,11 +7,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from adapters.base import missing_credentials
 from adapters.registry import AdapterRegistry
 from gateway import pricing
 from gateway.audit.checkpoints import Checkpointer, CheckpointStore
@@ -23,11 +25,11 @@ from gateway.cache import LocalCache, RedisCache
 from gateway.config import Settings
 from gateway.db import create_engine, sessionmaker
 from gateway.experts import snapshot
+from gateway.explain import warm_up
 from gateway.hallucination.lexicon import get_lexicon
 from gateway.limits import LocalLimiter, RedisGuard, RedisLimiter
 from gateway.policy.loader import PolicySet, load_policy_set
 from gateway.policy.reload import PolicyReloader
-from gateway.risk.assess import get_engine
 from gateway.upstream import LatencyTracker, RetryBudget
 
 log = logging.getLogger("bulkhead")
@@ -53,13 +55,7 @@ def _warm_up(policies: PolicySet):
         started = time.perf_counter()
         try:
             for policy in (policies.default, *policies.tenants.values()):
-                if policy.pii.enabled:
-                    # presidio + spaCy take seconds to import; only gateways with PII inspection pay it
-                    from gateway.pii.analyzer import analyzer_for
-
-                    analyzer_for(policy.pii)
-                if policy.risk.embeddings.enabled:
-                    get_engine().warm_up(policy.risk)
+                warm_up(policy)  # the PII analyzer and the risk engine
                 if any("grounding" in rule.checks for rule in policy.hallucination.rules):
                     get_lexicon()
             log.info("models warm in %.0f ms", (time.perf_counter() - started) * 1000)
@@ -69,6 +65,30 @@ def _warm_up(policies: PolicySet):
     thread = threading.Thread(target=load, name="warm-up", daemon=True)
     thread.start()
     return thread
+
+
+def log_unconfigured(policies: PolicySet) -> dict[str, list[str]]:
+    """One warning per missing provider variable, naming the backends it leaves out: the router
+    never picks them (gateway/routing.py), so without this a missing key shows only as routing
+    elsewhere. Also a local model directory that holds no model yet. Returns variable -> backends."""
+    missing: dict[str, list[str]] = {}
+    for backend in policies.all_backends():
+        reason = missing_credentials(backend)
+        if reason is not None:
+            names = missing.setdefault(backend.api_key_env, [])
+            if backend.name not in names:
+                names.append(backend.name)
+        model_dir = Path(backend.model_dir) if backend.adapter == "local_moe" and backend.model_dir else None
+        if model_dir is not None and not (model_dir / "config.json").exists():
+            log.warning("backend %s: %s holds no model (config.json); `bulkhead moe train-demo --out %s` builds "
+                        "the demo one", backend.name, backend.model_dir, backend.model_dir)
+    for env, names in missing.items():
+        log.warning("%s is not set: backend%s %s unconfigured, not routed to until it is set in the gateway's "
+                    "environment (and the gateway restarted)", env, "s" if len(names) > 1 else "",
+                    ", ".join(names) + (" are" if len(names) > 1 else " is"))
+    configured = [b.name for b in policies.all_backends() if missing_credentials(b) is None]
+    log.info("backends configured: %s", ", ".join(dict.fromkeys(configured)) or "none")
+    return missing
 
 
 @dataclass
@@ -114,6 +134,7 @@ class GatewayState:
         checkpoints = CheckpointStore.for_signing(settings.audit_checkpoint_dir, settings.audit_signing_key)
         checkpointer = Checkpointer(checkpoints, audit.heads, settings.audit_checkpoint_seconds)
         log.info("policy %s loaded (%d tenant overlays)", policies.default.version[:12], len(policies.tenants))
+        log_unconfigured(policies)
         state = cls(
             settings=settings,
             engine=engine,

@@ -30,7 +30,10 @@ def upstream_error(exc: UpstreamError) -> APIError:
         return APIError(429, "The upstream model is rate limited; retry later.", "upstream_rate_limited",
                         retry_after=exc.retry_after or 1)
     if exc.kind == "unconfigured":
-        return APIError(503, "This backend has no provider credentials configured on the gateway.",
+        # The message names the variable ("OPENAI_API_KEY is not set"), never a value. The router
+        # leaves such backends out (gateway/routing.py), so this is a variable unset since then.
+        return APIError(503, f"This backend has no provider credentials configured on the gateway: {exc.message}. "
+                        "An operator sets it in the gateway's environment and restarts it; nothing was sent.",
                         "backend_not_configured")
     if exc.kind == "unavailable":
         if exc.status is None or exc.status == 503:

@@ -17,12 +17,12 @@ from gateway.auth import ROLES, Principal
 from gateway.compliance import api as audit_api
 from gateway.errors import APIError
 from gateway.experts import snapshot
+from gateway.explain import explain_request
 from gateway.http.authn import authenticate
 from gateway.http.jsonio import json_response, read_json
 from gateway.pii.entities import PiiAnalysisError
 from gateway.pii.transform import scan_record
 from gateway.request import ModelRequest
-from gateway.routing import explain as explain_route
 from gateway.schemas import Closed, parse
 
 
@@ -144,24 +144,24 @@ async def revoke_key(gw, ctx, request):
 class ExplainRequest(Closed):
     request: dict = Field(description="The chat, completions or embeddings body to explain.")
     mode: Literal["chat", "completions", "embeddings"] = "chat"
+    data_class: str | None = Field(None, max_length=100, description="The data class the request declares "
+                                   "(what its x-bulkhead-data-class header, or the policy's header, would say).")
 
 
 async def explain(gw, ctx, request):
-    """The routing decision for a request under the caller's own tenant policy; nothing is called."""
+    """The decision for a request under the caller's own tenant policy, through the same inspect,
+    risk, decide and transform stages as the request itself (gateway/explain.py); nothing is called,
+    and the explained text is neither kept nor audited (only this call is)."""
     principal = await authenticate(gw, ctx, request, roles=("security", "admin"))
     body = parse(ExplainRequest, await read_json(request, gw.settings.max_body_bytes))
     req = ModelRequest.of(body.mode, body.request)
     policy = gw.policies.for_tenant(principal.tenant)
     # as an app key of this tenant without a model allowlist would be routed
     app_key = Principal(tenant_id=principal.tenant_id, tenant=principal.tenant, key_id="-", roles=("app",))
-    trace, decision, why = explain_route(policy, app_key, req)
+    explained = await explain_request(policy, app_key, req, declared=body.data_class)
     return json_response({
         "tenant": principal.tenant, "policy_version": policy.version, "model": req.model, "mode": body.mode,
-        "candidates": [{"backend": v.backend, "accepted": v.accepted, "reason": v.reason,
-                        "expected_cost_usd": v.expected_cost_usd} for v in trace],
-        "decision": decision.backend.name if decision else None,
-        "fallbacks": [b.name for b in decision.fallbacks] if decision else [],
-        "reason": why, "limits": policy.limits.model_dump(), "budgets": policy.budgets.model_dump(),
+        **explained.to_dict(), "limits": policy.limits.model_dump(), "budgets": policy.budgets.model_dump(),
     })
 
 

@@ -44,7 +44,10 @@ async def read_json(request: Request, limit: int) -> Any:
 async def read_body(request: Request, limit: int) -> bytes:
     ctype = request.headers.get("content-type", "")
     if ctype and ctype.split(";")[0].strip().lower() != "application/json":
-        raise bad_request("Content-Type must be application/json.", code="unsupported_content_type")
+        # Refused rather than guessed: a form or text body is what a browser may send cross-site
+        # without asking. `curl -d` labels JSON as a form unless told otherwise, hence the hint.
+        raise bad_request(f"Content-Type must be application/json, not {_media_type(ctype)} (with curl -d, add "
+                          "-H 'Content-Type: application/json').", code="unsupported_content_type")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise APIError(413, f"Request body exceeds {limit} bytes.", "request_too_large")
@@ -55,6 +58,12 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise APIError(413, f"Request body exceeds {limit} bytes.", "request_too_large")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _media_type(ctype: str) -> str:
+    """The header's media type, fit to echo: at most 60 printable ASCII characters."""
+    media = ctype.split(";")[0].strip()[:60]
+    return "".join(c if 32 < ord(c) < 127 else "?" for c in media) or "empty"
 
 
 def decode_json(raw: bytes) -> Any:

@@ -66,11 +66,13 @@ def _schema(args, policies_dir: Path) -> int:
 
 def _explain(args, policies_dir: Path) -> int:
     # Every `bulkhead` command builds this module's parser; the request machinery (schemas, routing,
-    # starlette) would add ~30 ms to each, so only `explain` loads it.
+    # the PII and risk stages) would add to each, so only `explain` loads it.
+    import asyncio
+
     from gateway.auth import Principal
     from gateway.errors import APIError
+    from gateway.explain import explain_request, warm_up
     from gateway.request import ModelRequest
-    from gateway.routing import Risk, explain
 
     raw = sys.stdin.read() if args.request == "-" else Path(args.request).read_text()
     policy = load_policy_set(policies_dir).for_tenant(args.tenant)
@@ -83,30 +85,39 @@ def _explain(args, policies_dir: Path) -> int:
     models = tuple(m.strip() for m in args.key_models.split(",")) if args.key_models else None
     principal = Principal(tenant_id="-", tenant=args.tenant, key_id="-", roles=("app",), models=models)
     print(f"requested model: {req.model}   endpoint: {args.mode}   stream: {getattr(req, 'stream', False)}")
-    print(f"signals: risk action assumed '{args.risk_action}'")
-    tokens = req.tokens
-    risk = Risk(tier="high" if args.risk_action != "allow" else "low", action=args.risk_action)
-    trace, decision, why = explain(policy, principal, req, risk)
-    print(f"estimated prompt+answer tokens: {tokens}")
+    warm_up(policy)  # as the gateway is before it serves: a cold model would time the stages out
+    # The request's own stages: inspect (PII), risk, decide, transform; --risk-action only raises the action.
+    ex = asyncio.run(explain_request(policy, principal, req, assume=args.risk_action))
+    pii = ex.pii_record()
+    if pii is not None:
+        found = ", ".join(f"{k} x{n}" for k, n in sorted(pii["detected"].items())) or "nothing"
+        print(f"pii: {found}" + ("" if pii["analysis"] == "ok" else f" (analysis {pii['analysis']})"))
+    if ex.risk is not None:
+        print(f"risk: tier {ex.risk.tier}, action {ex.risk.action}"
+              + (f" ({'; '.join(ex.risk.reasons)})" if ex.risk.reasons else ""))
+        for t in ex.risk.blocked_by:
+            print(f"  blocked by {t.signal}: {t.found} (policy setting {t.setting})")
+    print(f"estimated tokens: prompt ~{req.texts.prompt_tokens} (routing), prompt+answer {req.tokens} (admission)")
     print("candidates:")
-    for v in trace:
+    for v in ex.verdicts:
         cost = f"${v.expected_cost_usd:.6f}" if v.expected_cost_usd is not None else "-"
         print(f"  {'ACCEPT' if v.accepted else 'reject'}  {v.backend:<24} {cost:>11}  {v.reason}")
-    chosen = decision.backend.name if decision else None
+    decision = ex.decision
     if decision:
         b = decision.backend
-        print(f"decision: {chosen} ({b.adapter} {b.model}, trust {b.trust}, timeout {b.timeout_s}s, "
-              f"retries {b.max_retries}) — {why}")
+        print(f"decision: {b.name} ({b.adapter} {b.model}, trust {b.trust}, timeout {b.timeout_s}s, "
+              f"retries {b.max_retries}) — {ex.reason}")
         if decision.fallbacks:
             print(f"fallbacks: {', '.join(f.name for f in decision.fallbacks)}")
     else:
-        print(f"decision: refused — {why}")
+        refusal = ex.refusal
+        print(f"decision: refused ({refusal.status} {refusal.code}) — {refusal.message}")
     limits, budgets = policy.limits, policy.budgets
     print(f"limits: rpm_per_key={limits.rpm_per_key or 'none'} rpm_per_tenant={limits.rpm_per_tenant or 'none'} "
           f"tpm_per_key={limits.tpm_per_key or 'none'} tpm_per_tenant={limits.tpm_per_tenant or 'none'}")
     print(f"budgets: per {budgets.period}: tenant=${budgets.tenant_usd if budgets.tenant_usd is not None else 'none'}"
           f" key=${budgets.key_usd if budgets.key_usd is not None else 'none'}")
-    return 0 if chosen else 1
+    return 0 if decision else 1
 
 
 def _load_any(path: Path):

@@ -5,7 +5,8 @@
 
 Tiers only ever go up: each signal, each rule and the declared data class can raise the tier, none can
 lower it. The action is the strictest of the tier's action and any action a matched rule names.
-`signals` carries counts and scores only, never text, so it can go to the audit log as it is.
+`signals` carries counts and scores only, never text, so it can go to the audit log as it is; so do
+`blocked_by`'s triggers (which signal made the action `block`, and which policy setting decides it).
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ class DataClassError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Trigger:
+    """One signal that raised the tier or named an action, in words a refusal can carry: what was
+    found (a type, a score, a name; never a value) and the policy setting that decides it."""
+
+    signal: str  # secrets, injection, pii:TYPE, pii:bulk, domain:NAME, data_class:CLASS, rule:NAME
+    found: str
+    setting: str
+
+
+@dataclass(frozen=True, slots=True)
 class RiskAssessment:
     tier: Tier
     action: Action
@@ -41,6 +52,7 @@ class RiskAssessment:
     injection_score: float
     domains: list[str]
     reasons: list[str] = field(default_factory=list)
+    blocked_by: list[Trigger] = field(default_factory=list)  # empty unless the action is `block`
 
 
 class _Verdict:
@@ -51,16 +63,34 @@ class _Verdict:
         self.tier: Tier = "low"
         self.actions: list[Action] = []
         self.reasons: list[str] = []
+        self.triggers: list[tuple[Tier, Action | None, Trigger]] = []
 
-    def raise_to(self, tier: Tier, why: str, action: Action | None = None) -> None:
+    def raise_to(self, tier: Tier, why: str, action: Action | None = None, trigger: Trigger | None = None) -> None:
         if tier_rank(tier) > tier_rank(self.tier):
             self.tier = tier
         if action is not None:
             self.actions.append(action)
         self.reasons.append(f"{why} -> {tier}" + (f", {action}" if action else ""))
+        if trigger is not None:
+            self.triggers.append((tier, action, trigger))
 
     def action(self) -> Action:
         return max([self.policy.tier_actions[self.tier], *self.actions], key=action_rank)
+
+    def blocked_by(self) -> list[Trigger]:
+        """The signals that make the action `block`: those that name it, and, where the final tier's
+        own action is `block`, those that raised the request to that tier."""
+        if self.action() != "block":
+            return []
+        tier_blocks = self.policy.tier_actions[self.tier] == "block"
+        out: list[Trigger] = []
+        for tier, action, trigger in self.triggers:
+            if action == "block":
+                out.append(trigger)
+            elif tier_blocks and tier == self.tier:
+                out.append(Trigger(trigger.signal, trigger.found,
+                                   f"{trigger.setting} and risk.tier_actions.{tier}"))
+        return out
 
 
 class RiskEngine:
@@ -111,17 +141,24 @@ class RiskEngine:
         pii = {k: int(v) for k, v in sorted(pii_counts.items()) if v > 0}
         for entity, count in pii.items():
             present.add(f"pii:{entity}")
-            tier = policy.pii.entities.get(entity, policy.pii.default_tier)
-            verdict.raise_to(tier, f"pii {entity} x{count}")
+            listed = entity in policy.pii.entities
+            tier = policy.pii.entities[entity] if listed else policy.pii.default_tier
+            setting = f"risk.pii.entities.{entity}" if listed else "risk.pii.default_tier"
+            verdict.raise_to(tier, f"pii {entity} x{count}",
+                             trigger=Trigger(f"pii:{entity}", f"personal data of type {entity} (x{count})", setting))
         total = sum(pii.values())
         if total:
             present.add("pii:any")
         if total >= policy.pii.bulk_count:
-            verdict.raise_to(policy.pii.bulk_tier, f"{total} PII entities (bulk >= {policy.pii.bulk_count})")
+            verdict.raise_to(policy.pii.bulk_tier, f"{total} PII entities (bulk >= {policy.pii.bulk_count})",
+                             trigger=Trigger("pii:bulk", f"{total} PII entities in one request (bulk from "
+                                             f"{policy.pii.bulk_count})", "risk.pii.bulk_count, risk.pii.bulk_tier"))
 
         if secrets > 0:
             present.add("secrets")
-            verdict.raise_to(policy.secrets.tier, f"{secrets} secret(s)", policy.secrets.action)
+            found = "a secret was found" if secrets == 1 else f"{secrets} secrets were found"
+            verdict.raise_to(policy.secrets.tier, f"{secrets} secret(s)", policy.secrets.action,
+                             Trigger("secrets", found, "risk.secrets.action"))
 
         scores = domain_scorer.score(prepared) if prepared else {}
         domains: list[str] = []
@@ -131,7 +168,9 @@ class RiskEngine:
                 continue
             domains.append(name)
             present.add(f"domain:{name}")
-            verdict.raise_to(rule.tier, f"domain {name} {score:.2f} >= {rule.threshold:.2f}", rule.action)
+            verdict.raise_to(rule.tier, f"domain {name} {score:.2f} >= {rule.threshold:.2f}", rule.action,
+                             Trigger(f"domain:{name}", f"{name} content (score {score:.2f} >= {rule.threshold:.2f})",
+                                     f"risk.domains.{name}"))
 
         injection_score = max((injection.score(p) for p in prepared), default=0.0)
         if policy.injection.enabled and injection_score >= policy.injection.threshold:
@@ -142,15 +181,23 @@ class RiskEngine:
                 policy.injection.tier,
                 f"injection {injection_score:.2f} >= {policy.injection.threshold:.2f}{because}",
                 policy.injection.action,
+                Trigger("injection", f"prompt injection score {injection_score:.2f} >= "
+                        f"{policy.injection.threshold:.2f}{because}",
+                        "risk.injection.threshold, risk.injection.action"),
             )
 
         if declared is not None:
             present.add(f"data_class:{declared}")
-            verdict.raise_to(policy.data_class.tiers[declared], f"declared data class {declared}")
+            header = policy.data_class.header
+            verdict.raise_to(policy.data_class.tiers[declared], f"declared data class {declared}",
+                             trigger=Trigger(f"data_class:{declared}", f"declared data class '{declared}' ({header})",
+                                             f"risk.data_class.tiers.{declared}"))
 
         for rule in policy.rules:
             if all(s in present for s in rule.when):
-                verdict.raise_to(rule.tier, f"rule {rule.name!r}", rule.action)
+                found = f"the policy's rule '{rule.name}' ({', '.join(rule.when)})"
+                verdict.raise_to(rule.tier, f"rule {rule.name!r}", rule.action,
+                                 Trigger(f"rule:{rule.name}", found, f"risk.rules['{rule.name}']"))
 
         signals: dict[str, object] = {
             "pii": pii,
@@ -167,6 +214,7 @@ class RiskEngine:
             injection_score=round(injection_score, 4),
             domains=domains,
             reasons=verdict.reasons,
+            blocked_by=verdict.blocked_by(),
         )
 
 
@@ -207,4 +255,4 @@ def assess(
     return get_engine().assess(texts, pii_counts, secrets, data_class, policy)
 
 
-__all__ = ["TIERS", "DataClassError", "RiskAssessment", "RiskEngine", "assess", "get_engine"]
+__all__ = ["TIERS", "DataClassError", "RiskAssessment", "RiskEngine", "Trigger", "assess", "get_engine"]
