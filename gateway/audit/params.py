@@ -22,6 +22,8 @@ from gateway.audit.chain import format_ts
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
 RISK_TIERS = ("low", "medium", "high", "critical")
+# What a hallucination check can conclude (gateway/hallucination/stage.py, CheckOutcome.verdict).
+GROUNDING_VERDICTS = ("supported", "unsupported", "error")
 
 FILTER_PARAMS = ("since", "until", "key_id", "backend", "risk_tier", "status", "pii_type", "grounding",
                  "request_id", "kind", "endpoint", "blocked")
@@ -162,8 +164,10 @@ def parse_filters(values: Mapping[str, str]) -> Filters:
         out["pii_type"] = _pattern("pii_type", v["pii_type"].strip().upper(), r"[A-Z][A-Z0-9_]{0,63}",
                                    "an entity type such as EMAIL_ADDRESS")
     if "grounding" in v:
-        out["grounding"] = _pattern("grounding", v["grounding"].strip().lower(), r"[a-z][a-z_]{0,15}",
-                                    "a check verdict such as pass or fail")
+        verdict = v["grounding"].strip().lower()
+        if verdict not in GROUNDING_VERDICTS:  # any other value would match nothing, and look filtered
+            raise QueryError("grounding", f"'grounding' must be one of {', '.join(GROUNDING_VERDICTS)}.")
+        out["grounding"] = verdict
     if "kind" in v:
         out["kind"] = _pattern("kind", v["kind"].strip(), r"[a-z][a-z0-9_.]{0,31}",
                                "an event kind such as request or policy.applied")

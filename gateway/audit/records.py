@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from gateway.audit.chain import CHAIN_FIELDS, format_money, format_ts
@@ -72,6 +73,12 @@ def _counts(d: Any) -> str:
     return ";".join(f"{k}={d[k]}" for k in sorted(d))
 
 
+def plain_money(value: Any) -> str:
+    """Money as a spreadsheet reads it: the chain's ten decimal places, never an exponent
+    (`format_money` gives `0E-10` for zero, which is how the chain hashes it, not how people read it)."""
+    return f"{Decimal(format_money(value or 0)):f}"
+
+
 def csv_row(row: Mapping[str, Any]) -> list:
     risk = row.get("risk") if isinstance(row.get("risk"), dict) else {}
     pii = row.get("pii") if isinstance(row.get("pii"), dict) else {}
@@ -80,7 +87,7 @@ def csv_row(row: Mapping[str, Any]) -> list:
     values = {
         **{k: row.get(k) for k in CSV_COLUMNS if k in row},
         "ts": format_ts(row["ts"]),
-        "cost_usd": format_money(row.get("cost_usd") or 0),
+        "cost_usd": plain_money(row.get("cost_usd")),
         "outcome": outcome(row),
         "stream": "true" if row.get("stream") else "false",
         "risk_tier": risk.get("tier"),

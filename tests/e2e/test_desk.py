@@ -7,6 +7,8 @@ screenshot that the charts were really drawn."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import re
 import shutil
 import struct
@@ -31,7 +33,8 @@ FAST = "\npii: {enabled: false}\nrisk: {embeddings: {enabled: false}}\n"
 TIERS = ("low", "medium", "high", "critical")
 
 
-def rows_for(tenant_id: str, backends: tuple[str, ...], now: datetime, n: int) -> list[dict]:
+def rows_for(tenant_id: str, backends: tuple[str, ...], now: datetime, n: int,
+             cost: Decimal = Decimal("0.0020000000")) -> list[dict]:
     rows = []
     for i in range(n):
         row = system_event("request", {}, tenant_id=tenant_id, key_id="key_seeded")
@@ -40,7 +43,7 @@ def rows_for(tenant_id: str, backends: tuple[str, ...], now: datetime, n: int) -
                    ts=now - timedelta(days=i % 4, minutes=i), requested_model="gpt-x",
                    backend=None if blocked else backends[i % len(backends)],
                    status=403 if blocked else 200, error_code="request_blocked" if blocked else None,
-                   tokens_in=100, tokens_out=50, cost_usd=Decimal("0.0020000000"), latency_ms=20.0,
+                   tokens_in=100, tokens_out=50, cost_usd=cost, latency_ms=20.0,
                    stages={"authenticate": 0.3, "inspect": 2.0, "risk": 1.0, "decide": 0.2, "call": 15.0},
                    risk={"tier": TIERS[i % 4], "action": "block" if blocked else "allow", "signals": {},
                          "domains": [], "reasons": ["seeded"]},
@@ -49,7 +52,7 @@ def rows_for(tenant_id: str, backends: tuple[str, ...], now: datetime, n: int) -
                                                "reason": "cheapest allowed", "difficulty": None,
                                                "rejected": {"internal-moe": "tier forbids"}},
                    checks=[{"kind": "grounding", "version": "g1", "backend": "x", "score": 0.9, "threshold": 0.5,
-                            "verdict": "pass" if i % 3 else "fail", "action": "flag", "claims": None,
+                            "verdict": "supported" if i % 3 else "unsupported", "action": "flag", "claims": None,
                             "latency_ms": 2.0, "error": None}] if i % 2 else None)
         rows.append(row)
     return rows
@@ -63,7 +66,8 @@ async def _seed(url: str) -> dict:
             tid = {n: (await conn.execute(select(Tenant.id).where(Tenant.name == n))).scalar_one()
                    for n in ("acme", "globex")}
         acme = rows_for(tid["acme"], ("alpha", "beta"), now, 40)
-        globex = rows_for(tid["globex"], ("gamma",), now, 5)
+        # a fraction of a cent a day: the cost axis must still tell its ticks apart
+        globex = rows_for(tid["globex"], ("gamma",), now, 5, cost=Decimal("0.0000010000"))
         async with engine.begin() as conn:
             await append_events(conn, acme + globex)
     finally:
@@ -294,6 +298,44 @@ def test_export(gw):
     assert c.get("/desk/export", params={"format": "xml"}).status_code == 400
 
 
+def test_export_writes_money_as_plain_decimals(gw):
+    c = login(gw)
+    r = c.get("/desk/export", params={"format": "csv"})
+    assert r.status_code == 200
+    costs = {row["cost_usd"] for row in csv.DictReader(io.StringIO(r.text))}
+    assert "0.0000000000" in costs and "0.0020000000" in costs  # desk page views cost nothing
+    assert all(re.fullmatch(r"\d+\.\d{10}", cost) for cost in costs), costs  # never 0E-10
+
+
+def test_grounding_filter_takes_the_verdicts_a_check_gives(gw):
+    c = login(gw)
+    page = c.get("/desk/events").text
+    # what the form offers is what the filter takes (its placeholder used to be `fail`, which no check gives)
+    control = re.search(r'<select name="grounding">(.*?)</select>', page, re.S)
+    assert control, "the grounding filter offers the verdicts to choose from"
+    assert re.findall(r'<option value="([^"]*)"', control.group(1)) == ["", "supported", "unsupported", "error"]
+    r = c.get("/desk/events", params={"grounding": "unsupported"})
+    assert r.status_code == 200
+    expected = {row["request_id"] for i, row in enumerate(gw.seed["acme"]) if i % 2 and i % 3 == 0}
+    assert set(re.findall(r'class="rid" href="/desk/events/([^"]+)"', r.text)) == expected
+    # a value no check gives is refused on the events page, saying which ones are, not shown as no events
+    for bad in ("fail", "pass", "nonsense"):
+        r = c.get("/desk/events", params={"grounding": bad, "backend": "beta"})
+        assert r.status_code == 400
+        message = re.search(r'id="filter-error">([^<]*)<', r.text)
+        assert message and "grounding" in message.group(1) and "unsupported" in message.group(1), r.text
+        assert 'id="events-table"' not in r.text and "No events match" not in r.text
+        assert 'name="backend" value="beta"' in r.text  # the form keeps what was asked, to correct it
+    assert c.get("/desk/export", params={"format": "csv", "grounding": "fail"}).status_code == 400
+
+
+def test_cost_axis_labels_do_not_repeat(gw):
+    page = login(gw, "globex").get("/desk").text
+    chart = re.search(r'<svg id="chart-cost".*?</svg>', page, re.S).group(0)
+    ticks = re.findall(r'text-anchor="end" class="axis">([^<]*)</text>', chart)
+    assert len(ticks) >= 3 and len(set(ticks)) == len(ticks), ticks
+
+
 def test_every_desk_view_is_audited(gw):
     c = login(gw)
     c.get("/desk/events", params={"backend": "audited-marker"})
@@ -415,11 +457,16 @@ def test_desk_in_a_browser(gw, browser, tmp_path):
     assert near(risk, "#dc2626") > 200 and near(risk, "#16a34a") > 200  # critical and low tiers
     assert d.find_elements(By.CSS_SELECTOR, "#chart-pii rect") and "EMAIL_ADDRESS" in \
         d.find_element(By.ID, "panel-pii").text
-    assert "pass" in d.find_element(By.ID, "panel-grounding").text
+    assert "supported" in d.find_element(By.ID, "panel-grounding").text
 
     # filter the events, then open one
     d.find_element(By.LINK_TEXT, "Events").click()
     wait_for(lambda: d.find_elements(By.ID, "events-table"), 30)
+    # every column in view at 1,400 px: the table does not scroll sideways
+    width, inner, outer = d.execute_script(
+        "const w = document.querySelector('.table-wrap');"
+        "return [window.innerWidth, w.scrollWidth, w.clientWidth];")
+    assert width <= 1400 and inner <= outer, f"the events table is {inner} px wide in {outer} px at {width} px"
     Select(d.find_element(By.NAME, "risk_tier")).select_by_value("critical")
     d.find_element(By.NAME, "pii_type").send_keys("EMAIL_ADDRESS")
     d.find_element(By.ID, "apply-filters").click()
@@ -439,6 +486,17 @@ def test_desk_in_a_browser(gw, browser, tmp_path):
     assert d.find_elements(By.CSS_SELECTOR, "#chart-stages rect")
     assert "EMAIL_ADDRESS" in d.find_element(By.ID, "event-pii").text
     assert d.find_element(By.ID, "hash-ok").text == "yes"
+
+    # a grounding value no check gives: the page says so
+    d.get(gw.base_url + "/desk/events?grounding=fail")
+    wait_for(lambda: d.find_elements(By.ID, "filter-error"), 30)
+    error = d.find_element(By.ID, "filter-error")
+    assert error.is_displayed() and "unsupported" in error.text
+    assert not d.find_elements(By.ID, "events-table")
+    Select(d.find_element(By.NAME, "grounding")).select_by_value("unsupported")
+    d.find_element(By.ID, "apply-filters").click()
+    wait_for(lambda: "grounding=unsupported" in d.current_url and d.find_elements(By.ID, "events-table"), 30)
+    assert not d.find_elements(By.ID, "filter-error")
 
     # verify the chain from the overview
     d.find_element(By.LINK_TEXT, "Overview").click()

@@ -35,10 +35,27 @@ def integer(v: float) -> str:
     return f"{int(round(v)):,}"
 
 
-def usd(v: float) -> str:
+def usd(v: float, places: int | None = None) -> str:
     if v == 0:
         return "$0"
-    return f"${v:,.4f}" if v < 10 else f"${v:,.2f}"
+    if places is None:
+        places = 4 if v < 10 else 2
+    return f"${v:,.{places}f}"
+
+
+def _places(step: float) -> int:
+    """The decimal places needed to tell ticks `step` apart (1, 2 or 5 times a power of ten)."""
+    return max(0, -math.floor(math.log10(step) + 1e-9))
+
+
+def _axis_format(fmt: Callable[[float], str], ticks: Sequence[float]) -> Callable[[float], str]:
+    """The y-axis labels: as many decimals as the step needs, so no two ticks read the same (money
+    under a cent a day gave $0.0000 five times); whole cents or dollars when that is enough."""
+    if fmt is not usd or len(ticks) < 2:
+        return fmt
+    places = _places(ticks[1] - ticks[0])
+    places = 2 if places == 1 else places
+    return lambda v: usd(v, places)
 
 
 def _ticks(value: float, whole: bool) -> list[float]:
@@ -81,11 +98,12 @@ def stacked_bars(chart_id: str, title: str, labels: Sequence[str], series: dict[
     top_value = ticks[-1]
     slot = plot_w / len(labels)
     bar_w = max(2.0, min(48.0, slot * 0.72))
+    axis = _axis_format(fmt, ticks)
     body = []
     for v in ticks:  # grid lines and y-axis labels
         y = top + plot_h - plot_h * v / top_value
         body.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" class="grid"/>')
-        body.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="axis">{escape(fmt(v))}</text>')
+        body.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="axis">{escape(axis(v))}</text>')
     every = max(1, math.ceil(len(labels) / 12))
     for i, label in enumerate(labels):
         x = left + slot * i + (slot - bar_w) / 2

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from gateway.audit import query
 from gateway.audit.params import (
     FILTER_PARAMS,
+    GROUNDING_VERDICTS,
     RISK_TIERS,
     Filters,
     QueryError,
@@ -119,7 +120,17 @@ EVENT_FORM = ("since", "until", "key_id", "backend", "risk_tier", "status", "pii
 
 async def events(gw, ctx, request, sess) -> Response:
     params = _params(request, (*FILTER_PARAMS, "cursor"))
-    f = _filters(params)
+    form = {k: params.get(k, "") for k in EVENT_FORM}
+    try:
+        f = parse_filters(params)
+    except QueryError as exc:
+        # The form again, saying what to change: a value that cannot match must not look like a
+        # filter that matched nothing.
+        ctx.error_code = "invalid_parameter"
+        ctx.detail["query"] = {"invalid": exc.param}
+        return render("events.html", 400, **_base(sess, gw, nav="events", rows=[], form=form, tiers=RISK_TIERS,
+                                                  verdicts=GROUNDING_VERDICTS, error=exc.message,
+                                                  filtered=True))
     ctx.detail["query"] = {**f.as_dict(), "cursor": params.get("cursor") or None}
     try:
         page_ = await query.list_events(gw.engine, sess.tenant_id, f, limit=PAGE_SIZE, cursor=params.get("cursor"))
@@ -135,8 +146,8 @@ async def events(gw, ctx, request, sess) -> Response:
     next_href = ("/desk/events?" + urllib.parse.urlencode({**kept, "cursor": page_.next_cursor})
                  if page_.next_cursor else None)
     exports = {fmt: "/desk/export?" + urllib.parse.urlencode({**kept, "format": fmt}) for fmt in ("csv", "jsonl")}
-    form = {k: params.get(k, "") for k in EVENT_FORM}
     return render("events.html", **_base(sess, gw, nav="events", rows=rows, form=form, tiers=RISK_TIERS,
+                                         verdicts=GROUNDING_VERDICTS,
                                          next_href=next_href, first_href=first_href, exports=exports,
                                          filtered=bool(kept)))
 
