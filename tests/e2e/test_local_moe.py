@@ -92,3 +92,33 @@ async def test_experts_are_visible(gw):
     finally:
         await engine.dispose()
     assert sum(1 for d in rows if d and "experts" in d and "mean_cv" in d["experts"]) >= 2
+
+
+async def _audit_row(gw, request_id: str):
+    engine = create_engine(gw.database_url)
+    try:
+        for _ in range(100):
+            async with engine.connect() as conn:
+                row = (await conn.execute(select(AuditEvent.status, AuditEvent.error_code, AuditEvent.stream)
+                                          .where(AuditEvent.request_id == request_id))).first()
+            if row is not None:
+                return row
+            await asyncio.sleep(0.1)
+    finally:
+        await engine.dispose()
+    raise AssertionError(f"no audit row for {request_id}")
+
+
+async def test_a_fully_read_sdk_stream_is_audited_as_served(gw):
+    """The official SDK closes its connection as soon as it reads `[DONE]`: a stream read to the end
+    is a served one, not `client_disconnected`. (Until the journey's one answer path, the output scan
+    ran after `[DONE]`, so that close cancelled it and the audit said `client_disconnected`.)"""
+    for _ in range(3):  # a race: each stream is another chance for work after [DONE] to be cut off
+        with client(gw).chat.completions.with_streaming_response.create(
+                model="local-moe", messages=[{"role": "user", "content": "Hello"}], max_tokens=6,
+                stream=True) as raw:
+            request_id = raw.headers["x-bulkhead-request-id"]
+            chunks = list(raw.parse())
+        assert chunks and chunks[-1].choices[0].finish_reason is not None
+        status, error_code, stream = await _audit_row(gw, request_id)
+        assert (status, error_code, stream) == (200, None, True)
