@@ -20,19 +20,16 @@ from sqlalchemy.engine import make_url
 from gateway.audit import query as audit_query
 from gateway.audit.chain import GENESIS
 from gateway.audit.checkpoints import CheckpointStore, load_signing_key, parse_public_key, public_hex
-from gateway.audit.retention import prune_chain
-from gateway.audit.verify import (
-    VerifyReport,
-    database_chains,
-    db_rows,
+from gateway.audit.export import (
     export_header,
     export_line,
     export_rows,
     export_tenants,
     new_export_id,
-    verify_database,
     verify_export,
 )
+from gateway.audit.retention import prune_chain
+from gateway.audit.verify import VerifyReport, database_chains, db_rows, verify_database
 from gateway.config import Settings
 from gateway.db import create_engine
 from gateway.models import AuditChainAnchor, AuditChainHead, Tenant, utcnow

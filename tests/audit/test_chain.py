@@ -14,8 +14,9 @@ from sqlalchemy import insert, select, text
 
 from gateway.audit.chain import row_hash
 from gateway.audit.checkpoints import CheckpointStore
+from gateway.audit.export import export_line, export_rows, verify_export
 from gateway.audit.retention import prune_chain
-from gateway.audit.verify import db_rows, export_line, export_rows, verify_database, verify_export
+from gateway.audit.verify import db_rows, verify_database
 from gateway.audit.writer import AuditWriter, system_event
 from gateway.db import create_engine
 from gateway.migrate import upgrade

@@ -20,7 +20,7 @@ import pytest
 
 from gateway.audit.chain import GENESIS, link, row_hash
 from gateway.audit.checkpoints import CheckpointStore, public_hex
-from gateway.audit.verify import export_header, export_line, new_export_id
+from gateway.audit.export import export_header, export_line, new_export_id
 from gateway.compliance import cli as audit_cli
 from tests.audit.test_chain import event
 from tests.audit.test_cli_and_content import chat, run, wait_recorded

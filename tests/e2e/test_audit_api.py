@@ -219,7 +219,7 @@ def test_csv_and_jsonl_exports(gw):
     assert len(lines) == 5 and all(line["backend"] == "seed-a" for line in lines)
 
     # the whole chain as JSON lines verifies offline, like `bulkhead audit export`
-    verify = pytest.importorskip("gateway.audit.verify")
+    verify = pytest.importorskip("gateway.audit.export")
     r = get(gw, "/events", format="jsonl")
     rows = [json.loads(line) for line in r.text.splitlines()]
     assert {row["request_id"] for row in rows} >= seeded(gw)

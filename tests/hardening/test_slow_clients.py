@@ -48,6 +48,27 @@ def head(gw, length: int) -> bytes:
             f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n").encode()
 
 
+def read_response(sock: socket.socket, timeout: float) -> bytes:
+    """One whole HTTP response (headers and its Content-Length of body), however the server then
+    treats the connection."""
+    sock.settimeout(timeout)
+    data = b""
+    while True:
+        head_, sep, body = data.partition(b"\r\n\r\n")
+        if sep:
+            length = next((int(line.split(b":", 1)[1]) for line in head_.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            if len(body) >= length:
+                return data
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            pytest.fail(f"no whole response after {timeout} s; received {data[:300]!r}")
+        if not chunk:
+            return data
+        data += chunk
+
+
 def read_all(sock: socket.socket, timeout: float) -> bytes:
     """Everything the server sends until it closes; a socket still open after `timeout` fails the test."""
     sock.settimeout(timeout)
@@ -99,7 +120,10 @@ def test_a_trickling_body_gets_408_at_the_body_timeout_and_is_recorded(slow_gw):
         for byte in BODY[10:16]:  # a byte now and then (1.5 s): a timeout per read would never fire
             time.sleep(0.25)
             sock.sendall(bytes([byte]))
-        answer = read_all(sock, BODY_TIMEOUT + 10)
+        # uvicorn (our protocol) closes the connection after the 408; granian decides that itself:
+        # under load it has been seen to keep the socket open past the test's wait, waiting for the
+        # rest of the body, so for granian only the answer is checked (its own timeouts apply).
+        answer = (read_all if slow_gw.server == "uvicorn" else read_response)(sock, BODY_TIMEOUT + 10)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
     assert time.monotonic() - started >= BODY_TIMEOUT - 0.1
     headers, _, body = answer.partition(b"\r\n\r\n")
