@@ -12,7 +12,7 @@ from typing import Any
 
 from gateway.auth import Principal
 from gateway.errors import APIError
-from gateway.pii.stage import PrivacyPlan, inspect
+from gateway.pii.stage import PrivacyPlan, inspect_model_request
 from gateway.policy import Policy
 from gateway.request import ModelRequest
 from gateway.risk.assess import Trigger, get_engine
@@ -89,11 +89,7 @@ async def explain_request(policy: Policy, principal: Principal, request: ModelRe
     privacy: PrivacyPlan | None = None
     risk: RiskAssessment | None = None
     try:
-        # inspect, as the pipeline does it (a named backend the media may not reach: said here)
-        privacy = await inspect(policy.pii, request.body, large=request.large)
-        named = policy.backend(request.model)
-        if named is not None and not policy.routing.substitute_named:
-            privacy.check_media(named)
+        privacy = await inspect_model_request(policy, request)
         risk = _at_least(await assess_risk(policy.risk, request.texts, privacy, declared), assume)
     except APIError as exc:
         return Explanation(request, privacy, risk, (), None, exc)

@@ -17,7 +17,7 @@ from gateway.context import RequestContext
 from gateway.hallucination.stage import rule_for
 from gateway.http.authn import authenticate
 from gateway.http.jsonio import json_response, read_model_request
-from gateway.pii.stage import inspect
+from gateway.pii.stage import inspect_model_request
 from gateway.risk.stage import assess_risk
 from gateway.routing import decide
 from gateway.state import GatewayState
@@ -40,10 +40,7 @@ async def model_call(gw: GatewayState, ctx: RequestContext, http: Request, mode:
 
     # inspect: personal data and secrets in every text of the body (fails closed: see pii/stage.py)
     with ctx.stage("inspect"):
-        ctx.privacy = privacy = await inspect(policy.pii, request.body, large=request.large)
-        named = policy.backend(request.model)
-        if named is not None and not policy.routing.substitute_named:
-            privacy.check_media(named)  # a named backend the media may not reach: say so, not "no backend"
+        ctx.privacy = privacy = await inspect_model_request(policy, request)
 
     # risk: the caller's texts, the PII found and the declared data class -> a tier and an action
     with ctx.stage("risk"):

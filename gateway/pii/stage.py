@@ -22,8 +22,8 @@ from gateway.pii.outputscan import ascan_output
 from gateway.pii.restore import StreamRestorer, restore_response
 from gateway.pii.transform import Inspection, Transformed, inspect_request, transform_request
 from gateway.pii.vault import Vault
-from gateway.policy import Backend
-from gateway.request import Texts
+from gateway.policy import Backend, Policy
+from gateway.request import ModelRequest, Texts
 
 log = logging.getLogger("bulkhead.pii")
 
@@ -158,6 +158,17 @@ async def inspect(policy: PiiPolicy, body: dict[str, Any], *, large: bool = Fals
         state.failure = "timeout" if exc.timeout else "error"
         log.warning("PII analysis %s; the request is held inside the trust boundary", state.failure)
     return state
+
+
+async def inspect_model_request(policy: Policy, request: ModelRequest) -> PrivacyPlan:
+    """The inspect stage of a model request (the gateway's and `policy explain`'s): its body
+    inspected, and media that the backend the client named may not receive refused now, since
+    with substitution off "no allowed backend" later would hide why."""
+    privacy = await inspect(policy.pii, request.body, large=request.large)
+    named = policy.backend(request.model)
+    if named is not None and not policy.routing.substitute_named:
+        privacy.check_media(named)
+    return privacy
 
 
 def _checked_texts(policy: PiiPolicy, body: dict[str, Any]) -> list[TextField]:
