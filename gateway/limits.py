@@ -16,7 +16,6 @@ from redis.exceptions import RedisError
 
 from gateway.auth import Principal
 from gateway.errors import APIError
-from gateway.request import Texts
 
 log = logging.getLogger("bulkhead")
 # What an unreachable or slow Redis raises (the client's socket timeouts are 2 s).
@@ -74,13 +73,6 @@ class Reservation:
     micro_usd: list[tuple[str, int, int]] = field(default_factory=list)  # (key, reserved, window_ms)
     at_ms: int = 0
     local: bool = False  # reserved in process because Redis was unreachable
-
-
-def estimate_tokens(body: dict) -> int:
-    """Prompt tokens (about 4 characters each) plus the most the answer may use, for a request body
-    that is not a `ModelRequest` yet (`policy explain`); see `ModelRequest.tokens`."""
-    completion = body.get("max_completion_tokens") or body.get("max_tokens") or 1024
-    return Texts.of(body).prompt_tokens + int(completion) * int(body.get("n") or 1)
 
 
 def counters(principal: Principal, policy, tokens: int, micro_usd: int, now_ms: int) -> list[Counter]:

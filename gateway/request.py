@@ -163,4 +163,11 @@ class ModelRequest:
     @property
     def tokens(self) -> int:
         """Prompt tokens plus the most the answer may use: what admission reserves."""
-        return self.texts.prompt_tokens + (self.max_completion_tokens or 1024) * int(self.body.get("n") or 1)
+        return admission_tokens(self.body, self.texts)
+
+
+def admission_tokens(body: dict[str, Any], texts: Texts | None = None) -> int:
+    """Prompt tokens (about 4 characters each) plus the most the answer may use (1024 a choice
+    when the request sets no limit): what admission reserves against limits and budgets."""
+    completion = body.get("max_completion_tokens") or body.get("max_tokens") or 1024
+    return (texts or Texts.of(body)).prompt_tokens + int(completion) * int(body.get("n") or 1)

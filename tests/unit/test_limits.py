@@ -10,8 +10,9 @@ import redis.asyncio as aioredis
 
 from gateway.auth import Principal
 from gateway.errors import APIError
-from gateway.limits import MICRO_USD, LocalLimiter, RedisLimiter, estimate_tokens
+from gateway.limits import MICRO_USD, LocalLimiter, RedisLimiter
 from gateway.policy import Policy
+from gateway.request import admission_tokens
 from tests.conftest import REDIS_URL
 
 
@@ -89,8 +90,8 @@ async def test_no_limits_configured_always_admits():
 
 def test_token_estimate_counts_prompt_and_completion_budget():
     body = {"messages": [{"role": "user", "content": "x" * 400}], "max_tokens": 50, "n": 2}
-    assert estimate_tokens(body) == 101 + 100
-    assert estimate_tokens({"input": ["abcd", "efgh"]}) == 3 + 1024
+    assert admission_tokens(body) == 101 + 100
+    assert admission_tokens({"input": ["abcd", "efgh"]}) == 3 + 1024
 
 
 @pytest.mark.parametrize("kind", ["redis", "local"])

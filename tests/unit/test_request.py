@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import APIError
-from gateway.limits import estimate_tokens
-from gateway.request import ModelRequest, Texts
+from gateway.request import ModelRequest, Texts, admission_tokens
 
 CHAT = {
     "model": "m",
@@ -52,7 +51,7 @@ def test_the_outbound_body_leaves_the_gateway_options_out_and_the_estimate_count
                                  "<context>Revenue rose 5%.</context> briefly", "Q3 revenue: 12M",
                                  "And <document>Costs fell.</document> the costs?"))
     assert request.texts.prompt_tokens == chars // 4 + 1
-    assert request.tokens == chars // 4 + 1 + 50 == estimate_tokens(CHAT)
+    assert request.tokens == chars // 4 + 1 + 50 == admission_tokens(CHAT)
 
 
 def test_prompts_and_inputs_are_user_text_and_token_ids_count_one_each():
