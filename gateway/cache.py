@@ -13,11 +13,16 @@ import orjson
 from gateway.limits import REDIS_ERRORS, RedisGuard
 
 
-def cache_key(tenant_id: str, backend, mode: str, outbound: dict, rule=None) -> str:
+def cache_key(tenant_id: str, backend, mode: str, outbound: dict, rule=None, spotlight=None) -> str:
     """`rule`: the hallucination check the answer had to pass; an answer checked under one rule is
-    not served where another (or a stricter one) applies."""
+    not served where another (or a stricter one) applies. `spotlight`: the policy's spotlighting,
+    where on; `outbound` is then the body before it (its mark is random per request, so the body
+    after it never repeats), and an answer got without it, or with another treatment, is not served."""
     checked = rule.model_dump(mode="json") if rule is not None else None
-    material = orjson.dumps([backend.model_dump(mode="json"), mode, outbound, checked], option=orjson.OPT_SORT_KEYS)
+    parts = [backend.model_dump(mode="json"), mode, outbound, checked]
+    if spotlight is not None and spotlight.mode != "off":
+        parts.append(spotlight.model_dump(mode="json"))
+    material = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
     return f"bulkhead:{tenant_id}:cache:{hashlib.sha256(material).hexdigest()}"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway import cache, pricing
+from gateway import cache, pricing, spotlight
 from gateway.answer import Answer, as_event_stream
 from gateway.context import RequestContext
 from gateway.hallucination.stage import rule_for
@@ -53,17 +53,23 @@ async def model_call(gw: GatewayState, ctx: RequestContext, http: Request, mode:
         ctx.route = route = decide(policy, principal, request, risk, latency)
         ctx.backend = route.backend.name
 
-    # transform: the body as the chosen backend's trust zone may see it (computed once per zone)
+    # transform: the body as the chosen backend's trust zone may see it (computed once per zone), then
+    # its tool results and documents marked as data where the policy asks: after the PII treatment, so
+    # placeholders pass through whole and the answer still restores; every call of this request,
+    # fallbacks and escalations too, sends it (gateway/spotlight.py)
     with ctx.stage("transform"):
-        outbound = privacy.outbound(route.backend)
+        privacy.spotlight = spotlight.for_request(policy.spotlight, ctx.notes)
+        privacy.outbound(route.backend)  # a `block` treatment refuses here
     answer = Answer(gw, ctx, rule_for(policy, ctx, request))
 
     # cache: an answer this tenant already got from this backend for this exact outbound request
     cache_key = None
     if policy.cache.enabled and not request.stream:
         # Keyed on the scrubbed request: two prompts that differ only in their PII share an answer,
-        # which this request's own vault then restores.
-        cache_key = cache.cache_key(principal.tenant_id, route.backend, mode, outbound, answer.rule)
+        # which this request's own vault then restores. Before spotlighting, whose mark is random per
+        # request, but with its settings: an answer got without it is not served where it applies.
+        cache_key = cache.cache_key(principal.tenant_id, route.backend, mode, privacy.treated(route.backend),
+                                    answer.rule, policy.spotlight)
         with ctx.stage("cache"):
             hit = await gw.cache.get(cache_key)
         CACHE.labels("hit" if hit else "miss").inc()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,10 @@ class PrivacyPlan:
     output_scan_failed: bool = False
     inline_media: int = 0  # inline images, audio and files: bytes the analyzer cannot read
     image_links: int = 0
+    # A treatment after the PII one for every body the request sends (gateway/spotlight.py), set by
+    # the pipeline; its result is kept per zone, so retries, fallbacks and escalations send the same.
+    spotlight: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    spotlit: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -53,6 +58,15 @@ class PrivacyPlan:
         return self.failed or (self.inline_media > 0 and self.policy.media.inline == "internal")
 
     def outbound(self, backend: Backend) -> dict[str, Any]:
+        """The body as it is sent to this backend: its zone's PII treatment, then spotlighting."""
+        body = self.treated(backend)
+        if self.spotlight is None:
+            return body
+        if backend.trust not in self.spotlit:
+            self.spotlit[backend.trust] = self.spotlight(body)
+        return self.spotlit[backend.trust]
+
+    def treated(self, backend: Backend) -> dict[str, Any]:
         """The body as it may be sent to this backend's trust zone."""
         zone = backend.trust
         if self.failed:

@@ -17,8 +17,10 @@ from gateway.policy.model import (
     Policy,
     Price,
     Routing,
+    SpotlightPolicy,
     json_schema,
 )
 
 __all__ = ["Access", "Alias", "AuditPolicy", "Backend", "Breaker", "Budgets", "Cache", "CheckRule", "CheckWhen",
-           "HallucinationPolicy", "Limits", "MoeAlarm", "Policy", "Price", "Routing", "json_schema"]
+           "HallucinationPolicy", "Limits", "MoeAlarm", "Policy", "Price", "Routing",
+           "SpotlightPolicy", "json_schema"]

@@ -194,7 +194,19 @@ def weakenings(old: Policy, new: Policy) -> list[str]:
         days = (old.audit.retention_days or float("inf"), new.audit.retention_days or float("inf"))
         if days[1] < days[0]:
             out.append(f"audit.retention_days: {_fmt(old.audit.retention_days)} -> {new.audit.retention_days}")
-    return out + _hallucination_weakenings(old, new)
+    return out + _hallucination_weakenings(old, new) + _spotlight_weakenings(old, new)
+
+
+def _spotlight_weakenings(old: Policy, new: Policy) -> list[str]:
+    """Spotlighting switched off, or its notice, or a kind of segment it no longer marks. Between
+    its modes there is no order (`encode` is strongest for models that can read base64 only)."""
+    a, b = old.spotlight, new.spotlight
+    if a.mode == "off":
+        return []
+    if b.mode == "off":
+        return [f"spotlight.mode: {a.mode} -> off"]
+    out = [f"spotlight.roles: {r} no longer marked" for r in a.roles if r not in b.roles]
+    return out + (["spotlight.notice: True -> False"] if a.notice and not b.notice else [])
 
 
 def _hallucination_weakenings(old: Policy, new: Policy) -> list[str]:

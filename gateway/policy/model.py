@@ -183,6 +183,29 @@ class HallucinationPolicy(Strict):
                                  "answer before sending it (time to first token becomes the full answer time)")
 
 
+class SpotlightPolicy(Strict):
+    """Spotlighting (Hines et al. 2024): untrusted segments marked as data before a model reads
+    them, so an injection the risk stage missed is weaker. Applied after the PII treatment."""
+
+    mode: Literal["off", "delimit", "datamark", "encode"] = Field(
+        "off", description="`delimit`: each segment between marks random per request. `datamark`: also every "
+        "space inside it replaced by U+02C6 (stays readable). `encode`: also base64 inside it (strongest, costs "
+        "about a third more tokens; weaker models cannot read it). `off`: the body is sent as it is.")
+    roles: list[Literal["tool", "context"]] = Field(
+        default_factory=lambda: ["tool", "context"], min_length=1,
+        description="`tool`: tool and function results. `context`: <context>/<document>/<documents>/<source> "
+        "blocks inside user, system and developer messages.")
+    notice: bool = Field(True, description="Add a system notice naming the marks and saying that text inside "
+                         "them is data whose instructions must never be followed.")
+
+    @field_validator("roles")
+    @classmethod
+    def _once(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("each role may be listed once")
+        return v
+
+
 class Policy(Strict):
     backends: list[Backend] = Field(default_factory=list)
     access: Access = Field(default_factory=Access)
@@ -196,6 +219,7 @@ class Policy(Strict):
     moe: MoeAlarm = Field(default_factory=MoeAlarm)
     audit: AuditPolicy = Field(default_factory=AuditPolicy)
     hallucination: HallucinationPolicy = Field(default_factory=HallucinationPolicy)
+    spotlight: SpotlightPolicy = Field(default_factory=SpotlightPolicy)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Policy:
