@@ -3,7 +3,8 @@
 Times `RiskEngine.assess` (normalization, chunking, embedding, domain and injection scoring, tier rules)
 on real prompts: the records of `injection-dev.jsonl` (benign tasks, median 129 characters; attacks,
 median 1,553) and the authored benign set. The embedding cache is cleared before every call, so the
-figures are for unseen text; a repeated prompt costs only the pattern pass (reported separately).
+figures are for unseen text; a repeated prompt costs only the lexicons and the heads (reported
+separately). Then the injection detector alone on 1,000-character segments.
 Torch runs with `--threads` intra-op threads (1 = the cost on one core).
 
     HF_HUB_OFFLINE=1 nice -n 10 .venv/bin/python bench/risk.py
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     engine.warm_up(policy)
     print(
-        f"warm-up (load MiniLM, embed exemplars): {time.perf_counter() - t0:.2f}s; "
+        f"warm-up (load MiniLM, embed the domain exemplars): {time.perf_counter() - t0:.2f}s; "
         f"torch threads {args.threads}"
     )
 
@@ -68,7 +69,6 @@ def main(argv: list[str] | None = None) -> int:
         "all dev records": [r["text"] for r in rows],
         "benign, scary-sounding": [r["text"] for r in load(SCARY)],
     }
-    patterns_only = RiskPolicy.model_validate({"embeddings": {"enabled": False}})
     print(
         f"\n{'slice':<26}{'n':>5}{'chars p50':>10}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}"
         "   (cache cleared per call)"
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:<26}{len(sample):>5}{chars:>10.0f}{pct(times, 50):>9.1f}{pct(times, 99):>9.1f}"
             f"{statistics.fmean(times):>9.1f}"
         )
-    for label, pol in (("repeat prompt (cache hit)", policy), ("patterns only (no embed)", patterns_only)):
+    for label, pol in (("repeat prompt (cache hit)", policy),):
         sample = [rng.choice(slices["all dev records"]) for _ in range(args.requests)]
         for text in sample:  # fill the cache
             engine.assess([text], {}, 0, None, pol)
@@ -99,6 +99,27 @@ def main(argv: list[str] | None = None) -> int:
             f"{label:<26}{len(sample):>5}{statistics.median(len(t) for t in sample):>10.0f}"
             f"{pct(times, 50):>9.1f}{pct(times, 99):>9.1f}{statistics.fmean(times):>9.1f}"
         )
+
+    # The injection detector on one 1,000-character segment: the shared embedding of its windows
+    # (which the domain detector reads too) and the head over them (its own cost).
+    from gateway.risk.prepare import prepare
+
+    detector = engine._injection
+    joined = " ".join(slices["all dev records"])
+    segments = [joined[i : i + 1000] for i in range(0, min(len(joined), 1000 * args.requests), 1000)]
+    embed_ms, head_ms = [], []
+    for seg in segments:
+        embedder.cache_clear()
+        t = time.perf_counter()
+        (p,) = prepare([("tool", "", seg)], embedder)
+        t1 = time.perf_counter()
+        detector.score(p)
+        t2 = time.perf_counter()
+        embed_ms.append((t1 - t) * 1000)
+        head_ms.append((t2 - t1) * 1000)
+    print(f"\ninjection, {len(segments)} segments of 1,000 characters: embedding p50 {pct(embed_ms, 50):.1f} ms "
+          f"p99 {pct(embed_ms, 99):.1f} ms (shared with the domain detector); head p50 {pct(head_ms, 50):.3f} ms "
+          f"p99 {pct(head_ms, 99):.3f} ms")
 
     # How often ordinary prompts trip a domain (Self-Instruct tasks; some truly are about money or law).
     benign = slices["benign tasks (dev)"]

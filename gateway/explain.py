@@ -78,7 +78,7 @@ def warm_up(policy: Policy) -> None:
         from gateway.pii.analyzer import analyzer_for
 
         analyzer_for(policy.pii)
-    if policy.risk.embeddings.enabled:
+    if policy.risk.embeddings.enabled or policy.risk.injection.enabled:  # the injection model reads them
         get_engine().warm_up(policy.risk)
 
 

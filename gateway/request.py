@@ -24,7 +24,12 @@ ENDPOINTS: dict[str, tuple[type[BaseModel], str, str | None]] = {
 
 CONTEXT_ROLES = ("system", "developer", "tool", "function")  # what the app supplies as ground truth
 SUPPLIED_ROLES = ("user", "tool", "function")  # what the caller supplies: the risk stage's input
-_CONTEXT_TAG = re.compile(r"<(context|document|documents|source)>(.*?)</\1>", re.S | re.I)
+# message role -> (role the risk stage scores it as, how the audit names it)
+_SCORED_ROLES = {"user": ("user", "user message"), "tool": ("tool", "tool result"),
+                 "function": ("tool", "function result"), "assistant": ("assistant", "assistant turn"),
+                 "system": ("system", "system prompt"), "developer": ("system", "developer prompt")}
+CONTEXT_TAGS = "context|document|documents|source"  # <context>...</context> in a user message: grounding
+_CONTEXT_TAG = re.compile(rf"<({CONTEXT_TAGS})>(.*?)</\1>", re.S | re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +86,19 @@ class Texts:
         """What the caller supplied: user and tool messages, prompts, inputs. The app's own system
         prompt is its instructions, not the user's data, and would flag every request alike."""
         return self.of_roles(SUPPLIED_ROLES)
+
+    @property
+    def scored(self) -> list[tuple[str, str, str]]:
+        """Every text as the risk stage scores it: `(role, where, text)`, where `where` names its
+        place for the audit record ("tool result 2", "context document 1"), never its content."""
+        out: list[tuple[str, str, str]] = []
+        seen: dict[str, int] = {}
+        for s in self.segments:
+            role, name = _SCORED_ROLES.get(s.role, ("user", "user message"))
+            seen[name] = seen.get(name, 0) + 1
+            out += [(role, f"{name} {seen[name]}", part) for part in s.parts]
+        out += [("context", f"context document {i}", d) for i, d in enumerate(self.documents, 1)]
+        return out
 
     @property
     def per_message(self) -> list[str]:

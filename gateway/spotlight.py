@@ -22,13 +22,14 @@ import secrets
 from typing import Any
 
 from gateway.policy import SpotlightPolicy
+from gateway.request import CONTEXT_TAGS
 
 DATAMARK = "\u02c6"  # MODIFIER LETTER CIRCUMFLEX ACCENT: rare in real text, one token in common vocabularies
 # A whitespace run that starts after a word (not after a mark, nor inside a run): so an already
 # datamarked text, whose only whitespace is line breaks kept after a mark, is left as it is.
 _RUN = re.compile(rf"(?<![{DATAMARK}\s])\s+")
 # The grounding blocks `Texts.grounding` reads inside messages (gateway/request.py).
-_BLOCK = re.compile(r"(<(context|document|documents|source)>)(.*?)(</\2>)", re.S | re.I)
+_BLOCK = re.compile(rf"(<({CONTEXT_TAGS})>)(.*?)(</\2>)", re.S | re.I)
 TOOL_ROLES = ("tool", "function")  # `function` is the older API's name for a tool result
 BLOCK_ROLES = ("user", "system", "developer")  # an assistant's own turns are not outside data
 NOTICE_ROLES = ("system", "developer")

@@ -30,6 +30,7 @@ from gateway.hallucination.lexicon import get_lexicon
 from gateway.limits import LocalLimiter, RedisGuard, RedisLimiter
 from gateway.policy.loader import PolicySet, load_policy_set
 from gateway.policy.reload import PolicyReloader
+from gateway.risk.assess import get_engine
 from gateway.upstream import LatencyTracker, RetryBudget
 
 log = logging.getLogger("bulkhead")
@@ -154,6 +155,7 @@ class GatewayState:
         state.extras["checkpointer"] = checkpointer
         state.extras["checkpoint_task"] = asyncio.create_task(checkpointer.run(), name="audit-checkpoints")
         await asyncio.to_thread(pricing.prime, policies.all_backends())
+        get_engine()  # loads the committed injection head: a missing file stops startup here, named
         state.extras["warm_up"] = _warm_up(policies)
         state.reloader = PolicyReloader(state, settings.policies_dir, settings.policy_watch_seconds or 1.0)
         if settings.policy_watch_seconds > 0:

@@ -1,7 +1,7 @@
 """The risk stage: signals in, one tier and one action out, with the reasons that got there.
 
-    engine = get_engine()              # at startup: loads the embedder and embeds the exemplars once
-    result = engine.assess(texts, pii_counts, secrets, data_class, policy.risk)
+    engine = get_engine()              # at startup: loads the injection model (the embedder on first use)
+    result = engine.assess(texts.scored, pii_counts, secrets, data_class, policy.risk)
 
 Tiers only ever go up: each signal, each rule and the declared data class can raise the tier, none can
 lower it. The action is the strictest of the tier's action and any action a matched rule names.
@@ -28,6 +28,8 @@ from gateway.risk.domains import DomainScorer
 from gateway.risk.embeddings import Embedder, get_embedder
 from gateway.risk.injection import InjectionDetector
 from gateway.risk.prepare import prepare
+
+DOMAIN_ROLES = ("user", "tool")  # what the caller supplies; the app's own system prompt would flag every request
 
 
 class DataClassError(ValueError):
@@ -98,44 +100,52 @@ class RiskEngine:
 
     def __init__(self, embedder: Embedder | None = None) -> None:
         self._embedder = embedder
-        self._full: tuple[DomainScorer, InjectionDetector] | None = None
-        self._patterns_only: tuple[DomainScorer, InjectionDetector] | None = None
+        self._domains: dict[bool, DomainScorer] = {}
+        # The committed head loads now (a small file): missing or corrupt, the engine cannot be built,
+        # and the error names the file and the script that rebuilds it.
+        self._injection = InjectionDetector()
         self._lock = threading.Lock()
 
     def _detectors(self, use_embeddings: bool) -> tuple[DomainScorer, InjectionDetector]:
         with self._lock:
-            if use_embeddings:
-                if self._full is None:
-                    emb = self._embedder or get_embedder()
-                    self._full = (DomainScorer(emb), InjectionDetector(emb))
-                return self._full
-            if self._patterns_only is None:
-                self._patterns_only = (DomainScorer(None), InjectionDetector(None))
-            return self._patterns_only
+            if use_embeddings not in self._domains:
+                self._domains[use_embeddings] = DomainScorer(self.embedder if use_embeddings else None)
+            return self._domains[use_embeddings], self._injection
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._embedder or get_embedder()
 
     def warm_up(self, policy: RiskPolicy | None = None) -> None:
-        """Load the model and embed the exemplars now rather than on the first request."""
+        """Load the embedder and embed the domain exemplars now rather than on the first request."""
         policy = policy or RiskPolicy()
         self.assess(["warm up"], {}, 0, None, policy)
 
     def assess(
         self,
-        texts: Sequence[str],
+        texts: Sequence[str | tuple[str, str, str]],
         pii_counts: Mapping[str, int],
         secrets: int,
         data_class: str | None,
         policy: RiskPolicy,
     ) -> RiskAssessment:
+        """`texts`: `(role, where, text)` (`Texts.scored`), or plain strings read as user text."""
         verdict = _Verdict(policy)
         declared = _declared_class(data_class, policy, verdict)
 
-        use_embeddings = policy.embeddings.enabled
-        domain_scorer, injection = self._detectors(use_embeddings)
-        prepared = prepare(
-            [t for t in texts if t and t.strip()],
-            (self._embedder or get_embedder()) if use_embeddings else None,
-            max_chunks=policy.embeddings.max_chunks,
-        )
+        items = [t if isinstance(t, tuple) else ("user", f"text {i + 1}", t) for i, t in enumerate(texts)]
+        items = [t for t in items if t[2] and t[2].strip()]
+        inject = policy.injection
+        for_injection = [t for t in items if inject.enabled and t[0] in inject.roles]
+        for_domains = [t for t in items if t[0] in DOMAIN_ROLES]
+        domain_scorer, injection = self._detectors(policy.embeddings.enabled)
+        # One embedding pass for both detectors: the injection head always reads embeddings; the
+        # domain scorer only when the policy keeps them on (else its lexicons alone).
+        embedded = for_injection + [t for t in for_domains if policy.embeddings.enabled and t not in for_injection]
+        prepared = {t: p for t, p in zip(embedded, prepare(embedded, self.embedder if embedded else None,
+                                                           max_chunks=policy.embeddings.max_chunks), strict=True)}
+        lexical = [t for t in for_domains if t not in prepared]
+        prepared |= dict(zip(lexical, prepare(lexical, None), strict=True))
 
         present: set[str] = set()
         pii = {k: int(v) for k, v in sorted(pii_counts.items()) if v > 0}
@@ -160,7 +170,8 @@ class RiskEngine:
             verdict.raise_to(policy.secrets.tier, f"{secrets} secret(s)", policy.secrets.action,
                              Trigger("secrets", found, "risk.secrets.action"))
 
-        scores = domain_scorer.score(prepared) if prepared else {}
+        domain_texts = [prepared[t] for t in for_domains]
+        scores = domain_scorer.score(domain_texts) if domain_texts else {}
         domains: list[str] = []
         for name, score in scores.items():
             rule = policy.domains.get(name)  # type: ignore[call-overload]
@@ -172,19 +183,14 @@ class RiskEngine:
                              Trigger(f"domain:{name}", f"{name} content (score {score:.2f} >= {rule.threshold:.2f})",
                                      f"risk.domains.{name}"))
 
-        injection_score = max((injection.score(p) for p in prepared), default=0.0)
-        if policy.injection.enabled and injection_score >= policy.injection.threshold:
+        scored = sorted(((injection.score(prepared[t]), t[1]) for t in for_injection), reverse=True)
+        injection_score, where = scored[0] if scored else (0.0, "")
+        if inject.enabled and injection_score >= inject.threshold:
             present.add("injection")
-            families = sorted({f for p in prepared for f in injection.strong_families(p)})
-            because = f" ({', '.join(families)})" if families else ""
-            verdict.raise_to(
-                policy.injection.tier,
-                f"injection {injection_score:.2f} >= {policy.injection.threshold:.2f}{because}",
-                policy.injection.action,
-                Trigger("injection", f"prompt injection score {injection_score:.2f} >= "
-                        f"{policy.injection.threshold:.2f}{because}",
-                        "risk.injection.threshold, risk.injection.action"),
-            )
+            found = f"prompt injection score {injection_score:.2f} >= {inject.threshold:.2f} in {where}"
+            verdict.raise_to(inject.tier, f"injection in {where} {injection_score:.2f} >= {inject.threshold:.2f}",
+                             inject.action,
+                             Trigger("injection", found, "risk.injection.threshold, risk.injection.action"))
 
         if declared is not None:
             present.add(f"data_class:{declared}")
@@ -205,6 +211,8 @@ class RiskEngine:
             "secrets": int(secrets),
             "domains": {k: round(v, 3) for k, v in scores.items()},
             "injection": round(injection_score, 3),
+            # where each scored text stands (its role and position, never its content), most suspicious first
+            "injection_by_text": {w: round(score, 3) for score, w in scored[:8]},
             "data_class": declared,
         }
         return RiskAssessment(

@@ -4,8 +4,11 @@
         | bulkhead risk classify
     bulkhead risk classify --policy policies/default.yaml --data-class confidential < prompts.jsonl
 
-Input records are `{"id", "text"}` or `{"id", "messages": [{"role", "content"}, ...]}` (content may be
-a string or OpenAI content parts). Output records are
+Input records are `{"id", "text", "role"?}` or `{"id", "messages": [{"role", "content"}, ...]}` (content
+may be a string or OpenAI content parts). `role` says where the text arrives, which the injection
+detector reads: `user` (the default), `system`, `assistant`, `tool` (a tool or function result) or
+`context` (a document supplied as context). Every record is scored whatever role it names (the
+policy's `risk.injection.roles` choose what the gateway scores). Output records are
 `{"id", "tier", "action", "signals", "injection_score", "domains", "reasons"}`. A line that cannot be read
 gives `{"id", "error"}` and the exit status 1; the other lines are still classified.
 
@@ -24,24 +27,42 @@ from typing import IO
 import orjson
 import yaml
 
+from gateway.request import Texts
 from gateway.risk.assess import DataClassError, RiskEngine, get_engine
 from gateway.risk.config import DATA_CLASSES, RiskPolicy
 
+ROLES = ("user", "system", "assistant", "tool", "context")
+_MESSAGE_ROLES = ("user", "system", "developer", "assistant", "tool", "function")
 
-def texts_from_messages(messages: object) -> list[str]:
-    """The text of every message, in order; non-text content parts (images) are skipped."""
+
+def texts_from_messages(messages: object) -> list[tuple[str, str, str]]:
+    """`(role, where, text)` of every message, in order, as the gateway scores a chat request;
+    non-text content parts (images) are skipped."""
     if not isinstance(messages, list):
         raise ValueError("messages must be a list")
-    out: list[str] = []
     for m in messages:
         if not isinstance(m, dict):
             raise ValueError("each message must be an object")
+        if m.get("role", "user") not in _MESSAGE_ROLES:
+            raise ValueError(f"unknown message role {m.get('role')!r}; expected one of {', '.join(_MESSAGE_ROLES)}")
         content = m.get("content")
-        if isinstance(content, str):
-            out.append(content)
-        elif isinstance(content, list):
-            out.extend(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    return out
+        if not (content is None or isinstance(content, (str, list))):
+            raise ValueError("message content must be a string, a list of parts or null")
+        if isinstance(content, list) and not all(isinstance(p, dict) for p in content):
+            raise ValueError("each content part must be an object")
+    return Texts.of({"messages": [{**m, "role": m.get("role", "user")} for m in messages]}).scored
+
+
+def text_with_role(rec: dict) -> list[tuple[str, str, str]]:
+    role = rec.get("role", "user")
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+    return [(role, f"{role} text", rec["text"])]
+
+
+def scoring_every_role(policy: RiskPolicy) -> RiskPolicy:
+    """The policy with every role scored: a record is classified because someone asked."""
+    return policy.model_copy(update={"injection": policy.injection.model_copy(update={"roles": list(ROLES)})})
 
 
 def load_policy(path: Path | None) -> RiskPolicy:
@@ -63,6 +84,7 @@ def classify(
     engine: RiskEngine | None = None,
 ) -> int:
     engine = engine or get_engine()
+    policy = scoring_every_role(policy)
     status = 0
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -74,7 +96,7 @@ def classify(
                 raise ValueError("a record must be a JSON object")
             rid = rec.get("id", n)
             if isinstance(rec.get("text"), str):
-                texts = [rec["text"]]
+                texts = text_with_role(rec)
             elif "messages" in rec:
                 texts = texts_from_messages(rec["messages"])
             else:

@@ -74,10 +74,18 @@ def _domain_defaults() -> dict[Domain, DomainRule]:
     }
 
 
+InjectionRole = Literal["user", "tool", "context", "assistant", "system"]
+
+
 class InjectionRule(Strict):
     enabled: bool = True
     threshold: float = Field(
         0.5, ge=0, le=1, description="injection score at or above which text is an attempt"
+    )
+    roles: list[InjectionRole] = Field(
+        default_factory=lambda: ["user", "tool", "context"],
+        description="which texts are scored: user turns, tool results, supplied context documents; "
+        "assistant turns and the app's system prompt only when listed (scored as user text)",
     )
     tier: Tier = "high"
     action: Action = "block"
@@ -199,7 +207,8 @@ def _rule_defaults() -> list[Rule]:
 
 
 class Embedding(Strict):
-    enabled: bool = Field(True, description="off: patterns and lexicons only (cheaper, less accurate)")
+    enabled: bool = Field(True, description="off: sensitive domains by their lexicons only (cheaper, less "
+                          "accurate); the injection detector always reads embeddings")
     max_chunks: int = Field(12, ge=1, le=64, description="600-character windows embedded per text at most")
 
 

@@ -64,7 +64,7 @@ async def assess_risk(policy: RiskPolicy, texts: Texts, privacy: PrivacyPlan, de
     counts = dict(privacy.inspection.counts()) if privacy.inspection is not None else {}
     secrets = counts.pop("SECRET", 0)
     try:
-        scoring = asyncio.to_thread(get_engine().assess, texts.supplied, counts, secrets, declared, policy)
+        scoring = asyncio.to_thread(get_engine().assess, texts.scored, counts, secrets, declared, policy)
         result = await asyncio.wait_for(scoring, policy.timeout_s)
     except DataClassError as exc:
         raise APIError(400, str(exc), "invalid_data_class", param=policy.data_class.header) from None

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
-import string
 import time
 
 import httpx
@@ -273,12 +272,17 @@ def test_circuit_breaker_opens_then_lets_one_probe_through(gw, standin):
     _reload_with_overlay(gw, "alpha", None)
 
 
+MARKER_WORDS = ("amber", "river", "copper", "meadow", "lantern", "harbor", "violet", "granite", "willow", "orbit",
+                "pepper", "canyon", "saddle", "quartz", "maple", "thistle", "beacon", "juniper", "walnut", "ember")
+
+
 def test_response_cache_is_per_tenant(gw, standin):
     _reload_with_overlay(gw, "alpha", "cache: {enabled: true, ttl_seconds: 60}\n")
     _reload_with_overlay(gw, "beta", "cache: {enabled: true, ttl_seconds: 60}\n")
-    # a unique marker in letters: a timestamp's digits pass the NHS checksum or read as a phone number
-    # about one time in ten, and PII raises the tier off the cacheable external route
-    marker = "".join(random.choices(string.ascii_lowercase, k=16))
+    # a unique marker in words: a timestamp's digits pass the NHS checksum or read as a phone number
+    # about one time in ten, and PII raises the tier off the cacheable external route; a run of random
+    # letters reads as a GCG suffix to the injection model about one time in seven (bench/RESULTS.md)
+    marker = " ".join(random.choices(MARKER_WORDS, k=5))
     gw.keys["beta_app"] = gw.keys.get("beta_app") or gw.new_key("beta", "app")
     body = {"model": "echo", "messages": [{"role": "user", "content": "cache me " + marker}]}
     url = gw.base_url + "/v1/chat/completions"

@@ -39,7 +39,7 @@ def engine(embedder):
 def injection(embedder):
     from gateway.risk.injection import InjectionDetector
 
-    return InjectionDetector(embedder)
+    return InjectionDetector()
 
 
 @pytest.fixture(scope="session")
