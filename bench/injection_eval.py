@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gateway.risk.injection import role_index  # noqa: E402
-from gateway.risk.prepare import INJECTION_CHUNK_CHARS, INJECTION_MAX_CHUNKS  # noqa: E402
+from gateway.risk.prepare import CHUNK_CHARS, MAX_CHUNKS  # noqa: E402
 from training.injection.dataset import load_all, summary  # noqa: E402
 from training.injection.features import featurize  # noqa: E402
 from training.injection.fit import (  # noqa: E402
@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
                     "is chosen for, on the training sources' out-of-fold scores")
     ap.add_argument("--inner-folds", type=int, default=3)
     ap.add_argument("--only", nargs="*", help="left-out sources to score (default: all)")
-    ap.add_argument("--chunk-chars", type=int, default=INJECTION_CHUNK_CHARS, help="window size (characters)")
-    ap.add_argument("--max-chunks", type=int, default=INJECTION_MAX_CHUNKS, help="windows per text at most")
+    ap.add_argument("--chunk-chars", type=int, default=CHUNK_CHARS, help="window size (characters)")
+    ap.add_argument("--max-chunks", type=int, default=MAX_CHUNKS, help="windows per text at most")
     ap.add_argument("--json", type=Path, help="write the per-source figures here")
     args = ap.parse_args(argv)
 

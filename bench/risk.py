@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     for seg in segments:
         embedder.cache_clear()
         t = time.perf_counter()
-        (p,) = prepare([("tool", "", seg)], embedder)
+        (p,) = prepare([("tool", seg)], embedder)
         t1 = time.perf_counter()
         detector.score(p)
         t2 = time.perf_counter()

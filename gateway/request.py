@@ -23,7 +23,9 @@ ENDPOINTS: dict[str, tuple[type[BaseModel], str, str | None]] = {
 }
 
 CONTEXT_ROLES = ("system", "developer", "tool", "function")  # what the app supplies as ground truth
-SUPPLIED_ROLES = ("user", "tool", "function")  # what the caller supplies: the risk stage's input
+# what the caller supplies, as `Texts.scored` names roles: the domain detector's input (the app's own
+# system prompt is its instructions, not the user's data, and would flag every request alike)
+SUPPLIED_ROLES = ("user", "tool")
 # message role -> (role the risk stage scores it as, how the audit names it)
 _SCORED_ROLES = {"user": ("user", "user message"), "tool": ("tool", "tool result"),
                  "function": ("tool", "function result"), "assistant": ("assistant", "assistant turn"),
@@ -76,16 +78,6 @@ class Texts:
         ext = body.get("bulkhead")
         docs = tuple(d for d in (ext.get("context") or ()) if d.strip()) if isinstance(ext, dict) else ()
         return cls(tuple(segments), docs, chars)
-
-    def of_roles(self, roles: tuple[str, ...]) -> list[str]:
-        """Each content part of these roles' messages, separately."""
-        return [p for s in self.segments if s.role in roles for p in s.parts]
-
-    @property
-    def supplied(self) -> list[str]:
-        """What the caller supplied: user and tool messages, prompts, inputs. The app's own system
-        prompt is its instructions, not the user's data, and would flag every request alike."""
-        return self.of_roles(SUPPLIED_ROLES)
 
     @property
     def scored(self) -> list[tuple[str, str, str]]:

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     head.save(args.out)
     print(f"wrote {args.out.relative_to(ROOT)} ({args.out.stat().st_size / 1024:.0f} KiB): {len(examples)} texts, "
           f"{len(vectors)} windows, thresholds by role {head.offsets.round(3).tolist()}; "
-          f"mix by role {head.mix.round(3).tolist()}; embedding {embedded:.0f} s, "
+          f"embedding {embedded:.0f} s, "
           f"total {time.time() - started:.0f} s")
     return 0
 

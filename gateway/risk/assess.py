@@ -15,6 +15,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from gateway.request import SUPPLIED_ROLES
 from gateway.risk.config import (
     DATA_CLASSES,
     TIERS,
@@ -28,8 +29,6 @@ from gateway.risk.domains import DomainScorer
 from gateway.risk.embeddings import Embedder, get_embedder
 from gateway.risk.injection import InjectionDetector
 from gateway.risk.prepare import prepare
-
-DOMAIN_ROLES = ("user", "tool")  # what the caller supplies; the app's own system prompt would flag every request
 
 
 class DataClassError(ValueError):
@@ -137,15 +136,16 @@ class RiskEngine:
         items = [t for t in items if t[2] and t[2].strip()]
         inject = policy.injection
         for_injection = [t for t in items if inject.enabled and t[0] in inject.roles]
-        for_domains = [t for t in items if t[0] in DOMAIN_ROLES]
+        for_domains = [t for t in items if t[0] in SUPPLIED_ROLES]
         domain_scorer, injection = self._detectors(policy.embeddings.enabled)
         # One embedding pass for both detectors: the injection head always reads embeddings; the
         # domain scorer only when the policy keeps them on (else its lexicons alone).
         embedded = for_injection + [t for t in for_domains if policy.embeddings.enabled and t not in for_injection]
-        prepared = {t: p for t, p in zip(embedded, prepare(embedded, self.embedder if embedded else None,
-                                                           max_chunks=policy.embeddings.max_chunks), strict=True)}
+        vectors = prepare([(role, text) for role, _, text in embedded], self.embedder if embedded else None,
+                          max_chunks=policy.embeddings.max_chunks)
+        prepared = dict(zip(embedded, vectors, strict=True))
         lexical = [t for t in for_domains if t not in prepared]
-        prepared |= dict(zip(lexical, prepare(lexical, None), strict=True))
+        prepared |= dict(zip(lexical, prepare([(role, text) for role, _, text in lexical], None), strict=True))
 
         present: set[str] = set()
         pii = {k: int(v) for k, v in sorted(pii_counts.items()) if v > 0}

@@ -66,13 +66,12 @@ def word_rows(norms: list[str], roles: list[str]):
 
 @dataclass(frozen=True)
 class InjectionHead:
-    """Two learned parts and how each role mixes them:
+    """Two learned parts, their logits summed:
     - `window`: one hidden layer over [window embedding, role one-hot]; a text's logit is its worst
       window's (the embeddings are the ones the domain detector reads too);
     - `words`: a logistic model over hashed word 1-2 grams of the whole text, by role;
-    - `mix[role]` = (a, b, c): the text's logit is a * words + b * window + c (the shipped model
-      sums them: 1, 1, 0), minus `offsets[role]`, the logit chosen as that role's operating point on
-      out-of-fold scores (which the score's 0.5 becomes)."""
+    minus `offsets[role]`, the logit chosen as that role's operating point on out-of-fold scores
+    (which the score's 0.5 becomes)."""
 
     w1: np.ndarray  # (DIM + len(ROLES), hidden)
     b1: np.ndarray
@@ -81,7 +80,6 @@ class InjectionHead:
     meta: dict
     words: np.ndarray | None = None  # (2 * WORD_FEATURES + 1,) coefficients
     words_b: float = 0.0
-    mix: np.ndarray | None = None  # (len(ROLES), 3)
     offsets: np.ndarray | None = None  # (len(ROLES),)
 
     def window_logits(self, vectors: np.ndarray, role: str) -> np.ndarray:
@@ -93,9 +91,7 @@ class InjectionHead:
         return np.asarray(rows @ self.words).ravel() + self.words_b
 
     def combine(self, words: np.ndarray, window: np.ndarray, roles: list[str]) -> np.ndarray:
-        idx = [role_index(r) for r in roles]
-        a, b, c = self.mix[idx].T
-        return a * words + b * window + c - self.offsets[idx]
+        return words + window - self.offsets[[role_index(r) for r in roles]]
 
     def score(self, vectors: np.ndarray, role: str, norm: str) -> float:
         if not len(vectors):
@@ -110,7 +106,7 @@ class InjectionHead:
         np.savez_compressed(path, w1=self.w1.astype(np.float16), b1=self.b1.astype(np.float16),
                             w2=self.w2.astype(np.float16), b2=np.array([self.b2], dtype=np.float32),
                             words=self.words.astype(np.float16), words_b=np.array([self.words_b], np.float32),
-                            mix=self.mix.astype(np.float32), offsets=self.offsets.astype(np.float32),
+                            offsets=self.offsets.astype(np.float32),
                             meta=np.frombuffer(json.dumps(self.meta, sort_keys=True).encode(), dtype=np.uint8))
 
     @staticmethod
@@ -120,14 +116,12 @@ class InjectionHead:
                 head = InjectionHead(z["w1"].astype(np.float32), z["b1"].astype(np.float32),
                                      z["w2"].astype(np.float32), float(z["b2"][0]),
                                      json.loads(z["meta"].tobytes().decode()), z["words"].astype(np.float32),
-                                     float(z["words_b"][0]), z["mix"].astype(np.float32),
-                                     z["offsets"].astype(np.float32))
+                                     float(z["words_b"][0]), z["offsets"].astype(np.float32))
         except (OSError, KeyError, ValueError) as exc:
             raise RuntimeError(f"injection model {path.name} is missing or unreadable ({exc}); "
                                f"rebuild it with {REBUILD}") from None
         shapes = (head.w1.shape[0] == head.meta.get("dim", 384) + len(ROLES) and head.w1.shape[1] == len(head.w2)
-                  and head.words.shape == (2 * WORD_FEATURES + 1,) and head.mix.shape == (len(ROLES), 3)
-                  and head.offsets.shape == (len(ROLES),))
+                  and head.words.shape == (2 * WORD_FEATURES + 1,) and head.offsets.shape == (len(ROLES),))
         if not shapes:
             raise RuntimeError(f"injection model {path.name} has the wrong shape; rebuild it with {REBUILD}")
         return head

@@ -20,8 +20,6 @@ from gateway.risk.text import chunks, normalize, spread
 
 CHUNK_CHARS = 600
 MAX_CHUNKS = 12
-INJECTION_CHUNK_CHARS = 600
-INJECTION_MAX_CHUNKS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +28,6 @@ class Prepared:
     norm: str
     vectors: np.ndarray  # (n_windows, DIM), unit rows; (0, DIM) for an empty text or without an embedder
     role: str = "user"  # user, tool, context, assistant, system: where the text arrived
-    where: str = ""  # "tool result 3": what the audit may say of it (never the text)
 
 
 def windows(text: str, max_chunks: int = MAX_CHUNKS, chunk_chars: int = CHUNK_CHARS) -> list[str]:
@@ -43,22 +40,22 @@ def windows(text: str, max_chunks: int = MAX_CHUNKS, chunk_chars: int = CHUNK_CH
 
 
 def prepare(
-    texts: Sequence[str | tuple[str, str, str]],
+    texts: Sequence[str | tuple[str, str]],
     embedder: Embedder | None,
     max_chunks: int = MAX_CHUNKS,
     chunk_chars: int = CHUNK_CHARS,
 ) -> list[Prepared]:
-    """`texts`: plain strings (read as user text) or `(role, where, text)`. `embedder=None` skips
-    the embeddings (lexicons only, when a policy turns them off)."""
-    items = [(t if isinstance(t, tuple) else ("user", "", t)) for t in texts]
-    wins = [windows(text, max_chunks, chunk_chars) for _, _, text in items]
+    """`texts`: plain strings (read as user text) or `(role, text)`. `embedder=None` skips the
+    embeddings (lexicons only, when a policy turns them off)."""
+    items = [(t if isinstance(t, tuple) else ("user", t)) for t in texts]
+    wins = [windows(text, max_chunks, chunk_chars) for _, text in items]
     flat = [w for ws in wins for w in ws]
     empty = np.zeros((0, DIM), dtype=np.float32)
     matrix = embedder.encode(flat) if embedder is not None and flat else empty
     out: list[Prepared] = []
     start = 0
-    for (role, where, text), ws in zip(items, wins, strict=True):
+    for (role, text), ws in zip(items, wins, strict=True):
         vectors = matrix[start : start + len(ws)] if embedder is not None else empty
         start += len(ws)
-        out.append(Prepared(raw=text, norm=normalize(text), vectors=vectors, role=role, where=where))
+        out.append(Prepared(raw=text, norm=normalize(text), vectors=vectors, role=role))
     return out

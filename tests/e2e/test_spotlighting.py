@@ -7,13 +7,13 @@ with spotlighting off the upstream gets the body as the app sent it."""
 from __future__ import annotations
 
 import re
-import time
 
 import httpx
 import orjson
 import pytest
 
 from tests.conftest import start_gateway
+from tests.e2e.test_cache_and_streams import event as audit_event
 
 POLICY = """
 backends:
@@ -79,15 +79,8 @@ def notice(marker: str) -> str:
 
 
 def event(gw, request_id: str) -> dict:
-    deadline = time.monotonic() + 20
-    while True:
-        r = httpx.get(f"{gw.base_url}/v1/bulkhead/audit/events/{request_id}", timeout=30,
-                      headers={"authorization": f"Bearer {gw.keys['compliance']}"})
-        if r.status_code == 200 or time.monotonic() > deadline:
-            assert r.status_code == 200, r.text
-            body = r.json()
-            return {**body, **(body.get("event") or {})}
-        time.sleep(0.1)
+    body = audit_event(gw, request_id)
+    return {**body, **(body.get("event") or {})}
 
 
 def test_the_upstream_receives_the_tool_result_datamarked_between_random_marks(gw, standin):

@@ -13,7 +13,7 @@ from tests.risk.conftest import load_jsonl
 
 
 def _scores(detector, embedder, texts, role="user"):
-    return [detector.score(p) for p in prepare([(role, "", t) for t in texts], embedder)]
+    return [detector.score(p) for p in prepare([(role, t) for t in texts], embedder)]
 
 
 def test_a_classic_direct_injection_is_flagged(injection, embedder):

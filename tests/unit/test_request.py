@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import APIError
-from gateway.request import ModelRequest, Texts, admission_tokens
+from gateway.request import SUPPLIED_ROLES, ModelRequest, Texts, admission_tokens
 
 CHAT = {
     "model": "m",
@@ -29,9 +29,14 @@ def test_texts_by_role_keep_the_parts_and_skip_what_is_not_text():
     assert [s.role for s in texts.segments] == ["system", "user", "assistant", "tool", "user"]
     assert texts.segments[1].parts == ("Summarise", "<context>Revenue rose 5%.</context> briefly")
     assert texts.segments[2].parts == () and texts.segments[2].text == ""
-    # the risk stage scores each part the caller supplied, never the app's own system prompt
-    assert texts.supplied == ["Summarise", "<context>Revenue rose 5%.</context> briefly", "Q3 revenue: 12M",
-                              "And <document>Costs fell.</document> the costs?"]
+    # the risk stage scores each part with its role and place; domains read what the caller supplied,
+    # never the app's own system prompt
+    assert [t for role, _, t in texts.scored if role in SUPPLIED_ROLES] == [
+        "Summarise", "<context>Revenue rose 5%.</context> briefly", "Q3 revenue: 12M",
+        "And <document>Costs fell.</document> the costs?"]
+    assert [(role, where) for role, where, _ in texts.scored] == [
+        ("system", "system prompt 1"), ("user", "user message 1"), ("user", "user message 1"),
+        ("tool", "tool result 1"), ("user", "user message 2"), ("context", "context document 1")]
     # the audit's content HMACs cover one text per message, parts joined
     assert texts.per_message[1] == "Summarise\n<context>Revenue rose 5%.</context> briefly"
     assert len(texts.per_message) == 5

@@ -124,8 +124,7 @@ def fit_parts(d: Data) -> InjectionHead:
     there), and the result missed "Ignore all previous instructions" in the shipped model."""
     w1, b1, w2, b2 = fit_window(d)
     words, words_b = fit_words(d)
-    mix = np.tile(np.array([1.0, 1.0, 0.0], np.float32), (len(ROLES), 1))
-    return InjectionHead(w1, b1, w2, b2, {"dim": d.vectors.shape[1]}, words, words_b, mix,
+    return InjectionHead(w1, b1, w2, b2, {"dim": d.vectors.shape[1]}, words, words_b,
                          np.zeros(len(ROLES), np.float32))
 
 
@@ -160,7 +159,7 @@ def fit_model(d: Data, target_fp: float, folds: int = 3) -> InjectionHead:
     parts = fit_parts(d)
     t = role_thresholds(d.examples, parts.combine(words, window, [e.role for e in d.examples]), target_fp)
     return InjectionHead(parts.w1, parts.b1, parts.w2, parts.b2, {**parts.meta, "threshold_logit": t.tolist()},
-                         parts.words, parts.words_b, parts.mix, t.astype(np.float32))
+                         parts.words, parts.words_b, t.astype(np.float32))
 
 
 def predict(head: InjectionHead, d: Data) -> np.ndarray:
