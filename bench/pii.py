@@ -1,7 +1,9 @@
 """PII analysis latency: Bulkhead's analyzer against vanilla Presidio, same spaCy model.
 
     .venv/bin/python bench/pii.py [--evals DIR] [--sizes 200,2000,20000] [--rounds N] [--no-vanilla]
+                                  [--cores 1]
 
+Both engines run on one core by default (the process is pinned; torch gets one thread).
 Texts are windows of the given length cut from pii-dev.jsonl (PII-dense prose, addresses,
 numbers), so both engines see the same realistic input. Each size reports p50/p99 over several
 different windows, one text per call, after a warm-up. "vanilla" is `AnalyzerEngine()` defaults
@@ -119,13 +121,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="200,2000,20000")
     ap.add_argument("--rounds", type=int, default=0, help="texts per size (default: 60, 30, 8)")
     ap.add_argument("--no-vanilla", action="store_true")
+    ap.add_argument("--cores", type=int, default=1, help="CPU cores the process may use (default 1)")
     args = ap.parse_args(argv)
+    if hasattr(os, "sched_setaffinity") and args.cores < len(os.sched_getaffinity(0)):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
+    import torch
+
+    torch.set_num_threads(args.cores)  # the name tagger's forward pass
     text = corpus(args.evals)
     ours = PiiAnalyzer()
     engines: dict[str, Callable[[str], object]] = {"bulkhead": lambda t: ours.analyze([t])}
     if not args.no_vanilla:
         engines["vanilla"] = vanilla_engine()
-    print(f"machine: {os.cpu_count()} CPUs; one text per call; ms")
+    print(f"machine: {os.cpu_count()} CPUs, {args.cores} used; name tagger in {ours.tagger.precision}; "
+          "one text per call; ms")
     print(f"{'chars':>7}  {'engine':<9}{'p50':>9}{'p99':>9}{'n':>5}")
     results: dict[tuple[int, str], float] = {}
     for size in (int(s) for s in args.sizes.split(",")):

@@ -28,6 +28,7 @@ from gateway.experts import snapshot
 from gateway.explain import warm_up
 from gateway.hallucination.lexicon import get_lexicon
 from gateway.limits import LocalLimiter, RedisGuard, RedisLimiter
+from gateway.pii.tagger import check_weights
 from gateway.policy.loader import PolicySet, load_policy_set
 from gateway.policy.reload import PolicyReloader
 from gateway.risk.assess import get_engine
@@ -156,6 +157,7 @@ class GatewayState:
         state.extras["checkpoint_task"] = asyncio.create_task(checkpointer.run(), name="audit-checkpoints")
         await asyncio.to_thread(pricing.prime, policies.all_backends())
         get_engine()  # loads the committed injection head: a missing file stops startup here, named
+        check_weights()  # the name tagger's, likewise (loaded with the PII analyzer in the warm-up)
         state.extras["warm_up"] = _warm_up(policies)
         state.reloader = PolicyReloader(state, settings.policies_dir, settings.policy_watch_seconds or 1.0)
         if settings.policy_watch_seconds > 0:

@@ -112,6 +112,21 @@ def _absorb_block(text: str, end: int) -> int:
     return end
 
 
+# A number right after one of these words is a reference into a legal or official text ("Article
+# 14", "Rule 39 of the Rules", "section 33 para. 3", "§ 5"), never a house number: a match that
+# starts on such a number is no address. Structural (how citations are written), so a rule.
+_CITATION = re.compile(
+    r"(?:\b(?:articles?|art|sections?|sec|ss|rules?|regulations?|reg|paragraphs?|paras?|para|protocol|"
+    r"chapters?|ch|schedules?|parts?|clauses?|annex(?:es)?|appendix|title|items?|recitals?|"
+    r"directive|amendment|subsection|subpara|page|pp|vol|volume|case|application)\.?|§§?)[ \t]*$",
+    re.IGNORECASE,
+)
+
+
+def _cites(text: str, start: int) -> bool:
+    return _CITATION.search(text, max(0, start - 16), start) is not None
+
+
 def _looks_like_phone(line: str) -> bool:
     return sum(c.isdigit() for c in line) >= 7
 
@@ -149,6 +164,8 @@ class StreetAddressRecognizer(EntityRecognizer):
         for pattern, score in _ADDRESS_PATTERNS:
             for m in pattern.finditer(text):
                 start, end = m.span()
+                if _cites(text, start):
+                    continue
                 while (c := _CONTINUATION.match(text, end)) is not None and c.end() > end:
                     end = c.end()
                 if score > 0.45 or pattern is _NUMBER_WORDS_NUMBER:  # a street line, not a lone "Apt. 5"

@@ -2,7 +2,10 @@
 
 Where vanilla Presidio spends its time, and what this module does about it:
 
-- spaCy runs its whole pipeline; here it runs the tokenizer and NER only (`ner.py`).
+- spaCy runs its whole pipeline; here it runs the tokenizer only, and its NER only for NRP and
+  dates when a policy turns those on (`ner.py`). Names, places and organisations come from the
+  learned tagger (`tagger.py`), one batched pass over all of a request's texts, and are made whole
+  and followed across the request's texts by `names.py`.
 - Every recognizer runs on every text. A recognizer whose entity cannot occur (a card number in a
   text with fewer than 12 digits, an e-mail without "@") is skipped by a cheap gate on the text
   (`catalogue.py`).
@@ -15,9 +18,9 @@ Where vanilla Presidio spends its time, and what this module does about it:
 
 Detection runs on each text's shadow (normalize.py: invisible characters dropped, look-alike
 letters and foreign digits folded) and offsets are mapped back, so a zero-width space inside an
-e-mail does not hide it. `structural=True` runs only the pattern recognizers (no NER, no name or
-place lists): cheap enough for the extra windows the request inspection scans across field
-boundaries. Overlapping detections are merged into one entity per stretch (`overlaps.py`).
+e-mail does not hide it. `structural=True` runs only the pattern recognizers (no NER, no tagger):
+cheap enough for the extra windows the request inspection scans across field boundaries.
+Overlapping detections are merged into one entity per stretch (`overlaps.py`).
 
 `aanalyze` runs the work on a thread pool with a deadline, so a large prompt does not stall the
 event loop, and any failure or timeout raises `PiiAnalysisError` for the caller to fail closed.
@@ -44,11 +47,13 @@ from spacy.tokens import Doc, Span
 from gateway.pii.catalogue import GATES, recognizers_for
 from gateway.pii.config import PiiPolicy
 from gateway.pii.entities import Entity, PiiAnalysisError
-from gateway.pii.names_places import reconcile
+from gateway.pii.names import propagate, whole_names
 from gateway.pii.ner import NER_ENTITIES, ContextEnhancer, SlimSpacyEngine, load_nlp, ner_text
 from gateway.pii.normalize import Offsets, original_span, shadow
 from gateway.pii.overlaps import resolve_overlaps
 from gateway.pii.recognizers import policy_recognizers
+from gateway.pii.tagger import ENTITY_OF, GROW, NameTagger, get_tagger
+from gateway.pii.tagger import spans as tagged_spans
 
 log = logging.getLogger("bulkhead.pii")
 
@@ -58,6 +63,7 @@ CACHE_ENTRIES = 4096
 _CACHE_KEY = secrets.token_bytes(32)  # per process: cache keys cannot be matched against guessed texts
 
 _DIGITS = str.maketrans("", "", "0123456789")
+TAGGER_ENTITIES = frozenset(ENTITY_OF.values())
 _UPPER = re.compile(r"[A-Z\u00c0-\u00de\u0391-\u03a9\u0410-\u042f]")
 
 
@@ -70,15 +76,21 @@ class PiiAnalyzer:
         *,
         nlp: Language | None = None,
         executor: ThreadPoolExecutor | None = None,
+        tagger: NameTagger | None = None,
     ) -> None:
         self.policy = policy or PiiPolicy()
         self.nlp = nlp or load_nlp()
         self._ner = self.nlp.get_pipe("ner")
         active = self.policy.active_entities
+        # Names, places and organisations come from the learned tagger; spaCy's NER runs only for
+        # the types the tagger does not know (NRP, DATE_TIME), which the default policy leaves off.
+        self.tagger_entities = frozenset(active & TAGGER_ENTITIES)
+        self.tagger = (tagger or get_tagger()) if self.tagger_entities else None
         self.ner_entities = frozenset(active & NER_ENTITIES)
+        self.spacy_entities = frozenset(self.ner_entities - TAGGER_ENTITIES)
         recognizers: list[EntityRecognizer] = []
-        if self.ner_entities:
-            recognizers.append(SpacyRecognizer(supported_entities=sorted(self.ner_entities)))
+        if self.spacy_entities:
+            recognizers.append(SpacyRecognizer(supported_entities=sorted(self.spacy_entities)))
         for entity in sorted(active):
             recognizers.extend(recognizers_for(entity))
         recognizers.extend(policy_recognizers(self.policy.custom_recognizers))
@@ -94,6 +106,11 @@ class PiiAnalyzer:
         self.entities = sorted(active)
         self._min_threshold = min(
             [self.policy.threshold(e) for e in self.entities] or [self.policy.score_threshold]
+        )
+        # The tagger's spans are decoded down to the lowest threshold any zone uses (the
+        # recall-first external zone's); each zone keeps what reaches its own (transform.py).
+        self._tag_threshold = min(
+            [self.policy.keep_threshold(e) for e in self.tagger_entities] or [self.policy.score_threshold]
         )
         self._allow = {v.strip().lower() for v in self.policy.allow_list}
         self._executor = executor or _default_executor()
@@ -113,7 +130,10 @@ class PiiAnalyzer:
                 f"request text is {total} characters; the policy analyses at most {self.policy.max_chars}"
             )
         try:
-            return self._analyze(list(texts), structural)
+            found = self._analyze(list(texts), structural)
+            if "PERSON" in self.tagger_entities and not structural:
+                found = propagate(texts, found)
+            return found
         except PiiAnalysisError:
             raise
         except Exception as exc:  # never let an analyzer bug turn into a pass-through
@@ -171,29 +191,37 @@ class PiiAnalyzer:
         digits = [len(t) - len(t.translate(_DIGITS)) for t in texts]
         wanted = [self._entities_for(t, d) for t, d in zip(texts, digits, strict=True)]
         if structural:
-            wanted = [w - NER_ENTITIES for w in wanted]  # and so no name or place lists either
+            wanted = [w - NER_ENTITIES for w in wanted]  # and so no name tagger either
         # spaCy's vocabulary grows while it tokenizes; one thread in it at a time (the GIL allows no
         # parallel speed-up here anyway, measured).
-        # Names and places in this model's eyes start with a capital letter; text typed without
-        # any is left to the name and place lists.
+        # NRP and dates in spaCy's eyes start with a capital letter.
         need_ner = [
-            bool(w & self.ner_entities) and _UPPER.search(t) is not None
+            bool(w & self.spacy_entities) and _UPPER.search(t) is not None
             for t, w in zip(texts, wanted, strict=True)
         ]
         # Texts with nothing to look for are not even tokenized.
         todo = [i for i, (t, w) in enumerate(zip(texts, wanted, strict=True)) if w and t.strip()]
         with _SPACY_LOCK:
             docs = self._nlp_docs([texts[i] for i in todo], [need_ner[i] for i in todo])
+        tag_todo = [i for i in todo if wanted[i] & self.tagger_entities]
+        tagged = dict(zip(tag_todo, self.tagger.tag([texts[i] for i in tag_todo]), strict=True)) if tag_todo else {}
         out: list[list[Entity]] = [[] for _ in texts]
         for i, doc in zip(todo, docs, strict=True):
             text, entities = texts[i], wanted[i]
+            presidio_entities = sorted(entities - self.tagger_entities)
             results = self.engine.analyze(
                 text,
                 language="en",
-                entities=sorted(entities),
+                entities=presidio_entities,
                 score_threshold=self._min_threshold,
                 nlp_artifacts=self._engine.artifacts(doc),
-            )
+            ) if presidio_entities else []
+            if i in tagged:
+                results.extend(
+                    RecognizerResult(s.type, s.start, s.end, s.score)
+                    for s in tagged_spans(text, tagged[i], self._tag_threshold, GROW)
+                    if s.type in entities
+                )
             out[i] = _to_original(self._finish(text, results), shadows[i][1])
         return out
 
@@ -258,13 +286,13 @@ class PiiAnalyzer:
         return docs
 
     def _finish(self, text: str, results: list[RecognizerResult]) -> list[Entity]:
-        results = reconcile(text, results)
-        kept = [r for r in results if r.score >= self.policy.threshold(r.entity_type) and r.end > r.start]
+        found = [Entity(r.entity_type, r.start, r.end, float(r.score)) for r in results if r.end > r.start]
+        if "PERSON" in self.tagger_entities:
+            found = whole_names(text, found)
+        found = [e for e in found if e.score >= self.policy.keep_threshold(e.type)]
         if self._allow:
-            kept = [r for r in kept if text[r.start : r.end].strip().lower() not in self._allow]
-        return resolve_overlaps(
-            _drop_soft_overlaps([Entity(r.entity_type, r.start, r.end, float(r.score)) for r in kept], text)
-        )
+            found = [e for e in found if text[e.start : e.end].strip().lower() not in self._allow]
+        return resolve_overlaps(_drop_soft_overlaps(found, text))
 
 
 def _to_original(entities: list[Entity], offsets: Offsets) -> list[Entity]:

@@ -2,7 +2,8 @@
 
 `recognizers_for(entity)` builds the recognizers the analyzer runs for one entity type: Presidio's
 predefined ones where they serve, ours where they are faster or read more (recognizers.py,
-addresses.py, introduced_names.py, names_places.py, secrets_recognizer.py). `GATES` decides, from
+addresses.py, secrets_recognizer.py; names, places and organisations come from the learned tagger,
+tagger.py, which the analyzer runs itself). `GATES` decides, from
 the text and its count of digits alone, whether an entity can occur in it at all (a card number
 needs 12 digits, an e-mail an "@"), so that a recognizer whose entity cannot occur is not run.
 """
@@ -31,8 +32,6 @@ from presidio_analyzer.predefined_recognizers import (
 )
 
 from gateway.pii.addresses import StreetAddressRecognizer
-from gateway.pii.introduced_names import IntroducedNameRecognizer
-from gateway.pii.names_places import GazetteerNameRecognizer, PlaceRecognizer
 from gateway.pii.recognizers import OfflineEmailRecognizer, PaymentCardRecognizer, PhoneNumberRecognizer
 from gateway.pii.secrets_recognizer import SecretsRecognizer
 
@@ -81,8 +80,6 @@ def recognizers_for(entity: str) -> list[EntityRecognizer]:
         "URL": lambda: [UrlRecognizer()],
         "DATE_TIME": lambda: [DateRecognizer()],
         "ADDRESS": lambda: [StreetAddressRecognizer()],
-        "PERSON": lambda: [IntroducedNameRecognizer(), GazetteerNameRecognizer()],
-        "LOCATION": lambda: [PlaceRecognizer()],
         "SECRET": lambda: [SecretsRecognizer()],
     }
     return table[entity]() if entity in table else []

@@ -218,6 +218,13 @@ class PiiPolicy(_Strict):
     thresholds: dict[str, float] = Field(
         default_factory=dict, description="Per entity type, overrides the global."
     )
+    recall_first: dict[str, float] = Field(
+        default_factory=dict,
+        description="Recall-first external zone: per entity type, a lower score threshold that applies "
+        "to external backends only (the internal zone keeps `thresholds`). The name tagger's PERSON, "
+        "LOCATION and ORGANIZATION spans between the two are pseudonymized on the way out, trading "
+        "precision for fewer leaks; policies/README.md gives the measured precision and recall.",
+    )
     allow_list: list[str] = Field(
         default_factory=list,
         max_length=10_000,
@@ -249,7 +256,7 @@ class PiiPolicy(_Strict):
             )
         return v
 
-    @field_validator("thresholds")
+    @field_validator("thresholds", "recall_first")
     @classmethod
     def _threshold_range(cls, v: dict[str, float]) -> dict[str, float]:
         for key, value in v.items():
@@ -285,6 +292,7 @@ class PiiPolicy(_Strict):
             if key != "default"
         ]
         found += [(("thresholds", key), key) for key in self.thresholds]
+        found += [(("recall_first", key), key) for key in self.recall_first]
         check_entity_names(type(self).__name__, found, self.known_entities)
         return self
 
@@ -299,6 +307,15 @@ class PiiPolicy(_Strict):
 
     def threshold(self, entity: str) -> float:
         return self.thresholds.get(entity, self.score_threshold)
+
+    def zone_threshold(self, entity: str, zone: Zone) -> float:
+        """The score a detection needs to be treated for a backend of `zone`."""
+        normal = self.threshold(entity)
+        return min(normal, self.recall_first.get(entity, normal)) if zone == "external" else normal
+
+    def keep_threshold(self, entity: str) -> float:
+        """The score the analyzer keeps a detection from: the lower of the two zones'."""
+        return self.zone_threshold(entity, "external")
 
     @cached_property
     def fingerprint(self) -> str:

@@ -8,8 +8,8 @@
   bundled with tldextract, so nothing is downloaded at run time.
 - `policy_recognizers`: a tenant's own regexes (with context words) and deny lists.
 
-Street addresses are recognized in addresses.py, names introduced by the words around them in
-introduced_names.py; `_result` is the RecognizerResult every recognizer of ours returns.
+Street addresses are recognized in addresses.py; `_result` is the RecognizerResult every recognizer
+of ours returns.
 """
 
 from __future__ import annotations

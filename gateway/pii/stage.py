@@ -21,7 +21,7 @@ from gateway.pii.entities import PiiAnalysisError, PiiBlockedError, PiiOutputBlo
 from gateway.pii.fields import TextField, extract_texts, media_parts
 from gateway.pii.outputscan import ascan_output
 from gateway.pii.restore import StreamRestorer, restore_response
-from gateway.pii.transform import Inspection, Transformed, inspect_request, transform_request
+from gateway.pii.transform import Inspection, Transformed, for_zone, inspect_request, transform_request
 from gateway.pii.vault import Vault
 from gateway.policy import Backend, Policy
 from gateway.request import ModelRequest, Texts
@@ -51,6 +51,13 @@ class PrivacyPlan:
     @property
     def failed(self) -> bool:
         return self.failure is not None
+
+    def detected(self) -> dict[str, int]:
+        """Entity counts at the policy's own thresholds: the recall-first zone's weaker spans are
+        treated on the way out but are no evidence for the risk tier or the audit's count."""
+        if self.inspection is None:
+            return {}
+        return for_zone(self.inspection, self.policy, "internal").counts()
 
     @property
     def held_inside(self) -> bool:
@@ -115,7 +122,7 @@ class PrivacyPlan:
             return None
         out: dict[str, Any] = {}
         if self.inspection is not None:
-            out["detected"] = self.inspection.counts()
+            out["detected"] = self.detected()
         if backend is not None and backend.trust in self.by_zone:
             out["treatment"] = self.by_zone[backend.trust].counts
             out["zone"] = backend.trust

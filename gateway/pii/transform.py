@@ -218,7 +218,10 @@ def _inspection(
 def transform_request(
     body: dict[str, Any], inspection: Inspection, policy: PiiPolicy, zone: Zone, vault: Vault | None = None
 ) -> Transformed:
-    """Raises PiiBlockedError (naming types only) when any detected type's treatment is `block`."""
+    """Raises PiiBlockedError (naming types only) when any detected type's treatment is `block`.
+    Detections below the zone's threshold are left alone (the recall-first zone's lower ones apply
+    to external backends only)."""
+    inspection = for_zone(inspection, policy, zone)
     blocked = sorted({t for t in inspection.types if policy.treatment.for_entity(zone, t) == "block"})
     if blocked:
         raise PiiBlockedError(blocked)
@@ -236,6 +239,14 @@ def transform_request(
     return Transformed(
         apply_texts(body, inspection.fields, texts), vault, {k: dict(v) for k, v in counts.items()}
     )
+
+
+def for_zone(inspection: Inspection, policy: PiiPolicy, zone: Zone) -> Inspection:
+    """The inspection with only the detections that reach `zone`'s thresholds."""
+    if not policy.recall_first or zone == "external":
+        return inspection  # the analyzer kept nothing below the external zone's thresholds
+    kept = [[e for e in ents if e.score >= policy.zone_threshold(e.type, zone)] for ents in inspection.entities]
+    return Inspection(inspection.fields, kept, inspection.continued, inspection.joined)
 
 
 def scrub_text(

@@ -61,7 +61,7 @@ class RiskAssessment(Risk):
 
 async def assess_risk(policy: RiskPolicy, texts: Texts, privacy: PrivacyPlan, declared: str | None) -> RiskAssessment:
     """`declared`: the data class the caller named in the policy's header, if any."""
-    counts = dict(privacy.inspection.counts()) if privacy.inspection is not None else {}
+    counts = privacy.detected()
     secrets = counts.pop("SECRET", 0)
     try:
         scoring = asyncio.to_thread(get_engine().assess, texts.scored, counts, secrets, declared, policy)

@@ -324,3 +324,19 @@ def test_name_in_a_message_name_never_reaches_the_external_backend(gw, standin):
     sent = standin.requests[-1].body["messages"][0]["name"]
     assert re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", sent) and "argaret" not in sent and "hornbury" not in sent
     assert reply.choices[0].message.content == "echo: Hello there"
+
+
+def test_whole_names_in_every_message_never_reach_the_external_backend(gw, standin):
+    """A name typed in lower case, its surname alone in a later turn, a title before an unknown
+    surname: none of it crosses, and the answer comes back as written."""
+    messages = [
+        {"role": "system", "content": "You help the front desk."},
+        {"role": "user", "content": "please add tomasz wiśniewski as emergency contact"},
+        {"role": "assistant", "content": "Done. Anything else?"},
+        {"role": "user", "content": "Also tell Dr. Okonjo that Wiśniewski called"},
+    ]
+    reply = client(gw, "leaky").chat.completions.create(model="echo", messages=messages)
+    sent = json.dumps(standin.requests[-1].body["messages"], ensure_ascii=False).lower()
+    for part in ("tomasz", "wiśniewski", "okonjo", "dr."):
+        assert part not in sent, (part, sent)
+    assert reply.choices[0].message.content == "echo: " + messages[-1]["content"]

@@ -39,15 +39,15 @@ def test_policy_file_tenant_overlay_and_blocked(tmp_path, monkeypatch):
         "pii:\n  custom_recognizers:\n    - {name: codes, entity: PROJECT, deny_list: [Nightjar]}\n"
     )
     lines = [
-        json.dumps({"id": 1, "text": "Project Nightjar for Maria Gonzalez"}),
+        json.dumps({"id": 1, "text": "the nightjar project for Maria Gonzalez"}),
         json.dumps({"id": 2, "text": "token ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"}),
     ]
     rc, rows, _ = run(lines, "--policy", str(tmp_path), "--tenant", "acme", monkeypatch=monkeypatch)
     assert rc == 0
-    assert rows[0]["scrubbed"] == "Project [PROJECT] for [PERSON]"
+    assert rows[0]["scrubbed"] == "the [PROJECT] project for [PERSON]"
     assert rows[1]["scrubbed"] is None and rows[1]["blocked"] == ["SECRET"]
     rc, rows, _ = run(lines[:1], "--policy", str(tmp_path / "default.yaml"), monkeypatch=monkeypatch)
-    assert rows[0]["scrubbed"] == "Project Nightjar for [PERSON]"
+    assert rows[0]["scrubbed"] == "the nightjar project for [PERSON]"
 
 
 def test_bad_input_and_bad_policy(tmp_path, monkeypatch):

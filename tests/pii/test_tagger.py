@@ -1,0 +1,198 @@
+"""The learned name tagger (gateway/pii/tagger.py), whole-name spans and request-wide names
+(gateway/pii/names.py), and the recall-first external zone (PiiPolicy.recall_first)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gateway.pii.analyzer import PiiAnalyzer
+from gateway.pii.config import PiiPolicy
+from gateway.pii.entities import Entity
+from gateway.pii.names import TITLED_SCORE, propagate, whole_names
+from gateway.pii.tagger import (
+    LABELS,
+    WEIGHTS,
+    NameTagger,
+    Tagged,
+    TaggerWeightsError,
+    _windows,
+    get_tagger,
+    spans,
+    words_of,
+)
+from gateway.pii.transform import for_zone, inspect_request_sync, transform_request
+
+
+def found(text: str, ents: list[Entity]) -> set[tuple[str, str]]:
+    return {(e.type, text[e.start : e.end]) for e in ents}
+
+
+@pytest.fixture(scope="module")
+def tagger_only() -> PiiAnalyzer:
+    return PiiAnalyzer(PiiPolicy())
+
+
+# -- weights ----------------------------------------------------------------------------------
+
+
+def test_missing_or_corrupt_weights_are_a_clear_error_naming_the_rebuild_script(tmp_path):
+    with pytest.raises(TaggerWeightsError, match=r"missing; rebuild them with scripts/train_ner.py"):
+        NameTagger(tmp_path / "absent.npz")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip file")
+    with pytest.raises(TaggerWeightsError, match=r"unreadable .*scripts/train_ner.py"):
+        NameTagger(bad)
+    partial = tmp_path / "partial.npz"
+    np.savez(partial, other=np.zeros(3))
+    with pytest.raises(TaggerWeightsError, match=r"lack"):
+        NameTagger(partial)
+
+
+def test_unknown_precision_is_refused(monkeypatch):
+    monkeypatch.setenv("BULKHEAD_TAGGER_PRECISION", "fp8")
+    with pytest.raises(TaggerWeightsError, match="auto, fp32 or bf16"):
+        NameTagger(WEIGHTS)
+
+
+def test_the_committed_weights_are_compact():
+    assert WEIGHTS.stat().st_size < 30_000_000
+
+
+# -- decoding ---------------------------------------------------------------------------------
+
+
+def _tagged(text: str, rows: list[dict[str, float]]) -> Tagged:
+    probs = np.zeros((len(rows), len(LABELS)), dtype=np.float32)
+    for i, row in enumerate(rows):
+        for label, p in row.items():
+            probs[i, LABELS.index(label)] = p
+        probs[i, 0] = 1 - sum(row.values())
+    return Tagged(words_of(text), probs)
+
+
+def test_spans_grow_over_half_believed_neighbours_and_split_where_a_new_name_begins():
+    text = "ask ruth abernathy and Li"
+    t = _tagged(text, [{}, {"B-PER": 0.9}, {"I-PER": 0.3}, {}, {"B-PER": 0.45}])
+    assert [(s.type, text[s.start : s.end]) for s in spans(text, t, 0.5)] == [("PERSON", "ruth")]
+    got = spans(text, t, 0.5, grow=0.25)
+    assert [(s.type, text[s.start : s.end], round(s.score, 2)) for s in got] == [("PERSON", "ruth abernathy", 0.9)]
+    assert [text[s.start : s.end] for s in spans(text, t, 0.4, grow=0.25)] == ["ruth abernathy", "Li"]
+    two = "Ana Bo"
+    t = _tagged(two, [{"B-PER": 0.9}, {"B-PER": 0.8}])
+    assert [two[s.start : s.end] for s in spans(two, t, 0.5)] == ["Ana", "Bo"]
+    place = "Oslo Nilsson"
+    t = _tagged(place, [{"B-LOC": 0.9}, {"B-PER": 0.8}])
+    assert [(s.type, place[s.start : s.end]) for s in spans(place, t, 0.5)] == [
+        ("LOCATION", "Oslo"), ("PERSON", "Nilsson")]
+
+
+def test_windows_never_cut_a_word_and_cover_every_piece():
+    word_of = [i // 3 for i in range(1000)]  # every word three pieces long
+    windows = _windows(word_of, 190, 48)
+    assert windows[0][0] == 0 and windows[-1][1] == 1000
+    for (_a, b), (c, _d) in zip(windows, windows[1:], strict=False):
+        assert c < b  # they overlap
+        assert word_of[b - 1] != word_of[b] and word_of[c - 1] != word_of[c]
+    assert all(b - a <= 190 for a, b in windows)
+
+
+def test_names_in_a_long_text_are_found_in_every_window(tagger_only):
+    filler = "The quarterly report covers revenue, costs and the outlook for next year. "
+    names = ["Ingrid Johansen", "Tomasz Wiśniewski", "Adaeze Okafor", "Henrik Lindqvist", "Mariana Costa"]
+    text = "".join(filler * 4 + f"Please send it to {n} today. " for n in names)
+    got = found(text, tagger_only.analyze([text])[0])
+    assert {("PERSON", n) for n in names} <= got
+
+
+# -- what the tagger reads --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("can you email hiroshi watanabe about the offsite", "hiroshi watanabe"),
+        ("SEND THE DRAFT TO GRETA SVENSSON BY NOON", "GRETA SVENSSON"),
+        ("thanks again to Ngozi for covering my shift", "Ngozi"),
+        ("the plumber Kowalczyk fixed the leak", "Kowalczyk"),
+        ("meeting notes: Dubois and Agarwal disagreed on pricing", "Agarwal"),
+    ],
+)
+def test_names_are_found_in_any_case_and_standing_alone(tagger_only, text, name):
+    assert ("PERSON", name) in found(text, tagger_only.analyze([text])[0])
+
+
+def test_ordinary_capitalised_words_are_not_names(tagger_only):
+    for text in ("Will you check the build again?", "Grant access to the staging bucket.",
+                 "Please Summarise The Attached Report", "May I ask what the refund policy is?"):
+        assert not [e for e in tagger_only.analyze([text])[0] if e.type == "PERSON"], text
+
+
+# -- whole names ------------------------------------------------------------------------------
+
+
+def test_titles_suffixes_and_nicknames_join_the_name():
+    text = 'Ms. Ines Varga met Peter Olsen MD and Maria "Mia" Gonzalez'
+    ents = [Entity("PERSON", 4, 14, 0.9), Entity("PERSON", 19, 30, 0.9), Entity("PERSON", 38, 43, 0.9),
+            Entity("PERSON", 45, 48, 0.8), Entity("PERSON", 50, 58, 0.9)]
+    got = found(text, whole_names(text, ents))
+    assert got == {("PERSON", "Ms. Ines Varga"), ("PERSON", "Peter Olsen MD"), ("PERSON", 'Maria "Mia" Gonzalez')}
+
+
+def test_a_title_before_an_unfound_word_is_a_name_but_not_before_an_english_word():
+    text = "Dr. Oyelaran will see you; book a Dr. Appointment with Mr Right"
+    got = whole_names(text, [])
+    assert [(text[e.start : e.end], e.score) for e in got] == [("Dr. Oyelaran", TITLED_SCORE)]
+
+
+def test_a_name_found_once_is_covered_wherever_it_occurs_in_the_request():
+    texts = ["please add ruth abernathy as guardian", "ABERNATHY signed; Ruth agreed. Rose said the price rose"]
+    ents = [[Entity("PERSON", 11, 25, 0.95)], []]
+    got = propagate(texts, ents)
+    assert found(texts[1], got[1]) == {("PERSON", "ABERNATHY"), ("PERSON", "Ruth")}
+    assert all(e.score == 0.95 for e in got[1])
+    # A part that is an English word is matched with its capital only.
+    texts = ["Rose Tyler called", "Rose said the price rose"]
+    got = propagate(texts, [[Entity("PERSON", 0, 10, 0.9)], []])
+    assert [texts[1][e.start : e.end] for e in got[1]] == ["Rose"]
+
+
+def test_the_analyzer_covers_a_name_across_messages(tagger_only):
+    texts = ["my colleague Okwuosa Ifeanyichukwu will join", "ask okwuosa about the budget"]
+    got = tagger_only.analyze(texts)
+    assert ("PERSON", "okwuosa") in found(texts[1], got[1])
+
+
+# -- recall-first external zone ---------------------------------------------------------------
+
+
+def test_recall_first_thresholds_are_validated_and_apply_to_the_external_zone_only():
+    with pytest.raises(ValueError, match="unknown entity type 'PERSN'"):
+        PiiPolicy(recall_first={"PERSN": 0.2})
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        PiiPolicy(recall_first={"PERSON": 2})
+    p = PiiPolicy(recall_first={"PERSON": 0.15})
+    assert p.zone_threshold("PERSON", "external") == 0.15
+    assert p.zone_threshold("PERSON", "internal") == p.threshold("PERSON") == 0.4
+    assert p.keep_threshold("PERSON") == 0.15 and p.keep_threshold("EMAIL_ADDRESS") == 0.4
+
+
+def test_a_low_scoring_name_is_pseudonymized_for_external_backends_only():
+    policy = PiiPolicy(recall_first={"PERSON": 0.15}, treatment={"internal": {"PERSON": "redact"}})
+    body = {"messages": [{"role": "user", "content": "ping Zorvath and Maria Gonzalez"}]}
+    analyzer = PiiAnalyzer(policy)
+    inspection = inspect_request_sync(body, analyzer)
+    # Make one detection a weak one, as the tagger gives a doubtful word.
+    ents = inspection.entities[0]
+    weak = [Entity(e.type, e.start, e.end, 0.2) if "Zorvath" in body["messages"][0]["content"][e.start : e.end]
+            else e for e in ents]
+    inspection.entities[0] = weak
+    assert len(for_zone(inspection, policy, "internal").entities[0]) == len(weak) - 1
+    outbound = transform_request(body, inspection, policy, "external").body["messages"][0]["content"]
+    inside = transform_request(body, inspection, policy, "internal").body["messages"][0]["content"]
+    assert "Zorvath" not in outbound and "Gonzalez" not in outbound
+    assert "Zorvath" in inside and "Gonzalez" not in inside
+
+
+def test_the_shared_tagger_is_one_instance():
+    assert get_tagger() is get_tagger()
