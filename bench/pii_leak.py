@@ -43,12 +43,11 @@ GROUPS = ("btc", "gum-spoken", "gum-written", "indian_legal_ner", "multiconer-en
 RECALL_FIRST = "{PERSON: 0.15, LOCATION: 0.25}"
 
 
-def prompts(group: str, n: int) -> list[tuple[str, list[str], list[str]]]:
-    """(prompt, names, e-mail and phone) for up to n sentences of `group` that name a person."""
-    from training.ner.dataset import load_all
+def prompts(rows: list, n: int) -> list[tuple[str, list[str], list[str]]]:
+    """(prompt, names, e-mail and phone) for up to n of a group's sentences that name a person."""
     from training.ner.fit import entities
 
-    rows = [r for r in load_all()[group] if any(g.endswith("PER") for g in r[1])]
+    rows = [r for r in rows if any(g.endswith("PER") for g in r[1])]
     rng = random.Random(11)
     out = []
     for tokens, tags in rng.sample(rows, min(n, len(rows))):
@@ -68,7 +67,7 @@ def leaked(values: list[str], outbound: str) -> list[str]:
     return [v for v in values if re.search(r"(?<!\w)" + re.escape(v.lower()) + r"(?!\w)", low)]
 
 
-def run_group(group: str, fold: Path, n: int, recall_first: bool, standin: StandIn) -> tuple[int, int, int, int]:
+def run_group(cases: list, fold: Path, recall_first: bool, standin: StandIn) -> tuple[int, int, int, int, int]:
     import httpx
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,7 +92,7 @@ def run_group(group: str, fold: Path, n: int, recall_first: bool, standin: Stand
             names_total = names_leaked = other_leaked = refused = wrong = 0
             with httpx.Client(base_url=f"http://127.0.0.1:{port}/v1", timeout=60,
                               headers={"authorization": f"Bearer {key}"}) as client:
-                for text, names, structured in prompts(group, n):
+                for text, names, structured in cases:
                     standin.clear()
                     r = client.post("/chat/completions", json={"model": "ext", "messages": [
                         {"role": "user", "content": text}]})
@@ -113,6 +112,7 @@ def run_group(group: str, fold: Path, n: int, recall_first: bool, standin: Stand
 
 def main(argv: list[str] | None = None) -> int:
     from scripts.train_ner import FOLDS
+    from training.ner.dataset import load_all
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--per-source", type=int, default=80)
@@ -123,14 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'held-out source':18} {'prompts':>7} {'names':>6} {'names leaked':>12} {'e-mail/phone leaked':>19} "
           f"{'refused':>7} {'answers not restored':>20}")
     totals = [0, 0, 0, 0, 0, 0]
+    by_group = load_all()
     try:
         for group in args.only or GROUPS:
             fold = FOLDS / f"{group}.npz"
             if not fold.is_file():
                 print(f"{group}: no left-out model at {fold}; run scripts/train_ner.py --folds")
                 continue
-            n_prompts = len(prompts(group, args.per_source))
-            row = (n_prompts, *run_group(group, fold, args.per_source, args.recall_first, standin))
+            cases = prompts(by_group[group], args.per_source)
+            row = (len(cases), *run_group(cases, fold, args.recall_first, standin))
             print(f"{group:18} {row[0]:7} {row[1]:6} {row[2]:12} {row[3]:19} {row[4]:7} {row[5]:20}")
             totals = [t + v for t, v in zip(totals, row, strict=True)]
     finally:

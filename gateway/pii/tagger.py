@@ -35,7 +35,6 @@ log = logging.getLogger("bulkhead.pii")
 
 WEIGHTS = Path(__file__).resolve().parent / "data" / "name_tagger.npz"
 REBUILD = "scripts/train_ner.py"
-REQUIRED = ("head.weight", "shapes.weight", *(f"layers.{i}.qkv.weight" for i in range(4)))
 
 TYPES = ("PER", "LOC", "ORG")
 ENTITY_OF = {"PER": "PERSON", "LOC": "LOCATION", "ORG": "ORGANIZATION"}
@@ -46,6 +45,7 @@ HEADS = 12
 WINDOW = 192  # word pieces per window, [CLS] and [SEP] included
 OVERLAP = 48  # word pieces two neighbouring windows share
 GROW = 0.25  # a word next to a name joins it down to this probability (see `spans`)
+REQUIRED = ("head.weight", "shapes.weight", *(f"layers.{i}.qkv.weight" for i in range(LAYERS)))
 
 # A word: letters and digits, joined by an apostrophe or hyphen ("O'Brien", "Jean-Luc"); any other
 # non-space character is a word of its own.
@@ -199,24 +199,31 @@ def weights_path() -> Path:
 
 
 def check_weights(path: Path | None = None) -> None:
-    """Raises TaggerWeightsError unless the weights file is there and whole (numpy only: cheap
-    enough for startup, before torch is imported)."""
-    path = path or weights_path()
-    missing = [k for k in REQUIRED if k not in load_trainable(path)]
-    if missing:
-        raise TaggerWeightsError(f"name tagger weights {path} lack {missing}; rebuild them with {REBUILD}")
+    """Raises TaggerWeightsError unless the weights file is there, readable and has every part the
+    model needs. Reads the file's index only (no arrays, no torch): cheap enough for startup; the
+    warm-up then loads the arrays once."""
+    _read(path or weights_path(), arrays=False)
 
 
 def load_trainable(path: Path) -> dict[str, np.ndarray]:
+    """The fine-tuned arrays, float32, checked as `check_weights` does."""
+    return _read(path, arrays=True)
+
+
+def _read(path: Path, *, arrays: bool) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as f:
-            return {k: f[k].astype(np.float32) for k in f.files}
+            missing = [k for k in REQUIRED if k not in f.files]
+            found = {k: f[k].astype(np.float32) for k in f.files} if arrays and not missing else {}
     except FileNotFoundError:
         raise TaggerWeightsError(f"name tagger weights {path} are missing; rebuild them with {REBUILD}") from None
     except Exception as exc:
         raise TaggerWeightsError(
             f"name tagger weights {path} are unreadable ({type(exc).__name__}); rebuild them with {REBUILD}"
         ) from None
+    if missing:
+        raise TaggerWeightsError(f"name tagger weights {path} lack {missing}; rebuild them with {REBUILD}")
+    return found
 
 
 @dataclass(frozen=True)
@@ -238,12 +245,9 @@ class Span:
 class NameTagger:
     """Thread-safe (one forward pass at a time; torch runs it on the threads it is given)."""
 
-    def __init__(self, path: Path | str | None = None, *, threads: int | None = None) -> None:
+    def __init__(self, path: Path | str | None = None) -> None:
         path = Path(path) if path else weights_path()
         trainable = load_trainable(path)
-        missing = [k for k in REQUIRED if k not in trainable]
-        if missing:
-            raise TaggerWeightsError(f"name tagger weights {path} lack {missing}; rebuild them with {REBUILD}")
         torch = _torch()
         self._torch = torch
         self.model = build_module(trainable).eval()
@@ -251,7 +255,6 @@ class NameTagger:
         self.path = path
         self._tok = tokenizer()
         self._lock = threading.Lock()
-        self._threads = threads
 
     def _choose_precision(self, wanted: str) -> str:
         """fp32, or bf16 where this CPU runs it faster (one request's weights are streamed from
@@ -322,8 +325,6 @@ class NameTagger:
         order = sorted(range(len(batch)), key=lambda i: len(batch[i][0]))
         out: list[np.ndarray | None] = [None] * len(batch)
         with self._lock, torch.inference_mode():
-            if self._threads:
-                torch.set_num_threads(self._threads)
             for k in range(0, len(order), 32):
                 chunk = order[k : k + 32]
                 n = max(len(batch[i][0]) for i in chunk) + 2

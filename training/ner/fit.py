@@ -1,4 +1,4 @@
-"""Fine-tuning the name tagger (gateway/pii/tagger.py) and scoring it on sentences it did not see.
+"""Fine-tuning the name tagger (gateway/pii/tagger.py), and reading BIO tags as entities.
 
 Casing augmentation: each time a sentence is drawn it is shown as written, or with every word's
 shape set to lower case (chat), or upper case, or without its punctuation. The vocabulary is
@@ -137,54 +137,4 @@ def entities(tags: list[str]) -> list[tuple[str, int, int]]:
             cur = None
         if g != "O" and cur is None:
             cur = (g[2:], i)
-    return out
-
-
-def predict_tags(model, sentences, mode: str = "as_written", threshold: float = 0.5) -> list[list[str]]:
-    """Tags per word: a word is in an entity of type k when P(k) >= threshold; B where B beats I."""
-    import torch
-
-    tok = tokenizer()
-    out = []
-    with torch.inference_mode():
-        for k in range(0, len(sentences), 64):
-            chunk = sentences[k : k + 64]
-            enc = [encode(tok, *augment(t, g, mode)) for t, g in chunk]
-            ids, shapes, att, labels = _tensors(torch, enc)
-            probs = torch.softmax(model(ids, shapes, att), -1).numpy()
-            for r, (t, g) in enumerate(chunk):
-                first = [j + 1 for j, lab in enumerate(enc[r][2]) if lab != -100]
-                n_words = len(augment(t, g, mode)[0])
-                tags = []
-                for w in range(n_words):
-                    if w >= len(first):
-                        tags.append("O")  # cut off by the window
-                        continue
-                    p = probs[r, first[w]]
-                    tp = p[1::2] + p[2::2]
-                    kind = int(tp.argmax())
-                    if tp[kind] < threshold:
-                        tags.append("O")
-                        continue
-                    name = ("PER", "LOC", "ORG")[kind]
-                    begin = p[1 + 2 * kind] > p[2 + 2 * kind]
-                    prev = tags[-1] if tags else "O"
-                    tags.append(("B-" if begin or prev[2:] != name else "I-") + name)
-                out.append(tags)
-    return out
-
-
-def score(gold: list[list[str]], pred: list[list[str]]) -> dict[str, dict[str, int]]:
-    """Per type: gold entities found (any overlap, same type), predictions that match some gold
-    entity, counts. Overlap, as presidio-research counts a partial match, because the gateway
-    replaces the whole merged stretch either way."""
-    out = {t: {"gold": 0, "found": 0, "pred": 0, "right": 0} for t in ("PER", "LOC", "ORG")}
-    for g, p in zip(gold, pred, strict=True):
-        ge, pe = entities(g), entities(p)
-        for t, a, b in ge:
-            out[t]["gold"] += 1
-            out[t]["found"] += any(t2 == t and a2 < b and a < b2 for t2, a2, b2 in pe)
-        for t, a, b in pe:
-            out[t]["pred"] += 1
-            out[t]["right"] += any(t2 == t and a2 < b and a < b2 for t2, a2, b2 in ge)
     return out
