@@ -1,254 +1,297 @@
-"""AUROC of the grounding check on `grounding-dev.jsonl`, next to trivial baselines, and its latency.
+"""The grounding verifier, leave-one-source-out, beside content-word overlap.
 
-    HF_HUB_OFFLINE=1 nice -n 10 .venv/bin/python bench/grounding_eval.py [--data FILE] [--cache FILE.npz]
-                                                                           [--latency-runs N] [--no-latency]
+    HF_HUB_OFFLINE=1 nice .venv/bin/python bench/grounding_eval.py --loso [--only S ...] [--epochs N]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/grounding_eval.py            # the shipped model (trained-on)
 
-Protocol (printed with the figures; the fitting script's docstring has the whole of it):
-- Scores: out-of-fold. The records fall in 10 folds by document (`scripts/fit_grounding.py`); each
-  record is scored by a model fitted, with the shipped model's C, on the nine folds that don't hold
-  its document, from the features `GroundingCheck.analyze` computes exactly as the gateway does.
-  The shipped model itself was fitted on all the records, so scoring them with it would be in-sample.
-- Tables: all records, then the UNREAD half alone (records never read while the features were
-  designed: the least biased figure), with the DESIGN half's line under it (it reads high).
-- Baselines (same records): answer length (shorter = supported), content-word overlap (share of the
-  answer's content words found in the context), plain embedding similarity (per claim, the best
-  cosine to any context sentence; the answer takes its worst claim).
-- Intervals: 95% percentile bootstrap over documents (contexts), 2,000 resamples: records that share
-  a document are not independent.
-- Latency: `GroundingCheck.score` on 1,000-character answers against 4,000-character contexts built
-  from the SummEdits documents and summaries, once with the shipped configuration and once forcing
-  the embedding path with the embedder's cache cleared before every call (uncached embeddings).
-  The first call (model load) is excluded. Timings depend on the machine and its load.
+Protocol:
+- Sources: every converted source under `training/grounding/build/` plus HaluEval QA from the dev
+  file (`training/grounding/README.md`). Per source, EVAL_RECORDS records (balanced between the
+  labels as far as the source allows, seed SEED + 1) are scored.
+- `--loso`: for each source, a verifier is fitted exactly as `scripts/train_grounding.py` fits the
+  shipped one (`training/grounding/fit.py`), on every other source, and scores the left-out one.
+  The headline is the mean over left-out sources. The summary goes to
+  `training/grounding/loso.json`, with the verdict threshold that maximizes the mean balanced
+  accuracy over the left-out sources (the shipped model's default).
+- Evaluation-only sources (`EVAL_ONLY` in `training/grounding/dataset.py`) are never trained on:
+  their left-out fold is the shipped model's recipe.
+- Without `--loso`: the shipped model, through `GroundingCheck` as the gateway runs it, on the
+  same records. It was trained on these sources: those figures are not held out and never the
+  headline.
+- Baseline: content-word overlap (`gateway/hallucination/overlap.py`).
+- Intervals: 95% percentile bootstrap over documents (records that share a context are resampled
+  together), 1,000 resamples.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
-from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
 
-from fit_grounding import (  # noqa: E402
-    DEFAULT_DATA,
-    DiskCachedEmbedder,
-    Record,
-    auroc,
-    cross_validate,
-    family_aurocs,
-    featurize,
-    load_records,
-)
+from training.grounding import fit  # noqa: E402
+from training.grounding.dataset import EVAL_ONLY, load_sources, sample  # noqa: E402
+from training.injection.fit import auroc  # noqa: E402
 
-from gateway.hallucination.claims import split_claims  # noqa: E402
-from gateway.hallucination.context_index import ContextIndex  # noqa: E402
-from gateway.hallucination.grounding import GroundingCheck  # noqa: E402
-from gateway.hallucination.lexicon import get_lexicon  # noqa: E402
-from gateway.hallucination.tokens import tokenize  # noqa: E402
-
-SEED = 20240611
-SUBSOURCES = ("ectsum", "news", "qmsumm", "sales_call", "sales_email", "scitldr")
+CACHE = ROOT / "training" / "grounding" / "build" / "cache"
+SUMMARY = ROOT / "training" / "grounding" / "loso.json"
+SCORES = ROOT / "training" / "grounding" / "build" / "loso"  # per left-out record, for the combiner
 
 
-def bootstrap_ci(y: np.ndarray, s: np.ndarray, groups: list[str], n: int = 2000) -> tuple[float, float]:
-    rng = np.random.default_rng(SEED)
-    by: dict[str, list[int]] = defaultdict(list)
-    for i, g in enumerate(groups):
-        by[g].append(i)
-    clusters = [np.array(v) for v in by.values()]
-    stats = []
-    for _ in range(n):
-        pick = rng.integers(0, len(clusters), len(clusters))
-        idx = np.concatenate([clusters[k] for k in pick])
-        value = auroc(y[idx], s[idx])
-        if not np.isnan(value):
-            stats.append(value)
-    if not stats:
-        return float("nan"), float("nan")
-    return float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
+def doc_bootstrap(y: np.ndarray, s: np.ndarray, docs: list[str], reps: int = 1000, seed: int = 0):
+    groups: dict[str, list[int]] = {}
+    for i, d in enumerate(docs):
+        groups.setdefault(d, []).append(i)
+    keys = list(groups)
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(reps):
+        idx = np.concatenate([groups[keys[k]] for k in rng.integers(0, len(keys), len(keys))])
+        if 0 < y[idx].sum() < len(idx):
+            vals.append(auroc(s[idx][y[idx] == 1], s[idx][y[idx] == 0]))
+    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
 
 
-def overlap_baseline(r: Record, index: ContextIndex) -> float:
-    content = {t.stem for t in tokenize(r.answer) if t.content}
-    return len(content & index.stems) / len(content) if content else 1.0
+def figures(y: np.ndarray, s: np.ndarray, docs: list[str]) -> dict:
+    a = auroc(s[y == 1], s[y == 0])
+    lo, hi = doc_bootstrap(y, s, docs)
+    return {"auroc": round(a, 4), "ci": [round(lo, 4), round(hi, 4)]}
 
 
-def embedding_baseline(r: Record, index: ContextIndex, embedder: DiskCachedEmbedder) -> float:
-    claims = [c.text for c in split_claims(r.answer)] or [r.answer]
-    sents = [s.text for s in index.sentences] or [r.context]
-    rows = embedder.encode(claims + sents)
-    sims = rows[: len(claims)] @ rows[len(claims) :].T
-    return float(sims.max(axis=1).min())
+def balanced_accuracy(y: np.ndarray, s: np.ndarray, t: float) -> float:
+    return 0.5 * (float(np.mean(s[y == 1] >= t)) + float(np.mean(s[y == 0] < t)))
 
 
-def baselines(records: list[Record], embedder: DiskCachedEmbedder) -> dict[str, np.ndarray]:
-    """The trivial baselines' scores (higher = judged better supported), one array per baseline."""
-    cols: dict[str, list[float]] = {"length": [], "overlap": [], "embedding": []}
-    try:
-        for r in records:
-            index = ContextIndex(r.context)
-            cols["length"].append(-float(len(r.answer)))
-            cols["overlap"].append(overlap_baseline(r, index))
-            cols["embedding"].append(embedding_baseline(r, index, embedder))
-    finally:
-        embedder.save()
-    return {k: np.array(v) for k, v in cols.items()}
-
-
-@dataclass
-class SliceStats:
-    n: int
-    n_sup: int
-    auroc: float
-    ci: tuple[float, float]
-    acc: float  # at the threshold
-    balanced_acc: float  # the mean of the per-label accuracies
-    baselines: dict[str, float]  # AUROC of each column but "check"
-
-
-def slice_stats(recs: list[Record], idx: list[int], cols: dict[str, np.ndarray], threshold: float) -> SliceStats:
-    """The figures of one slice of the records (`idx`); AUROC and its interval are NaN with one label."""
-    ix = np.array(idx)
-    y = np.array([recs[i].label for i in idx])
-    check = cols["check"][ix]
-    hit = (check >= threshold) == (y == 1)
-    both = 0 < int(y.sum()) < len(idx)
-    return SliceStats(
-        n=len(idx),
-        n_sup=int(y.sum()),
-        auroc=auroc(y, check),
-        ci=bootstrap_ci(y, check, [recs[i].context for i in idx]) if both else (float("nan"), float("nan")),
-        acc=float(hit.mean()),
-        balanced_acc=float((hit[y == 1].mean() + hit[y == 0].mean()) / 2) if both else float("nan"),
-        baselines={k: auroc(y, v[ix]) for k, v in cols.items() if k != "check"},
-    )
-
-
-def table(title: str, recs: list[Record], cols: dict[str, np.ndarray], threshold: float) -> None:
+def table(rows: list[dict], title: str) -> None:
     print(f"\n{title}")
-    header = f"{'slice':<22}{'n (sup/hal)':>14}  {'check AUROC [95% CI]':<26}{'acc@thr':>8}"
-    header += "".join(f"{name:>11}" for name in cols if name != "check")
-    print(header)
-    print("-" * len(header))
-    slices: list[tuple[str, list[int]]] = [
-        ("HaluEval", [i for i, r in enumerate(recs) if r.family == "HaluEval"]),
-        ("SummEdits", [i for i, r in enumerate(recs) if r.family == "SummEdits"]),
-    ]
-    slices += [(f"  {sub}", [i for i, r in enumerate(recs) if r.subsource == sub]) for sub in SUBSOURCES]
-    slices.append(("all", list(range(len(recs)))))
-    for name, idx in slices:
-        if not idx:
+    print(f"{'source':<16}{'records':>8}  {'verifier AUROC [95% CI]':<28}{'overlap AUROC [95% CI]':<28}{'diff':>7}")
+    for r in rows:
+        v, o = r["verifier"], r["overlap"]
+        print(f"{r['source']:<16}{r['records']:>8}  {v['auroc']:.3f} [{v['ci'][0]:.3f}, {v['ci'][1]:.3f}]"
+              f"{'':<7}{o['auroc']:.3f} [{o['ci'][0]:.3f}, {o['ci'][1]:.3f}]{'':<7}"
+              f"{v['auroc'] - o['auroc']:>+7.3f}")
+    mv = np.mean([r["verifier"]["auroc"] for r in rows])
+    mo = np.mean([r["overlap"]["auroc"] for r in rows])
+    print(f"{'mean':<16}{sum(r['records'] for r in rows):>8}  {mv:.3f}{'':<24}{mo:.3f}{'':<24}{mv - mo:>+7.3f}")
+
+
+def run_loso(args) -> None:
+    from gateway import minilm  # the tokenizer, only for the folds
+
+    started = time.perf_counter()
+    sources = load_sources()
+    if args.sources:
+        sources = {k: v for k, v in sources.items() if k in args.sources}
+    model = fit.new_model()
+    data = fit.prepare_sources(model, minilm.tokenizer(), sources, CACHE)
+    init = fit.upper_state(model)
+    rows = []
+    for held in data:
+        if args.only and held.name not in args.only:
             continue
-        st = slice_stats(recs, idx, cols, threshold)
-        line = f"{name:<22}{f'{st.n} ({st.n_sup}/{st.n - st.n_sup})':>14}  "
-        line += f"{f'{st.auroc:.3f} [{st.ci[0]:.3f}, {st.ci[1]:.3f}]':<26}{st.acc:>8.3f}"
-        line += "".join(f"{v:>11.3f}" for v in st.baselines.values())
-        print(line)
+        print(f"\nleft out: {held.name}", flush=True)
+        fit.restore(model, init)
+        train = [e for d in data if d.name != held.name and d.name not in EVAL_ONLY for e in d.train]
+        secs = fit.train_upper(model, train, epochs=args.epochs)
+        probs = fit.score_upper(model, held.eval_pairs)
+        scores = fit.record_scores(held, probs)
+        y = np.array([int(s.record.supported) for s in held.eval_records])
+        docs = [s.record.doc for s in held.eval_records]
+        ov = np.array([s.record.overlap() for s in held.eval_records])
+        row = {"source": held.name, "records": len(y), "supported": int(y.sum()), "train_pairs": len(train),
+               "fit_s": round(secs), "verifier": figures(y, scores, docs), "overlap": figures(y, ov, docs)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        SCORES.mkdir(parents=True, exist_ok=True)
+        (SCORES / f"{held.name}.json").write_text(json.dumps({
+            "y": y.tolist(), "verifier": scores.tolist(), "overlap": ov.tolist(), "docs": docs,
+            "claims": [s.n_claims for s in held.eval_records]}))
+    table(rows, "LEFT-OUT sources (each scored by a verifier that never saw it)")
+    print(f"\n{time.perf_counter() - started:.0f} s in all")
+    combine(write=not args.only and not args.sources, epochs=args.epochs)
 
 
-def latency_pairs(records: list[Record], n: int) -> list[tuple[str, str]]:
-    by_doc: dict[str, list[Record]] = defaultdict(list)
-    for r in records:
-        if r.family == "SummEdits":
-            by_doc[r.context].append(r)
-    docs = sorted(by_doc, key=lambda c: by_doc[c][0].id)
-    pairs = []
-    for k, doc in enumerate(docs):
-        context = doc
-        j = 1
-        while len(context) < 4000:  # pad with the next documents
-            context += "\n" + docs[(k + j) % len(docs)]
-            j += 1
-        context = context[:4000]
-        answer = ""
-        for r in by_doc[doc] + by_doc[docs[(k + 1) % len(docs)]]:
-            answer += (" " if answer else "") + r.answer
-            if len(answer) >= 1000:
-                break
-        pairs.append((context, answer[:1000]))
-        if len(pairs) == n:
+def record_signals(names: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """The cheap signals (`gateway/hallucination/signals.py`) of each source's evaluation records,
+    drawn exactly as the folds drew them."""
+    from gateway.hallucination.claims import answer_claims  # the gateway's own claim cutting
+    from gateway.hallucination.signals import SIGNALS, signals
+
+    sources = load_sources()
+    out = {}
+    for name in names:
+        chosen = sample(sources[name], fit.EVAL_RECORDS, fit.SEED + 1)
+        rows = [signals(r.context, [c.text for c in answer_claims(r.answer)]) for r in chosen]
+        out[name] = {k: np.array([row[k] for row in rows]) for k in SIGNALS}
+    return out
+
+
+def matrix(part: dict, feats: list[str]) -> np.ndarray:
+    cols = []
+    for f in feats:
+        if f == "verifier":
+            v = np.clip(np.array(part["verifier"]), 1e-4, 1 - 1e-4)
+            cols.append(np.log(v / (1 - v)))
+        else:
+            cols.append(part["signals"][f])
+    return np.stack(cols, axis=1)
+
+
+def fit_combiner(parts: list[dict], feats: list[str]):
+    """Logistic regression over `feats`, every source weighing the same."""
+    from sklearn.linear_model import LogisticRegression  # only for the combiner
+
+    x = np.concatenate([matrix(p, feats) for p in parts])
+    y = np.concatenate([p["y"] for p in parts])
+    w = np.concatenate([np.full(len(p["y"]), len(y) / len(parts) / len(p["y"])) for p in parts])
+    model = LogisticRegression(C=1.0, max_iter=1000).fit(x, y, sample_weight=w)
+    return [float(c) for c in model.coef_[0]], float(model.intercept_[0])
+
+
+def stacked(parts: dict[str, dict], trained: list[str], feats: list[str]) -> dict[str, np.ndarray]:
+    """Per source, scores from a combiner fitted on the other training sources' left-out scores."""
+    out = {}
+    for name, p in parts.items():
+        coef, intercept = fit_combiner([parts[n] for n in trained if n != name], feats)
+        z = matrix(p, feats) @ np.array(coef) + intercept
+        out[name] = 1.0 / (1.0 + np.exp(-z))
+    return out
+
+
+def mean_auroc(parts: dict[str, dict], scores: dict[str, np.ndarray]) -> float:
+    return float(np.mean([auroc(scores[n][np.array(p["y"]) == 1], scores[n][np.array(p["y"]) == 0])
+                          for n, p in parts.items()]))
+
+
+def paired_ci(parts, a: dict[str, np.ndarray], b: dict[str, np.ndarray], reps: int = 300) -> tuple[float, float]:
+    """95% bootstrap interval of mean_auroc(a) - mean_auroc(b), documents resampled per source."""
+    rng = np.random.default_rng(1)
+    groups = {}
+    for n, p in parts.items():
+        g: dict[str, list[int]] = {}
+        for i, d in enumerate(p["docs"]):
+            g.setdefault(d, []).append(i)
+        groups[n] = list(g.values())
+    diffs = []
+    for _ in range(reps):
+        d = []
+        for n, p in parts.items():
+            gs = groups[n]
+            idx = np.concatenate([gs[k] for k in rng.integers(0, len(gs), len(gs))])
+            y = np.array(p["y"])[idx]
+            if 0 < y.sum() < len(y):
+                d.append(auroc(a[n][idx][y == 1], a[n][idx][y == 0]) - auroc(b[n][idx][y == 1], b[n][idx][y == 0]))
+        diffs.append(np.mean(d))
+    return float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))
+
+
+def combine(*, write: bool, epochs: int = fit.EPOCHS) -> None:
+    """Stacking on the left-out scores: for each source T, a combiner fitted on the other sources'
+    left-out verifier scores and cheap signals (their labels; never T's) scores T. Signals are
+    dropped one at a time, backwards, while the paired 95% interval of what dropping one costs the
+    left-out mean includes zero. The shipped combiner, over what is left, is fitted on all training
+    sources. Reads the per-record scores `--loso` saved."""
+    from gateway.hallucination.signals import SIGNALS  # the candidates
+
+    parts = {p.stem: json.loads(p.read_text()) for p in sorted(SCORES.glob("*.json"))}
+    sig = record_signals(list(parts))
+    for n, p in parts.items():
+        p["signals"] = sig[n]
+        p["y"] = np.array(p["y"])
+    trained = [n for n in parts if n not in EVAL_ONLY]
+    plain = {"verifier": {n: np.array(p["verifier"]) for n, p in parts.items()},
+             "overlap": {n: np.array(p["overlap"]) for n, p in parts.items()}}
+    feats = ["verifier", *SIGNALS]
+    current = stacked(parts, trained, feats)
+    print(f"\nstacked combiners, mean left-out AUROC: verifier alone {mean_auroc(parts, plain['verifier']):.3f}, "
+          f"overlap alone {mean_auroc(parts, plain['overlap']):.3f}")
+    print(f"  all: {' + '.join(feats)}: {mean_auroc(parts, current):.3f}")
+    while len(feats) > 1:
+        trials = {f: stacked(parts, trained, [g for g in feats if g != f]) for f in feats}
+        f, reduced = max(trials.items(), key=lambda kv: mean_auroc(parts, kv[1]))
+        lo, hi = paired_ci(parts, current, reduced)
+        print(f"  without {f:<18} {mean_auroc(parts, reduced):.3f}  (cost of dropping it {lo:+.3f} .. {hi:+.3f})")
+        if lo > 0:
             break
-    return pairs
+        feats = [g for g in feats if g != f]
+        current = reduced
+    print(f"  kept: {feats}")
+    without_verifier = stacked(parts, trained, [f for f in feats if f != "verifier"]) if len(feats) > 1 else None
+    rows, pooled = [], []
+    for name, p in parts.items():
+        y = p["y"]
+        row = {"source": name, "records": len(y), "verifier": figures(y, plain["verifier"][name], p["docs"]),
+               "overlap": figures(y, plain["overlap"][name], p["docs"]),
+               "combined": figures(y, current[name], p["docs"])}
+        if without_verifier is not None:
+            row["signals_only"] = figures(y, without_verifier[name], p["docs"])
+        rows.append(row)
+        pooled.append((name, y, current[name]))
+    print("\nLEFT-OUT (every figure from models and combiners fitted without the source it scores)")
+    cols = ["verifier", "overlap", "combined"] + (["signals_only"] if without_verifier is not None else [])
+    print(f"{'source':<16}{'records':>8}  " + "".join(f"{c:<24}" for c in cols) + f"{'comb - ovl':>10}")
+    for r in rows:
+        cells = "".join(f"{r[k]['auroc']:.3f} [{r[k]['ci'][0]:.3f}, {r[k]['ci'][1]:.3f}]  " for k in cols)
+        print(f"{r['source']:<16}{r['records']:>8}  {cells}{r['combined']['auroc'] - r['overlap']['auroc']:>+10.3f}")
+    means = {k: float(np.mean([r[k]["auroc"] for r in rows])) for k in cols}
+    print(f"{'mean':<16}{'':>8}  " + "".join(f"{means[k]:.3f}{'':<19}" for k in cols))
+    grid = np.linspace(0.05, 0.95, 91)
+    mean_ba = [np.mean([balanced_accuracy(y, s, t) for _, y, s in pooled]) for t in grid]
+    best = float(grid[int(np.argmax(mean_ba))])
+    print(f"\nthreshold maximizing the mean balanced accuracy over left-out sources: {best:.2f} "
+          f"(mean balanced accuracy {max(mean_ba):.3f}; at 0.50: {mean_ba[45]:.3f})")
+    for name, y, s in pooled:
+        print(f"  {name:<16} balanced accuracy {balanced_accuracy(y, s, best):.3f}, "
+              f"flags {np.mean(s[y == 0] < best):.1%} of unsupported, {np.mean(s[y == 1] < best):.1%} of supported")
+    if write:
+        coef, intercept = fit_combiner([parts[n] for n in trained], feats)
+        SUMMARY.write_text(json.dumps({
+            "protocol": "bench/grounding_eval.py --loso", "epochs": epochs, "threshold": round(best, 2),
+            "combiner": {"features": feats, "coef": [round(x, 4) for x in coef], "intercept": round(intercept, 4)},
+            "mean_auroc": {k: round(v, 4) for k, v in means.items()}, "sources": rows}, indent=1) + "\n",
+            encoding="utf-8")
+        print(f"wrote {SUMMARY.relative_to(ROOT)}")
 
 
-def time_calls(check: GroundingCheck, pairs: list[tuple[str, str]], runs: int, clear=None) -> np.ndarray:
-    out = []
-    for i in range(runs):
-        context, answer = pairs[i % len(pairs)]
-        if clear:
-            clear()
-        t0 = time.perf_counter()
-        check.score(context, answer)
-        out.append((time.perf_counter() - t0) * 1000.0)
-    return np.array(out)
+def run_shipped(args) -> None:
+    from gateway.hallucination.grounding import GroundingCheck  # the shipped check, as the gateway runs it
 
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="grounding check: AUROC per source, baselines, latency")
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    ap.add_argument("--cache", type=Path, default=None, help="npz keeping baseline embeddings between runs")
-    ap.add_argument("--latency-runs", type=int, default=200)
-    ap.add_argument("--no-latency", action="store_true")
-    args = ap.parse_args(argv)
-
-    records = load_records(args.data)
     check = GroundingCheck()
-    c = float(check.model.meta.get("C", 0.1))
-    print(f"{args.data.name}: {len(records)} records; model {check.model.version} ({check.version}); "
-          f"threshold {check.threshold:.4f}; C {c}; embeddings {'on' if check.use_embeddings else 'off (weight 0)'}")
-    embedder = DiskCachedEmbedder(args.cache)
-    t0 = time.perf_counter()
-    feats = featurize(records, embedder, log=lambda _: None)
-    everything = list(range(len(records)))
-    arrays = {"check": cross_validate(feats, everything, c), **baselines(records, embedder)}
-    print(f"featurized and cross-validated in {time.perf_counter() - t0:.0f} s (baselines' embeddings included)")
-    n_docs = len({r.context for r in records})
-    table(
-        f"OUT-OF-FOLD, ALL RECORDS ({len(records)} records, {n_docs} documents, 10 folds by document) - AUROC; "
-        f"'acc@thr' = accuracy at the default threshold; baselines: AUROC",
-        records,
-        arrays,
-        check.threshold,
-    )
-    unread = [i for i, r in enumerate(records) if r.half == "unread"]
-    table(
-        f"OUT-OF-FOLD, UNREAD HALF ({len(unread)} records, {len({records[i].context for i in unread})} documents "
-        f"never read while the features were designed)",
-        [records[i] for i in unread],
-        {k: v[unread] for k, v in arrays.items()},
-        check.threshold,
-    )
-    design = [i for i, r in enumerate(records) if r.half == "design"]
-    line = "; ".join(f"{fam} {v:.3f}" for fam, v in family_aurocs(records, design, arrays["check"][design]).items())
-    print(f"\nOUT-OF-FOLD, DESIGN HALF ({len(design)} records; read while designing, so optimistic): {line}")
+    rows = []
+    for name, records in load_sources().items():
+        if args.sources and name not in args.sources:
+            continue
+        chosen = sample(records, fit.EVAL_RECORDS, fit.SEED + 1)
+        y = np.array([int(r.supported) for r in chosen])
+        s = np.array([check.score(r.context, r.answer, r.question).score for r in chosen])
+        ov = np.array([r.overlap() for r in chosen])
+        docs = [r.doc for r in chosen]
+        label = f"{name} *" if name in EVAL_ONLY else name
+        rows.append({"source": label, "records": len(y), "verifier": figures(y, s, docs),
+                     "overlap": figures(y, ov, docs)})
+    table(rows, "The shipped check on each source's evaluation records. It was trained on these sources (not a "
+                "held-out figure), except those marked *, which no model ever trained on")
 
-    if not args.no_latency:
-        pairs = latency_pairs(records, 50)
-        lens = [(len(c), len(a)) for c, a in pairs]
-        print(f"\nLatency of GroundingCheck.score, {args.latency_runs} calls over {len(pairs)} pairs "
-              f"(context {min(c for c, _ in lens)}-{max(c for c, _ in lens)} chars, answer "
-              f"{min(a for _, a in lens)}-{max(a for _, a in lens)} chars):")
-        check.score("Warm-up context sentence.", "Warm-up answer.")
-        shipped = time_calls(check, pairs, args.latency_runs)
-        print(f"  shipped configuration (embeddings {'on' if check.use_embeddings else 'off'}): "
-              f"p50 {np.percentile(shipped, 50):.1f} ms, p99 {np.percentile(shipped, 99):.1f} ms")
-        cold = time_calls(check, pairs, args.latency_runs, clear=get_lexicon().cache_clear)
-        print(f"  shipped configuration, WordNet lookups uncached before each call: "
-              f"p50 {np.percentile(cold, 50):.1f} ms, p99 {np.percentile(cold, 99):.1f} ms")
-        forced = GroundingCheck(use_embeddings=True)
-        forced.score("Another warm-up context sentence.", "Another warm-up answer.")  # loads MiniLM
-        uncached = time_calls(forced, pairs, args.latency_runs, clear=forced.embedder.cache_clear)
-        print(f"  embedding path forced, embedder cache cleared before each call: "
-              f"p50 {np.percentile(uncached, 50):.1f} ms, p99 {np.percentile(uncached, 99):.1f} ms")
-    return 0
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--loso", action="store_true", help="leave one source out (the headline)")
+    ap.add_argument("--only", nargs="*", default=[], help="--loso: leave out only these sources")
+    ap.add_argument("--sources", nargs="*", default=[], help="use only these sources")
+    ap.add_argument("--epochs", type=int, default=fit.EPOCHS)
+    ap.add_argument("--combine", action="store_true", help="only the stacking step, on the scores --loso saved")
+    args = ap.parse_args()
+    if args.combine:
+        combine(write=True, epochs=args.epochs)
+        return
+    (run_loso if args.loso else run_shipped)(args)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -26,7 +26,8 @@ from gateway.config import Settings
 from gateway.db import create_engine, sessionmaker
 from gateway.experts import snapshot
 from gateway.explain import warm_up
-from gateway.hallucination.lexicon import get_lexicon
+from gateway.hallucination.verifier import check_weights as check_verifier_weights
+from gateway.hallucination.verifier import get_verifier
 from gateway.limits import LocalLimiter, RedisGuard, RedisLimiter
 from gateway.pii.tagger import check_weights
 from gateway.policy.loader import PolicySet, load_policy_set
@@ -49,9 +50,9 @@ def drain_requested() -> bool:
 
 
 def _warm_up(policies: PolicySet):
-    """Load spaCy, the sentence-embedding model and the grounding check's WordNet lexicon in the
-    background, so none lands on a request: `/readyz` answers 503 until the thread ends (a request
-    sent anyway waits for the load instead of starting another)."""
+    """Load spaCy, the name tagger, the risk models and (where a policy checks grounding) the
+    grounding verifier in the background, so none lands on a request: `/readyz` answers 503 until
+    the thread ends (a request sent anyway waits for the load instead of starting another)."""
 
     def load() -> None:
         started = time.perf_counter()
@@ -59,7 +60,7 @@ def _warm_up(policies: PolicySet):
             for policy in (policies.default, *policies.tenants.values()):
                 warm_up(policy)  # the PII analyzer and the risk engine
                 if any("grounding" in rule.checks for rule in policy.hallucination.rules):
-                    get_lexicon()
+                    get_verifier()
             log.info("models warm in %.0f ms", (time.perf_counter() - started) * 1000)
         except Exception as exc:  # a failed warm-up is retried by the first request
             log.warning("warm-up failed: %s", type(exc).__name__)
@@ -158,6 +159,7 @@ class GatewayState:
         await asyncio.to_thread(pricing.prime, policies.all_backends())
         get_engine()  # loads the committed injection head: a missing file stops startup here, named
         check_weights()  # the name tagger's, likewise (loaded with the PII analyzer in the warm-up)
+        check_verifier_weights()  # the grounding verifier's (loaded in the warm-up where a policy checks)
         state.extras["warm_up"] = _warm_up(policies)
         state.reloader = PolicyReloader(state, settings.policies_dir, settings.policy_watch_seconds or 1.0)
         if settings.policy_watch_seconds > 0:

@@ -151,6 +151,8 @@ class StandIn:
             text = self._last_user_text(body.get("messages", []))
         if body.get("model") == "leak":  # personal data the request never had, for the output scan
             text = "Call Jane Roe at jane.roe@example.com, SSN 219-09-9999."
+        if body.get("model") == "judge":  # a judge that finds every answer supported
+            text = '{"verdict": "supported", "score": 0.9, "unsupported_claims": []}'
         if body.get("model") == "quote":  # answers with its system message: a perfectly grounded model
             text = next((str(m.get("content")) for m in body.get("messages", []) if m.get("role") == "system"), "")
         tool_call = None

@@ -23,7 +23,7 @@ MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
 RISK_TIERS = ("low", "medium", "high", "critical")
 # What a hallucination check can conclude (gateway/hallucination/stage.py, CheckOutcome.verdict).
-GROUNDING_VERDICTS = ("supported", "unsupported", "error")
+GROUNDING_VERDICTS = ("supported", "unsupported", "error", "uncertain", "skipped")
 
 FILTER_PARAMS = ("since", "until", "key_id", "backend", "risk_tier", "status", "pii_type", "grounding",
                  "request_id", "kind", "endpoint", "blocked")

@@ -3,8 +3,7 @@ resamples (`SelfConsistencyCheck`), or in the opinion of a judge model (`JudgeCh
 
 All three return a `GroundingResult` (score in [0, 1], higher = better supported; per-claim offsets
 into the answer; never the text itself). Names are imported lazily, so that importing the package
-does not load numpy-heavy modules, torch or sentence-transformers; the embedding model itself loads
-on the first grounding check that needs it.
+does not load numpy-heavy modules or torch; the verifier model loads on the first grounding check.
 """
 
 from importlib import import_module
@@ -15,7 +14,7 @@ _EXPORTS = {
     "answer_claims": "claims",
     "ClaimScore": "result",
     "GroundingCheck": "grounding",
-    "GroundingModel": "grounding_model",
+    "Verifier": "verifier",
     "GroundingResult": "result",
     "SelfConsistencyCheck": "consistency",
     "JudgeCheck": "judge",

@@ -1,13 +1,16 @@
 """`bulkhead check ...`: run the hallucination checks over JSON Lines.
 
-    bulkhead check grounding [--threshold T] [--no-embeddings] [--detail] < records.jsonl > scores.jsonl
+    bulkhead check grounding [--threshold T] [--detail] < records.jsonl > scores.jsonl
 
 Each input line is `{"id": ..., "context": str | [str, ...], "question": str, "answer": str}`
 (`question` optional). Each output line is
-`{"id", "score", "verdict", "claims": [{"start", "end", "score"}]}` (with `--detail`, also the offsets
-of unsupported numbers, names, negations and novel words). A line that cannot be read is reported on
-stderr as `line N: reason` and skipped; the exit status is then 1 once all other lines are done.
-Blank lines are ignored. No input text is ever written to stderr.
+`{"id", "score", "verdict", "claims": [{"start", "end", "score"}]}`, higher = better supported (with
+`--detail`, also the offsets of the numbers and words the context never contains). A line that
+cannot be read gets `{"id", "error"}` in its place (`id` null when it could not be read) and is
+reported on stderr as `line N: reason`; the rest are still scored, and the exit status is 1 once
+all are done. Blank lines are ignored. No input text is ever written to stderr or into an error.
+Missing or corrupt verifier weights stop the command before any line is read (exit status 2, the
+message names the file and the script that rebuilds it).
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ import sys
 from typing import IO, Any
 
 from gateway.hallucination.grounding import GroundingCheck
+from gateway.hallucination.verifier import VerifierWeightsError
 
 
 class _BadRecord(ValueError):
-    pass
+    def __init__(self, why: str, record_id: Any = None) -> None:
+        super().__init__(why)
+        self.record_id = record_id
 
 
 def _record(raw: bytes) -> dict[str, Any]:
@@ -35,6 +41,16 @@ def _record(raw: bytes) -> dict[str, Any]:
         raise _BadRecord(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(obj, dict):
         raise _BadRecord("expected a JSON object")
+    record_id = obj.get("id")
+    if record_id is not None and not isinstance(record_id, str | int | float):
+        raise _BadRecord('"id" must be a string or a number')
+    try:
+        return _fields(obj)
+    except _BadRecord as exc:
+        raise _BadRecord(str(exc), record_id) from None
+
+
+def _fields(obj: dict[str, Any]) -> dict[str, Any]:
     context = obj.get("context")
     if isinstance(context, list):
         if not all(isinstance(p, str) for p in context):
@@ -48,10 +64,7 @@ def _record(raw: bytes) -> dict[str, Any]:
         question = ""
     if not isinstance(question, str):
         raise _BadRecord('"question" must be a string')
-    record_id = obj.get("id")
-    if record_id is not None and not isinstance(record_id, str | int | float):
-        raise _BadRecord('"id" must be a string or a number')
-    return {"id": record_id, "context": context, "question": question, "answer": obj["answer"]}
+    return {"id": obj.get("id"), "context": context, "question": question, "answer": obj["answer"]}
 
 
 def grounding(
@@ -60,12 +73,15 @@ def grounding(
     err: IO[str],
     *,
     threshold: float | None = None,
-    use_embeddings: bool = True,
     detail: bool = False,
     check: Any = None,
 ) -> int:
     if check is None:
-        check = GroundingCheck(use_embeddings=use_embeddings)
+        try:
+            check = GroundingCheck()
+        except VerifierWeightsError as exc:
+            print(f"bulkhead check grounding: {exc}", file=err)
+            return 2
     bad = 0
     for n, raw in enumerate(lines, 1):
         if isinstance(raw, str):
@@ -76,7 +92,8 @@ def grounding(
             rec = _record(raw.strip())
         except _BadRecord as exc:
             bad += 1
-            print(f"line {n}: {exc}; skipped", file=err)
+            print(f"line {n}: {exc}", file=err)
+            out.write(json.dumps({"id": exc.record_id, "error": str(exc)}) + "\n")
             continue
         result = check.score(rec["context"], rec["answer"], rec["question"], threshold=threshold)
         row: dict[str, Any] = {
@@ -87,12 +104,12 @@ def grounding(
         }
         if detail:
             full = result.to_dict()
-            for key in ("unsupported_numbers", "unsupported_entities", "unsupported_negations", "novel_words"):
+            for key in ("unsupported_numbers", "novel_words"):
                 row[key] = full[key]
         out.write(json.dumps(row, ensure_ascii=False) + "\n")
     out.flush()
     if bad:
-        print(f"{bad} line(s) skipped", file=err)
+        print(f"{bad} line(s) could not be read", file=err)
     return 1 if bad else 0
 
 
@@ -108,7 +125,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("grounding", help="score answers against their context (JSONL on stdin)")
     g.add_argument("--threshold", type=_threshold, default=None, help="verdict cut (default: the model's)")
-    g.add_argument("--no-embeddings", action="store_true", help="lexical evidence only (no MiniLM)")
     g.add_argument("--detail", action="store_true", help="also output the offsets of unsupported spans")
     return parser
 
@@ -129,7 +145,6 @@ def main(
             out,
             err,
             threshold=args.threshold,
-            use_embeddings=not args.no_embeddings,
             detail=args.detail,
         )
     return 2  # pragma: no cover - argparse rejects unknown commands

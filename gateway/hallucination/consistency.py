@@ -6,10 +6,9 @@ and the per-sample scores are averaged: a claim that the model states only once,
 omits in its other samples, is likely made up. The answer's score is the mean over samples of the
 grounding score of the whole answer against that sample.
 
-The grounding model was fitted on answers checked against source documents, not against other
-samples, so the scores rank claims usefully but the default threshold is not calibrated for this
-use: pick `threshold` from your own data. By default no embeddings are computed (N samples would
-multiply their cost); pass `use_embeddings=True` to include them.
+The verifier was trained on answers checked against source documents, not against other samples,
+so the scores rank claims usefully but the default threshold is not calibrated for this use: pick
+`threshold` from your own data.
 """
 
 from __future__ import annotations
@@ -18,8 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gateway.hallucination.context_index import ContextIndex
-from gateway.hallucination.grounding import GroundingCheck
+from gateway.hallucination.claims import answer_claims
+from gateway.hallucination.grounding import GroundingCheck, absent_from
 from gateway.hallucination.result import ClaimScore, GroundingResult, verdict_for
 
 
@@ -32,10 +31,9 @@ class SelfConsistencyCheck:
         *,
         threshold: float | None = None,
         grounding: GroundingCheck | None = None,
-        use_embeddings: bool = False,
         min_samples: int = 1,
     ) -> None:
-        self.grounding = grounding or GroundingCheck(use_embeddings=use_embeddings)
+        self.grounding = grounding or GroundingCheck()
         self.threshold = self.grounding.threshold if threshold is None else float(threshold)
         self.min_samples = min_samples
 
@@ -45,27 +43,24 @@ class SelfConsistencyCheck:
         usable = [s for s in samples if s.strip()]
         if len(usable) < self.min_samples:
             raise ValueError(f"need at least {self.min_samples} non-empty sample(s), got {len(usable)}")
-        per_sample = []
-        for sample in usable:
-            analysis = self.grounding.analyze(ContextIndex(sample), answer, question)
-            per_sample.append(self.grounding.result(analysis, self.threshold))
-        if not per_sample or not per_sample[0].claims:
+        claims = answer_claims(answer)[: self.grounding.max_claims]
+        if not claims:
             return GroundingResult(
                 self.kind, self.version, 1.0, "supported", self.threshold, detail={"claims": 0, "samples": len(usable)}
             )
-        agreement = np.mean([[c.score for c in r.claims] for r in per_sample], axis=0)
-        score = float(np.mean([r.score for r in per_sample]))
-        claims = [
-            ClaimScore(c.start, c.end, float(a)) for c, a in zip(per_sample[0].claims, agreement, strict=True)
-        ]
+        per_sample = np.array([self.grounding.claim_probabilities([s], claims, question)[0] for s in usable])
+        agreement = per_sample.mean(axis=0)
+        # Per sample the answer is as weak as its weakest claim (as in the grounding check).
+        score = float(per_sample.min(axis=1).mean())
+        claim_scores = [ClaimScore(c.start, c.end, float(a)) for c, a in zip(claims, agreement, strict=True)]
 
-        def seen_in_most(field: str) -> list[tuple[int, int]]:
-            # Offsets flagged against at least half of the samples.
+        def seen_in_most(which: int) -> list[tuple[int, int]]:
+            # Offsets absent from at least half of the samples.
             counts: dict[tuple[int, int], int] = {}
-            for r in per_sample:
-                for span in getattr(r, field):
+            for s in usable:
+                for span in absent_from([s], answer, claims)[which]:
                     counts[span] = counts.get(span, 0) + 1
-            return sorted(s for s, n in counts.items() if 2 * n >= len(per_sample))
+            return sorted(s for s, n in counts.items() if 2 * n >= len(usable))
 
         return GroundingResult(
             kind=self.kind,
@@ -73,10 +68,8 @@ class SelfConsistencyCheck:
             score=score,
             verdict=verdict_for(score, self.threshold),
             threshold=self.threshold,
-            claims=claims,
-            unsupported_numbers=seen_in_most("unsupported_numbers"),
-            unsupported_entities=seen_in_most("unsupported_entities"),
-            unsupported_negations=seen_in_most("unsupported_negations"),
-            novel_words=seen_in_most("novel_words"),
+            claims=claim_scores,
+            unsupported_numbers=seen_in_most(0),
+            novel_words=seen_in_most(1),
             detail={"samples": len(usable), "claims": len(claims), "min_claim": round(float(agreement.min()), 4)},
         )

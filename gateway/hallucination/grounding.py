@@ -2,168 +2,74 @@
 
 `GroundingCheck().score(context, answer, question="")` splits the answer into claims
 (`claims.answer_claims`: sentences, without citation markers, markup, conversational framing and
-abstentions), indexes the context (`context_index.py`), measures for each claim what it says that its
-aligned context sentences do not (`claim_features.py`), aggregates those measures over the answer and
-applies the fitted model (`grounding_model.py`). The score is the model's probability that the answer
-is supported; each claim gets the same model applied to that claim alone, so the weakest claims show
-where the problem is.
+abstentions) and asks the learned verifier (`verifier.py`) how well each claim is supported by its
+best context chunk. An answer is as weak as its weakest claim: the verifier's answer score is the
+lowest claim probability, and the per-claim scores show where the problem is. Where the weights
+carry a combiner (fitted on left-out scores by `bench/grounding_eval.py --loso`), the answer's
+score is a logistic combination of that verifier score and the cheap signals (`signals.py`) that
+earned a place on left-out sources.
 
-Embeddings: by default (`use_embeddings=None`) the check embeds only when the fitted model gives the
-claim-to-sentence similarity a weight; when it does, only the `max_embed_claims` claims whose words
-are worst covered are embedded, with their aligned sentences, in one batch (the shared MiniLM
-embedder, loaded on first use).
+The result also lists, as offsets, the claim words and numbers that the context never contains:
+not part of the score (they did not earn a place in it on left-out sources, see
+`training/grounding/README.md`), but what a reviewer looks at first.
 
 Nothing here logs or keeps text: results carry offsets into the answer, never its words.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
 
-import numpy as np
-
-from gateway.hallucination.claim_features import CLAIM_FEATURES, FEATURE_INDEX, ClaimEvidence, claim_evidence
 from gateway.hallucination.claims import Claim, answer_claims, split_claims
-from gateway.hallucination.context_index import ContextIndex
-from gateway.hallucination.grounding_model import MODEL_PATH, GroundingModel, answer_features, load_model
+from gateway.hallucination.overlap import STOPWORDS, content_words
 from gateway.hallucination.result import ClaimScore, GroundingResult, verdict_for
-from gateway.hallucination.tokens import tokenize
-from gateway.risk.embeddings import get_embedder
+from gateway.hallucination.signals import signals
+from gateway.hallucination.verifier import Verifier, get_verifier
 
-
-class SupportsEncode(Protocol):
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-@dataclass(slots=True)
-class Analysis:
-    """Everything `GroundingCheck.analyze` found; `score` turns it into a `GroundingResult`."""
-
-    claims: list[ClaimEvidence]
-    features: np.ndarray  # ANSWER_FEATURES row
-    embedded_claims: int
+# A number keeps its separators ("4.7", "15:00", "1,200"); a word is letters only.
+_TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|[^\W\d_]+")
 
 
 class GroundingCheck:
     """Scores how well an answer is supported by its context. Thread-safe; reuse one instance.
 
-    `embedder`: anything with `encode(list[str]) -> unit rows` (default: the shared MiniLM embedder,
-    loaded on first use). `use_embeddings`: None (default) embeds only when the fitted model gives the
-    similarity a weight (the shipped one does not: see `data/grounding_model.json`), True always
-    (the fitting script), False never (the model's default similarity stands in).
-    `max_embed_claims`: only the claims whose words are worst covered are embedded (with their
-    aligned sentences), which bounds the cost whatever the answer's length.
-    `model`: a `GroundingModel` to use instead of the one in `model_path` (the fitting script).
-    """
+    `verifier`: a `Verifier` to use instead of the process-wide one (a fold's model in evaluation).
+    `max_claims`: claims past this many are not scored (a bound on the cost of one check)."""
 
     kind = "grounding"
-    version = "grounding-11"  # bump when the features or their meaning change
 
-    def __init__(
-        self,
-        *,
-        threshold: float | None = None,
-        model_path: Path | str = MODEL_PATH,
-        model: GroundingModel | None = None,
-        embedder: SupportsEncode | None = None,
-        use_embeddings: bool | None = None,
-        max_embed_claims: int = 2,
-        align_k: int = 4,
-        max_claims: int = 64,
-    ) -> None:
-        self.model = model if model is not None else load_model(str(model_path))
-        self.threshold = self.model.threshold if threshold is None else float(threshold)
+    def __init__(self, *, threshold: float | None = None, verifier: Verifier | None = None,
+                 max_claims: int = 48) -> None:
+        self.verifier = verifier or get_verifier()
+        self.threshold = self.verifier.threshold if threshold is None else float(threshold)
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError("threshold must be within [0, 1]")
-        self._embedder = embedder
-        weighs_embeddings = bool(self.model.coef[self.model.features.index("emb_min")] != 0.0)
-        self.use_embeddings = weighs_embeddings if use_embeddings is None else use_embeddings
-        self.max_embed_claims = max_embed_claims
-        self.align_k = align_k
         self.max_claims = max_claims
 
     @property
-    def embedder(self) -> SupportsEncode:
-        if self._embedder is None:
-            self._embedder = get_embedder()
-        return self._embedder
+    def version(self) -> str:
+        return self.verifier.version
 
-    # -- the parts, public so that the fitting script and the self-consistency check can reuse them --
+    def combine(self, verifier: float, context: str, claims: Sequence[Claim]) -> float:
+        """The answer's score: the verifier's, or where the weights carry a combiner, its logistic
+        combination with the cheap signals it kept (`signals.py`)."""
+        combiner = self.verifier.meta.get("combiner")
+        if not combiner:
+            return verifier
+        v = min(max(verifier, 1e-4), 1 - 1e-4)
+        values = {"verifier": math.log(v / (1 - v))}
+        if len(combiner["features"]) > 1:
+            values.update(signals(context, [c.text for c in claims]))
+        z = combiner["intercept"] + sum(w * values[f] for f, w in zip(combiner["features"], combiner["coef"],
+                                                                       strict=True))
+        return 1.0 / (1.0 + math.exp(-z))
 
-    def analyze(
-        self,
-        context: str | Sequence[str] | ContextIndex,
-        answer: str,
-        question: str = "",
-        claims: Sequence[Claim] | None = None,
-    ) -> Analysis:
-        """`claims`: the answer's `answer_claims`, when the caller has them already."""
-        index = context if isinstance(context, ContextIndex) else ContextIndex(context)
-        question_stems = {t.stem for t in tokenize(question) if t.content} if question else set()
-        claims = list(answer_claims(answer) if claims is None else claims)[: self.max_claims]
-        evidence = [claim_evidence(index, c, question_stems, k=self.align_k) for c in claims]
-        embedded = 0
-        if self.use_embeddings and evidence and index.sentences and self.max_embed_claims > 0:
-            embedded = self._embed(index, evidence)
-        matrix = np.array([e.values for e in evidence]).reshape(len(evidence), len(CLAIM_FEATURES))
-        row = answer_features(matrix, self.model.emb_default)
-        return Analysis(evidence, row, embedded)
-
-    def _embed(self, index: ContextIndex, evidence: list[ClaimEvidence]) -> int:
-        worst = sorted(range(len(evidence)), key=lambda i: -evidence[i].suspicion)[: self.max_embed_claims]
-        texts: list[str] = []
-        slots: dict[str, int] = {}
-
-        def slot(text: str) -> int:
-            if text not in slots:
-                slots[text] = len(texts)
-                texts.append(text)
-            return slots[text]
-
-        plan = []
-        for i in worst:
-            ev = evidence[i]
-            plan.append((i, slot(ev.claim.text), [slot(index.sentences[j].text) for j in ev.aligned]))
-        rows = np.asarray(self.embedder.encode(texts), dtype=np.float32)
-        for i, c, sents in plan:
-            if sents:
-                evidence[i].values[FEATURE_INDEX["emb"]] = float(np.max(rows[sents] @ rows[c]))
-        return len(plan)
-
-    def result(self, analysis: Analysis, threshold: float | None = None) -> GroundingResult:
-        threshold = self.threshold if threshold is None else threshold
-        model = self.model
-        score = float(model.predict(analysis.features)[0])
-        claim_scores: list[ClaimScore] = []
-        if analysis.claims:
-            rows = np.array(
-                [
-                    answer_features(ev.values[None, :], model.emb_default)
-                    for ev in analysis.claims
-                ]
-            )
-            for ev, p in zip(analysis.claims, model.predict(rows), strict=True):
-                claim_scores.append(ClaimScore(ev.claim.start, ev.claim.end, float(p)))
-        return GroundingResult(
-            kind=self.kind,
-            version=self.version,
-            score=score,
-            verdict=verdict_for(score, threshold),
-            threshold=threshold,
-            claims=claim_scores,
-            unsupported_numbers=[s for ev in analysis.claims for s in ev.number_spans],
-            unsupported_entities=[s for ev in analysis.claims for s in ev.entity_spans],
-            unsupported_negations=[s for ev in analysis.claims for s in ev.negation_spans],
-            novel_words=[s for ev in analysis.claims for s in ev.novel_spans],
-            detail={
-                "model": model.version,
-                "claims": len(analysis.claims),
-                "embedded_claims": analysis.embedded_claims,
-            },
-        )
+    def claim_probabilities(self, passages: Sequence[str], claims: Sequence[Claim],
+                            question: str = "") -> tuple[list[float], int]:
+        """Per claim, the probability that the context supports it; and the pairs scored."""
+        return self.verifier.claim_scores(passages, [c.text for c in claims], question)
 
     def score(
         self,
@@ -189,11 +95,42 @@ class GroundingCheck:
             # unsupported; "skipped" counts the sentences left out.
             detail = {"claims": 0, "skipped": len(split_claims(answer))}
             return GroundingResult(self.kind, self.version, 1.0, "supported", threshold, detail=detail)
-        index = ContextIndex(pieces)
-        if not index.sentences:
+        claims = claims[: self.max_claims]
+        if not any(p.strip() for p in pieces):
             # An answer checked against no context at all is not grounded in anything.
-            scores = [ClaimScore(c.start, c.end, 0.0) for c in claims[: self.max_claims]]
-            return GroundingResult(
-                self.kind, self.version, 0.0, "unsupported", threshold, claims=scores, detail={"context": "empty"}
-            )
-        return self.result(self.analyze(index, answer, question, claims), threshold)
+            scores = [ClaimScore(c.start, c.end, 0.0) for c in claims]
+            return GroundingResult(self.kind, self.version, 0.0, "unsupported", threshold, claims=scores,
+                                   detail={"context": "empty"})
+        probs, pairs = self.claim_probabilities(pieces, claims, question)
+        score = self.combine(min(probs), "\n".join(pieces), claims)
+        numbers, novel = absent_from(pieces, answer, claims)
+        return GroundingResult(
+            kind=self.kind,
+            version=self.version,
+            score=score,
+            verdict=verdict_for(score, threshold),
+            threshold=threshold,
+            claims=[ClaimScore(c.start, c.end, p) for c, p in zip(claims, probs, strict=True)],
+            unsupported_numbers=numbers,
+            novel_words=novel,
+            detail={"model": self.version, "claims": len(claims), "pairs": pairs},
+        )
+
+
+def absent_from(passages: Sequence[str], answer: str, claims: Sequence[Claim]):
+    """Offsets of the claims' numbers, and of their other content words, that the context never
+    contains (as lower-cased tokens)."""
+    known = set()
+    for p in passages:
+        known.update(_TOKEN.findall(p.lower()))
+    numbers, novel = [], []
+    for c in claims:
+        for m in _TOKEN.finditer(answer, c.start, c.end):
+            word = m.group().lower()
+            if word in known:
+                continue
+            if any(ch.isdigit() for ch in word):
+                numbers.append(m.span())
+            elif len(word) >= 3 and word not in STOPWORDS and content_words(word):
+                novel.append(m.span())
+    return numbers, novel

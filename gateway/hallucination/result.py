@@ -27,8 +27,6 @@ class GroundingResult:
     threshold: float
     claims: list[ClaimScore] = field(default_factory=list)
     unsupported_numbers: list[tuple[int, int]] = field(default_factory=list)
-    unsupported_entities: list[tuple[int, int]] = field(default_factory=list)
-    unsupported_negations: list[tuple[int, int]] = field(default_factory=list)
     novel_words: list[tuple[int, int]] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -41,8 +39,6 @@ class GroundingResult:
             "threshold": round(self.threshold, 4),
             "claims": [{"start": c.start, "end": c.end, "score": round(c.score, 4)} for c in self.claims],
             "unsupported_numbers": [list(s) for s in self.unsupported_numbers],
-            "unsupported_entities": [list(s) for s in self.unsupported_entities],
-            "unsupported_negations": [list(s) for s in self.unsupported_negations],
             "novel_words": [list(s) for s in self.novel_words],
             "detail": dict(self.detail),
         }

@@ -46,7 +46,7 @@ class CheckOutcome:
     version: str
     score: float | None
     threshold: float
-    verdict: str  # supported | unsupported | error
+    verdict: str  # supported | unsupported | error | uncertain | skipped (see NOT_DECIDING)
     claims: list[dict]
     latency_ms: float
     backend: str | None = None
@@ -190,8 +190,11 @@ class Verifier:
         return (internal or [used])[0]
 
     async def run(self, answer: str, used: Backend) -> list[CheckOutcome]:
-        outcomes = []
+        outcomes: list[CheckOutcome] = []
         for kind in self.rule.checks:
+            if kind == "judge" and self.rule.judge_band is not None and not self._settle(outcomes):
+                outcomes.append(CheckOutcome(kind, _version(kind), None, self._threshold(kind), "skipped", [], 0.0))
+                continue
             t0 = time.perf_counter()
             try:
                 outcome = await asyncio.wait_for(self._one(kind, answer, used), self.hp.timeout_s)
@@ -203,6 +206,20 @@ class Verifier:
                 outcome = self._error(kind, type(exc).__name__)
             outcomes.append(replace(outcome, latency_ms=(time.perf_counter() - t0) * 1000))
         return outcomes
+
+    def _settle(self, outcomes: list[CheckOutcome]) -> bool:
+        """Cascade: True when the judge must settle the grounding check, whose outcome then becomes
+        `uncertain` (recorded, not deciding). A grounding check that failed to run is settled too."""
+        low, high = self.rule.judge_band  # type: ignore[misc]
+        for i, o in enumerate(outcomes):
+            if o.kind == "grounding":
+                if o.score is None:
+                    return True
+                if low <= o.score <= high:
+                    outcomes[i] = replace(o, verdict="uncertain")
+                    return True
+                return False
+        return True
 
     def _error(self, kind: str, why: str) -> CheckOutcome:
         return CheckOutcome(kind, _version(kind), None, self._threshold(kind), "error", [], 0.0, error=why[:200])
@@ -271,12 +288,21 @@ def _version(kind: str) -> str:
     return str(_check(kind).version)
 
 
+# Recorded, not deciding: a grounding outcome the judge settled, a judge the cascade did not ask.
+NOT_DECIDING = ("uncertain", "skipped")
+
+
+def deciding(outcomes: list[CheckOutcome]) -> list[CheckOutcome]:
+    return [o for o in outcomes if o.verdict not in NOT_DECIDING]
+
+
 def failed(outcomes: list[CheckOutcome]) -> bool:
-    return any(o.verdict != "supported" for o in outcomes)
+    return any(o.verdict != "supported" for o in deciding(outcomes))
 
 
 def summary(outcomes: list[CheckOutcome]) -> tuple[str, float | None]:
-    """The overall verdict (the worst) and the lowest score, for the header."""
+    """The overall verdict (the worst) and the lowest score of the deciding outcomes, for the header."""
+    outcomes = deciding(outcomes)
     verdict = "error" if any(o.verdict == "error" for o in outcomes) else (
         "unsupported" if any(o.verdict == "unsupported" for o in outcomes) else "supported")
     scores = [o.score for o in outcomes if o.score is not None]

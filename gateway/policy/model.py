@@ -168,6 +168,21 @@ class CheckRule(Strict):
     action: Literal["record", "flag", "block", "escalate"] = "flag"
     escalate_to: str | None = Field(None, description="escalate: this backend (must be allowed for the request); "
                                     "unset: the highest-quality allowed backend above the one that answered")
+    judge_band: tuple[float, float] | None = Field(
+        None, description="cascade: with checks [grounding, judge], the judge is asked only when the grounding "
+        "score lies in [low, high]; there the judge's verdict decides (the grounding outcome is recorded as "
+        "`uncertain`), elsewhere the grounding verdict stands (the judge is recorded as `skipped`)")
+
+    @model_validator(mode="after")
+    def _band(self) -> CheckRule:
+        if self.judge_band is not None:
+            low, high = self.judge_band
+            if not 0.0 <= low <= high <= 1.0:
+                raise ValueError("judge_band must be [low, high] with 0 <= low <= high <= 1")
+            if self.checks != ["grounding", "judge"]:
+                raise ValueError("judge_band needs checks: [grounding, judge] (the judge settles the grounding "
+                                 "check's uncertain band)")
+        return self
 
 
 class HallucinationPolicy(Strict):

@@ -14,7 +14,7 @@ import pytest
 from gateway.audit.params import QueryError, parse_filters
 from gateway.audit.records import CSV_COLUMNS, csv_bytes, csv_row
 
-VERDICTS = ("supported", "unsupported", "error")  # what a check concludes (hallucination/stage.py)
+VERDICTS = ("supported", "unsupported", "error", "uncertain", "skipped")  # hallucination/stage.py
 
 
 def _row(cost) -> dict:

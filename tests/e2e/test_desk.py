@@ -22,6 +22,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from gateway.audit.params import GROUNDING_VERDICTS
 from gateway.audit.writer import append_events, system_event
 from gateway.db import create_engine
 from gateway.models import Tenant
@@ -313,7 +314,7 @@ def test_grounding_filter_takes_the_verdicts_a_check_gives(gw):
     # what the form offers is what the filter takes (its placeholder used to be `fail`, which no check gives)
     control = re.search(r'<select name="grounding">(.*?)</select>', page, re.S)
     assert control, "the grounding filter offers the verdicts to choose from"
-    assert re.findall(r'<option value="([^"]*)"', control.group(1)) == ["", "supported", "unsupported", "error"]
+    assert re.findall(r'<option value="([^"]*)"', control.group(1)) == ["", *GROUNDING_VERDICTS]
     r = c.get("/desk/events", params={"grounding": "unsupported"})
     assert r.status_code == 200
     expected = {row["request_id"] for i, row in enumerate(gw.seed["acme"]) if i % 2 and i % 3 == 0}

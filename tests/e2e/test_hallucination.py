@@ -26,12 +26,18 @@ backends:
   - {name: blocked, adapter: openai, model: say, api_base: "{standin}", quality: 2}
   - {name: escalating, adapter: openai, model: say, api_base: "{standin}", quality: 2}
   - {name: strong, adapter: openai, model: quote, api_base: "{standin}", quality: 5}
+  - {name: cascade-all, adapter: openai, model: say, api_base: "{standin}", quality: 2}
+  - {name: cascade-none, adapter: openai, model: say, api_base: "{standin}", quality: 2}
+  - {name: judge, adapter: openai, model: judge, api_base: "{standin}", quality: 1, trust: internal}
 pii: {enabled: false}
 risk: {embeddings: {enabled: false}}
 hallucination:
   timeout_s: 30
   buffer_streams: false
+  judge_backend: judge
   rules:
+    - {when: {models: [cascade-all]}, checks: [grounding, judge], judge_band: [0, 1], action: block}
+    - {when: {models: [cascade-none]}, checks: [grounding, judge], judge_band: [1, 1], action: block}
     - {when: {models: [flagged], context: true}, checks: [grounding], action: flag}
     - {when: {models: [recorded], context: true}, checks: [grounding], action: record}
     - {when: {models: [blocked], context: true}, checks: [grounding], action: block}
@@ -134,3 +140,18 @@ def test_outcomes_are_on_record(gw):
     assert row.tenant_id == event.tenant_id and row.threshold > 0 and row.latency_ms >= 0
     assert all(set(c) == {"start", "end", "score", "h"} for c in row.claims)  # offsets and a hash, no text
     assert event.tokens_out > 0 and float(event.cost_usd) >= 0  # both calls billed
+
+
+def judged(standin) -> int:
+    return sum(1 for b in standin.bodies() if b.get("model") == "judge")
+
+
+def test_a_cascade_asks_the_judge_only_inside_the_band(gw, standin):
+    before = judged(standin)
+    # band [0, 1]: every grounding score is uncertain, the judge (which finds it supported) decides
+    r = ask(gw, "cascade-all", INVENTED)
+    assert r.status_code == 200 and judged(standin) == before + 1
+    # band [1, 1]: no grounding score below 1 lies in it, so the judge is skipped and the verifier's
+    # verdict decides: this answer's number is invented, so block
+    r = ask(gw, "cascade-none", INVENTED)
+    assert r.status_code == 422 and judged(standin) == before + 1

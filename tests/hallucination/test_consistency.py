@@ -32,7 +32,7 @@ def test_claim_level_disagreement_is_located():
     result = check.score(ANSWER, samples)
     first, second = result.claims
     assert second.score < first.score
-    assert "Warsaw" in [ANSWER[a:b] for a, b in result.unsupported_entities]
+    assert "Warsaw" in [ANSWER[a:b] for a, b in result.novel_words]
 
 
 def test_sample_validation():

