@@ -152,7 +152,7 @@ def _read(path: Path, *, arrays: bool) -> dict[str, np.ndarray]:
 class Chunk:
     ids: tuple[int, ...]
     words: frozenset[str]
-    first: int  # index of its first context sentence
+    first: int  # index of its first context piece (a sentence, or part of a long one)
     last: int
 
 
