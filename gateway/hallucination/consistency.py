@@ -54,11 +54,13 @@ class SelfConsistencyCheck:
         score = float(per_sample.min(axis=1).mean())
         claim_scores = [ClaimScore(c.start, c.end, float(a)) for c, a in zip(claims, agreement, strict=True)]
 
+        absent = [absent_from([s], answer, claims) for s in usable]  # (numbers, words) per sample
+
         def seen_in_most(which: int) -> list[tuple[int, int]]:
             # Offsets absent from at least half of the samples.
             counts: dict[tuple[int, int], int] = {}
-            for s in usable:
-                for span in absent_from([s], answer, claims)[which]:
+            for found in absent:
+                for span in found[which]:
                     counts[span] = counts.get(span, 0) + 1
             return sorted(s for s, n in counts.items() if 2 * n >= len(usable))
 

@@ -23,13 +23,13 @@ import re
 from collections.abc import Sequence
 
 from gateway.hallucination.claims import Claim, answer_claims, split_claims
-from gateway.hallucination.overlap import STOPWORDS, content_words
+from gateway.hallucination.overlap import NUMBER, STOPWORDS
 from gateway.hallucination.result import ClaimScore, GroundingResult, verdict_for
 from gateway.hallucination.signals import signals
 from gateway.hallucination.verifier import Verifier, get_verifier
 
-# A number keeps its separators ("4.7", "15:00", "1,200"); a word is letters only.
-_TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|[^\W\d_]+")
+# A number (with its separators) or a run of letters.
+_TOKEN = re.compile(NUMBER.pattern + r"|[^\W\d_]+")
 
 
 class GroundingCheck:
@@ -131,6 +131,6 @@ def absent_from(passages: Sequence[str], answer: str, claims: Sequence[Claim]):
                 continue
             if any(ch.isdigit() for ch in word):
                 numbers.append(m.span())
-            elif len(word) >= 3 and word not in STOPWORDS and content_words(word):
+            elif len(word) >= 3 and word not in STOPWORDS:
                 novel.append(m.span())
     return numbers, novel

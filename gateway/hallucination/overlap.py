@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 
-_TOKEN = re.compile(r"[^\W_]+")
+WORD = re.compile(r"[^\W_]+")  # letters and digits
+NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")  # keeps its separators: "4.7", "15:00", "1,200"
 
 _STOP = """
     the and for are but not you all any can had her was one our out has him his how its may new now
@@ -25,12 +26,13 @@ STOPWORDS = frozenset(_STOP.split())
 
 
 def content_words(text: str) -> list[str]:
-    return [w for w in _TOKEN.findall(text.lower()) if len(w) >= 3 and w not in STOPWORDS]
+    return [w for w in WORD.findall(text.lower()) if len(w) >= 3 and w not in STOPWORDS]
+
+
+def coverage(words: list[str], known: set[str]) -> float:
+    """The share of `words` in `known` (1.0 when there are none)."""
+    return sum(w in known for w in words) / len(words) if words else 1.0
 
 
 def overlap(context: str, answer: str) -> float:
-    words = content_words(answer)
-    if not words:
-        return 1.0
-    known = set(content_words(context))
-    return sum(w in known for w in words) / len(words)
+    return coverage(content_words(answer), set(content_words(context)))

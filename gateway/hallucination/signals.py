@@ -13,13 +13,11 @@ import math
 import re
 from collections.abc import Sequence
 
-from gateway.hallucination.overlap import content_words, overlap
+from gateway.hallucination.overlap import NUMBER, WORD, content_words, coverage
 
 SIGNALS = ("overlap", "bigram_overlap", "novel_numbers", "novel_names", "min_claim_overlap", "length")
 
-_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 _CAPITALISED = re.compile(r"(?<=[^\s.!?]\s)[A-Z][\w'’-]*")
-_WORD = re.compile(r"[^\W_]+")
 
 
 def _bigrams(words: list[str]) -> set[tuple[str, str]]:
@@ -31,16 +29,18 @@ def signals(context: str, claims: Sequence[str]) -> dict[str, float]:
     citations that assert nothing) against its context."""
     answer = "\n".join(claims)
     words = content_words(answer)
+    context_words = content_words(context)  # once: every overlap below reads it
+    known = set(context_words)
     pairs = _bigrams(words)
-    known_pairs = _bigrams(content_words(context))
-    numbers = set(_NUMBER.findall(context))
-    lowered = set(_WORD.findall(context.lower()))
+    known_pairs = _bigrams(context_words)
+    numbers = set(NUMBER.findall(context))
+    lowered = set(WORD.findall(context.lower()))
     names = [m.group() for m in _CAPITALISED.finditer(answer)]
     return {
-        "overlap": overlap(context, answer),
+        "overlap": coverage(words, known),
         "bigram_overlap": sum(p in known_pairs for p in pairs) / len(pairs) if pairs else 1.0,
-        "novel_numbers": math.log1p(sum(n not in numbers for n in _NUMBER.findall(answer))),
-        "novel_names": math.log1p(sum(not set(_WORD.findall(n.lower())) <= lowered for n in names)),
-        "min_claim_overlap": min((overlap(context, c) for c in claims), default=1.0),
+        "novel_numbers": math.log1p(sum(n not in numbers for n in NUMBER.findall(answer))),
+        "novel_names": math.log1p(sum(not set(WORD.findall(n.lower())) <= lowered for n in names)),
+        "min_claim_overlap": min((coverage(content_words(c), known) for c in claims), default=1.0),
         "length": math.log1p(len(words)),
     }
