@@ -44,15 +44,24 @@ SUMMARY = ROOT / "training" / "grounding" / "loso.json"
 SCORES = ROOT / "training" / "grounding" / "build" / "loso"  # per left-out record, for the combiner
 
 
-def doc_bootstrap(y: np.ndarray, s: np.ndarray, docs: list[str], reps: int = 1000, seed: int = 0):
+def doc_groups(docs: list[str]) -> list[list[int]]:
+    """Record indices by document, in order of first appearance: what a bootstrap resamples."""
     groups: dict[str, list[int]] = {}
     for i, d in enumerate(docs):
         groups.setdefault(d, []).append(i)
-    keys = list(groups)
+    return list(groups.values())
+
+
+def resample(groups: list[list[int]], rng) -> np.ndarray:
+    return np.concatenate([groups[k] for k in rng.integers(0, len(groups), len(groups))])
+
+
+def doc_bootstrap(y: np.ndarray, s: np.ndarray, docs: list[str], reps: int = 1000, seed: int = 0):
+    groups = doc_groups(docs)
     rng = np.random.default_rng(seed)
     vals = []
     for _ in range(reps):
-        idx = np.concatenate([groups[keys[k]] for k in rng.integers(0, len(keys), len(keys))])
+        idx = resample(groups, rng)
         if 0 < y[idx].sum() < len(idx):
             vals.append(auroc(s[idx][y[idx] == 1], s[idx][y[idx] == 0]))
     return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
@@ -172,18 +181,12 @@ def mean_auroc(parts: dict[str, dict], scores: dict[str, np.ndarray]) -> float:
 def paired_ci(parts, a: dict[str, np.ndarray], b: dict[str, np.ndarray], reps: int = 300) -> tuple[float, float]:
     """95% bootstrap interval of mean_auroc(a) - mean_auroc(b), documents resampled per source."""
     rng = np.random.default_rng(1)
-    groups = {}
-    for n, p in parts.items():
-        g: dict[str, list[int]] = {}
-        for i, d in enumerate(p["docs"]):
-            g.setdefault(d, []).append(i)
-        groups[n] = list(g.values())
+    groups = {n: doc_groups(p["docs"]) for n, p in parts.items()}
     diffs = []
     for _ in range(reps):
         d = []
         for n, p in parts.items():
-            gs = groups[n]
-            idx = np.concatenate([gs[k] for k in rng.integers(0, len(gs), len(gs))])
+            idx = resample(groups[n], rng)
             y = np.array(p["y"])[idx]
             if 0 < y.sum() < len(y):
                 d.append(auroc(a[n][idx][y == 1], a[n][idx][y == 0]) - auroc(b[n][idx][y == 1], b[n][idx][y == 0]))

@@ -11,7 +11,6 @@ of AdamW (LR, linear warm-up and decay, batch BATCH, bf16 autocast on CPU), seed
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 import time
@@ -143,11 +142,12 @@ def score_upper(model, items: list[Encoded], batch: int = 64) -> np.ndarray:
 
 
 def upper_state(model) -> dict:
-    return {k: v.clone() for k, v in model.state_dict().items()}
+    """A copy of what training changes (the frozen part never does), to start each fold from."""
+    return {k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad}
 
 
 def restore(model, state: dict) -> None:
-    model.load_state_dict(copy.deepcopy(state))
+    model.load_state_dict(state, strict=False)  # copies the values in: `state` stays as it was
 
 
 def training_pairs(scored: list[Scored], seed: int = SEED) -> list[tuple[Pair, int]]:
