@@ -33,7 +33,7 @@ class LocalMoEAdapter:
         self.provider_model = str(options.pop("model_name", None) or self.model_dir.name)
         self._options = {
             k: options[k]
-            for k in ("device", "dtype", "max_batch", "max_seq", "record_experts")
+            for k in ("device", "dtype", "max_batch", "max_seq", "record_experts", "quantize")
             if k in options
         }
         self._engine: Engine | None = None

@@ -3,6 +3,7 @@
     .venv/bin/python bench/moe.py            # 8 layers, hidden 1024, 32 experts, top-4, expert width 512
     .venv/bin/python bench/moe.py --quick    # a smaller shape and fewer tokens, for a smoke run
     .venv/bin/python bench/moe.py --dispatch # grouped_mm vs per-expert slices at decode and prefill sizes
+    .venv/bin/python bench/moe.py --dtype bfloat16 --no-int8   # one dtype, exact mode only
 
 Prints prefill tokens/s (512-token prompt), decode tokens/s at batch 1 and 8, and peak memory for
 each runtime, with the ratio ours/transformers. Each runtime runs in its own process so peak memory
@@ -10,10 +11,16 @@ each runtime, with the ratio ours/transformers. Each runtime runs in its own pro
 table prints both processes' counts). Both run greedy decoding on the same device; transformers uses
 its own `generate`. On CPU the default runs both fp32 and bf16 and prints one same-dtype table per
 dtype, then the headline: ours in bf16 against transformers in its fastest dtype for each metric
-(`--dtype` runs one dtype only). Where CUDA exists it also prints the fraction of the memory-bandwidth
-ceiling: measured decode tok/s at batch 1 divided by (measured copy bandwidth / active weight bytes
-per token). `--no-pack` keeps local_moe's CPU weights unpacked (plain F.linear), to show what packing
-(local_moe/packing.py) buys.
+(`--dtype` runs one dtype only). It prints the kernel local_moe chose for each weight shape
+(local_moe/kernels.py) and the memory-bandwidth ceiling, on CPU as on CUDA: the machine's streaming
+read bandwidth on the threads the runtimes use (a sum over a buffer larger than the caches; the copy
+bandwidth beside it), the active weight bytes one decoded token reads, and batch-1 decode tok/s as
+a fraction of bandwidth / bytes. On CPU it then runs local_moe with int8 weights (`--quantize
+int8`) against exact bf16 and reports the difference: top-1 agreement with exact mode over 2,000
+greedily decoded tokens (teacher-forced), and perplexity on a fixed text, for this random checkpoint
+(beside bf16-vs-fp32 agreement, the noise floor of a model whose logits are nearly flat) and for the
+trained demo model (`--demo DIR`, default data/demo-moe when `make run` has built it).
+`--no-pack` keeps local_moe's CPU weights unpacked (plain F.linear), to show what kernel choice buys.
 """
 
 from __future__ import annotations
@@ -97,6 +104,7 @@ def worker(
     dtype: str,
     hf_experts: str | None = None,
     pack: bool | None = None,
+    quantize: str | None = None,
 ) -> dict:
     from local_moe.loader import pick_device
 
@@ -135,7 +143,7 @@ def worker(
         from local_moe.generate import greedy_generate
         from local_moe.loader import load_model
 
-        model = load_model(path, device=dev, dtype=dt, pack=pack)
+        model = load_model(path, device=dev, dtype=dt, pack=pack, quantize=quantize)
         caches = {b: KVCache(model.args, b, max(prompt_len, 32 + new_tokens) + 1, dev, dt) for b in (1, 8)}
 
         def prefill():
@@ -157,6 +165,7 @@ def worker(
         "dtype": str(dt).replace("torch.", ""),
         "experts_impl": experts_impl,
         "threads": torch.get_num_threads(),
+        "kernels": [c.describe() for c in model.kernel_choices] if kind == "ours" else [],
     }
     result["prefill_tok_s"] = prompt_len / _best(prefill, repeats)
     for batch in (1, 8):
@@ -168,29 +177,95 @@ def worker(
     return result
 
 
-def active_bytes_per_token(path: Path, bytes_per_param: int) -> int:
-    """Weights one decode token must read: everything but the unchosen experts (and one embedding row)."""
+def active_bytes_per_token(path: Path, bytes_per_param: int, int8: bool = False) -> int:
+    """Weights one decode token must read: everything but the unchosen experts (and one embedding row).
+    With int8, linear and expert weights take one byte (plus a scale per output row); routers stay."""
     from local_moe.config import load_config
 
     a = load_config(path)
-    total = a.hidden_size * a.vocab_size  # lm_head
+    big = 1 if int8 else bytes_per_param
+
+    def linear(rows: int, cols: int) -> int:
+        return rows * cols * big + (rows * 4 if int8 else 0)
+
+    total = linear(a.vocab_size, a.hidden_size)  # lm_head
     for moe_layer in a.moe_layers:
-        qkv = a.hidden_size * (a.num_heads + 2 * a.num_kv_heads) * a.head_dim
-        total += qkv + a.num_heads * a.head_dim * a.hidden_size + 2 * a.hidden_size
+        total += linear(a.num_heads * a.head_dim + 2 * a.num_kv_heads * a.head_dim, a.hidden_size)
+        total += linear(a.hidden_size, a.num_heads * a.head_dim) + 2 * a.hidden_size * bytes_per_param
         if moe_layer:
-            total += a.num_experts * a.hidden_size + a.top_k * 3 * a.hidden_size * a.moe_intermediate_size
+            total += a.num_experts * a.hidden_size * bytes_per_param  # router
+            expert = linear(2 * a.moe_intermediate_size, a.hidden_size)
+            total += a.top_k * (expert + linear(a.hidden_size, a.moe_intermediate_size))
         else:
-            total += 3 * a.hidden_size * a.intermediate_size
-    return total * bytes_per_param
+            total += linear(2 * a.intermediate_size, a.hidden_size) + linear(a.hidden_size, a.intermediate_size)
+    return total
 
 
-def copy_bandwidth_gbs() -> float:
-    x = torch.empty(1 << 28, dtype=torch.float32, device="cuda")  # 1 GiB
+def memory_bandwidth_gbs(device: torch.device) -> tuple[float, float]:
+    """(streaming read GB/s, copy GB/s counting both read and write bytes) over a 2 GiB buffer, larger
+    than the caches (this machine's L3 reads 480 MiB), with the threads torch uses here."""
+    x = torch.ones(1 << 29, dtype=torch.float32, device=device)
     y = torch.empty_like(x)
-    y.copy_(x)
-    torch.cuda.synchronize()
-    t = _best(lambda: (y.copy_(x), torch.cuda.synchronize()), 5)
-    return 2 * x.numel() * 4 / t / 1e9
+    nbytes = x.numel() * 4
+    read = _best(lambda: (x.sum(), _sync(device)), 5)
+    copy = _best(lambda: (y.copy_(x), _sync(device)), 5)
+    return nbytes / read / 1e9, 2 * nbytes / copy / 1e9
+
+
+def agreement(path: Path, prompts: list[list[int]], new_tokens: int, text: list[int]) -> dict:
+    """Exact bf16 greedily decodes `new_tokens` after each prompt; every other mode is teacher-forced
+    on those sequences and scored on how often its top-1 matches the decoded token, and on its
+    perplexity over the fixed `text`. Modes: exact bf16 itself (cache vs no cache), exact fp32 (the
+    floor set by bf16 rounding), and int8 with each int8 kernel that works here."""
+    import os
+
+    from local_moe.generate import greedy_generate
+    from local_moe.kernels import INT8, available
+    from local_moe.loader import load_model
+
+    exact = load_model(path, device="cpu", dtype="bfloat16")
+    decoded = greedy_generate(exact, prompts, new_tokens)
+    modes = {"bf16 exact": exact, "fp32 exact": load_model(path, device="cpu", dtype="float32")}
+    for kind in INT8:
+        if available(kind, torch.device("cpu"), torch.bfloat16):
+            os.environ["BULKHEAD_MOE_KERNELS"] = kind
+            try:
+                modes[f"int8 {kind}"] = load_model(path, device="cpu", dtype="bfloat16", quantize="int8")
+            finally:
+                del os.environ["BULKHEAD_MOE_KERNELS"]
+    out = {"tokens": sum(len(d) for d in decoded)}
+    with torch.inference_mode():
+        for name, model in modes.items():
+            same = total = 0
+            for prompt, got in zip(prompts, decoded, strict=True):
+                seq = torch.tensor([prompt + got])
+                preds = model(seq)[0, len(prompt) - 1 : -1].float().argmax(-1).tolist()
+                same += sum(a == b for a, b in zip(preds, got, strict=False))
+                total += len(got)
+            logits = model(torch.tensor([text]))[0, :-1].float()
+            ppl = torch.nn.functional.cross_entropy(logits, torch.tensor(text[1:])).exp().item()
+            out[name] = {"top1_agreement": same / max(total, 1), "perplexity": ppl}
+    return out
+
+
+def agreement_inputs(path: Path, demo: bool) -> tuple[list[list[int]], int, list[int]]:
+    """Prompts, tokens per prompt (2,000 in all) and a fixed text: the demo corpus for the trained
+    demo model, seeded random ids for the random checkpoint (whose vocabulary has no text)."""
+    vocab = json.loads((path / "config.json").read_text())["vocab_size"]
+    gen = torch.Generator().manual_seed(0)
+    if not demo:
+        prompts = torch.randint(0, vocab, (16, 16), generator=gen).tolist()
+        return prompts, 125, torch.randint(0, vocab, (1, 1024), generator=gen)[0].tolist()
+    from local_moe.tokenizer import Tokenizer
+    from local_moe.train_demo import load_corpus
+
+    tok = Tokenizer(path)
+    docs = load_corpus()
+    ids = [t for d in docs for t in tok.encode(d)]
+    prompts = [tok.encode(d)[:16] for d in docs[:: max(1, len(docs) // 20)][:20]]
+    prompts = [p for p in prompts if len(p) == 16][:16]
+    text = ids[len(ids) // 2 : len(ids) // 2 + 512]
+    return prompts, 2000 // len(prompts) + 1, text
 
 
 def dispatch_bench(path: Path, device: str | None, dtype: str) -> None:
@@ -198,12 +273,12 @@ def dispatch_bench(path: Path, device: str | None, dtype: str) -> None:
     grouped_mm and per-expert slices, and (where packing works, i.e. CPU) packed per-expert slices.
     Every layer's experts run in turn, so weights come from memory as in a real step, not from cache."""
     from local_moe import moe
+    from local_moe.kernels import can_pack
     from local_moe.loader import load_model, pick_device
-    from local_moe.packing import can_pack
 
     dev, dt = pick_device(device, dtype)
     plain = load_model(path, device=dev, dtype=dt, pack=False)
-    packed = load_model(path, device=dev, dtype=dt) if can_pack(dev, dt) else None
+    packed = load_model(path, device=dev, dtype=dt, pack=True) if can_pack(dev, dt) else None
     modes = ["grouped", "slices"] + (["packed"] if packed is not None else [])
     k = plain.args.top_k
     print(f"{dtype}, ms per layer")
@@ -245,7 +320,9 @@ def main(argv: list[str] | None = None) -> int:
         "--hf-experts", default=None, help="transformers experts_implementation (default: its own default)"
     )
     p.add_argument("--no-pack", action="store_true", help="local_moe without packed CPU weights")
-    p.add_argument("--worker", choices=["hf", "ours"], help=argparse.SUPPRESS)
+    p.add_argument("--no-int8", action="store_true", help="skip the int8 run and its agreement check")
+    p.add_argument("--demo", type=Path, default=ROOT / "data" / "demo-moe", help="trained demo checkpoint")
+    p.add_argument("--worker", choices=["hf", "ours", "ours-int8", "agree"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     shape = QUICK if args.quick else FULL
     path = args.dir or Path("/tmp") / f"bulkhead-bench-moe-{'quick' if args.quick else 'full'}"
@@ -255,9 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     cuda = torch.cuda.is_available() and args.device != "cpu"
     dtypes = [args.dtype] if args.dtype else (["bfloat16"] if cuda else ["float32", "bfloat16"])
     pack = False if args.no_pack else None
+    if args.worker == "agree":
+        print(json.dumps(agreement(path, *agreement_inputs(path, demo=path == args.demo))))
+        return 0
     if args.worker:
+        kind, quantize = ("ours", "int8") if args.worker == "ours-int8" else (args.worker, None)
         result = worker(
-            args.worker, path, args.prompt, new_tokens, repeats, args.device, dtypes[0], args.hf_experts, pack
+            kind, path, args.prompt, new_tokens, repeats, args.device, dtypes[0], args.hf_experts, pack, quantize
         )
         print(json.dumps(result))
         return 0
@@ -273,24 +354,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"checkpoint: qwen3_moe {desc}; prompt {args.prompt}, {new_tokens} new tokens, best of "
-        f"{repeats}x{rounds}; local_moe {'unpacked' if args.no_pack else 'packed where supported'}"
+        f"{repeats}x{rounds}; local_moe kernels {'unpacked (--no-pack)' if args.no_pack else 'chosen at load'}"
     )
-    results = {dt: run_pair(args, path, new_tokens, repeats, rounds, dt) for dt in dtypes}
-    for dt, (hf, ours) in results.items():
+    int8 = not (cuda or args.no_int8 or args.no_pack)
+    results = {dt: run_pair(args, path, new_tokens, repeats, rounds, dt, int8) for dt in dtypes}
+    device = torch.device("cuda" if cuda else "cpu")
+    read_bw, copy_bw = memory_bandwidth_gbs(device)
+    print(
+        f"\nmemory bandwidth ({device.type}, {torch.get_num_threads()} threads, 2 GiB buffer): "
+        f"streaming read {read_bw:.1f} GB/s, copy {copy_bw:.1f} GB/s (read + write bytes)"
+    )
+    for dt, (hf, ours, _) in results.items():
         print(
             f"\n{dt}: device {ours['device']}, threads transformers {hf['threads']} / local_moe "
             f"{ours['threads']}; transformers experts_implementation={hf.get('experts_impl')}"
         )
         print_table(hf, ours, {k: dt for k in METRICS}, dt, memory=True)
-        if ours["device"].startswith("cuda"):
-            per_token = active_bytes_per_token(path, 2 if ours["dtype"] in ("bfloat16", "float16") else 4)
-            bw = copy_bandwidth_gbs()
-            ceiling = bw * 1e9 / per_token
-            print(
-                f"bandwidth ceiling: {per_token / 1e6:.1f} MB active weights/token, copy bandwidth "
-                f"{bw:.0f} GB/s -> {ceiling:.0f} tok/s; batch-1 decode reaches "
-                f"{ours['decode_b1_tok_s'] / ceiling:.1%} (transformers {hf['decode_b1_tok_s'] / ceiling:.1%})"
-            )
+        print_ceiling(path, ours, hf, read_bw, "transformers")
+        print("local_moe kernels: " + ("\n  ".join([""] + ours["kernels"]) or "none"))
     if len(results) > 1 and "bfloat16" in results:
         # The headline: each runtime at its best. For transformers on CPU that is fp32 (its bf16 is slower).
         ours = results["bfloat16"][1]
@@ -300,18 +381,50 @@ def main(argv: list[str] | None = None) -> int:
             best_hf[key], hf_dtype[key] = results[dt][0][key], dt
         print("\nheadline: local_moe bfloat16 vs transformers in its fastest dtype per metric")
         print_table(best_hf, ours, hf_dtype, "bfloat16")
+    if int8 and "bfloat16" in results:
+        exact, quant = results["bfloat16"][1], results["bfloat16"][2]
+        print("\nint8 weights (--quantize int8) vs exact bfloat16, both local_moe")
+        print_table(exact, quant, {}, "bfloat16", memory=True, names=("bf16 exact", "int8"))
+        print_ceiling(path, quant, exact, read_bw, "bf16 exact", int8=True)
+        print("int8 kernels: " + "\n  ".join([""] + quant["kernels"]))
+        checkpoints = [("this random checkpoint", path)]
+        if (args.demo / "config.json").exists():
+            checkpoints.append((f"the trained demo model ({args.demo})", args.demo))
+        else:
+            print(f"(no demo model at {args.demo}: `make run` or `bulkhead moe train-demo --out DIR` builds one)")
+        for label, ckpt in checkpoints:
+            cmd = [sys.executable, __file__, "--worker", "agree", "--dir", str(ckpt), "--demo", str(args.demo)]
+            got = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+            print(f"\nagreement with exact bf16 on {label}: {got.pop('tokens')} decoded tokens, teacher-forced")
+            print(f"{'mode':<20} {'top-1 agreement':>16} {'perplexity':>11}")
+            for mode, row in got.items():
+                print(f"{mode:<20} {row['top1_agreement']:>16.2%} {row['perplexity']:>11.2f}")
     return 0
+
+
+def print_ceiling(path: Path, ours: dict, other: dict, read_bw: float, other_name: str, int8: bool = False) -> None:
+    per_token = active_bytes_per_token(path, 2 if ours["dtype"] in ("bfloat16", "float16") else 4, int8)
+    ceiling = read_bw * 1e9 / per_token
+    print(
+        f"bandwidth ceiling: {per_token / 1e6:.1f} MB active weights/token at {read_bw:.1f} GB/s -> "
+        f"{ceiling:.0f} tok/s; batch-1 decode reaches {ours['decode_b1_tok_s'] / ceiling:.1%} "
+        f"({other_name} {other['decode_b1_tok_s'] / ceiling:.1%})"
+    )
 
 
 METRICS = ("prefill_tok_s", "decode_b1_tok_s", "decode_b8_tok_s")
 
 
-def run_pair(args, path: Path, new_tokens: int, repeats: int, rounds: int, dtype: str) -> tuple[dict, dict]:
-    """Both runtimes in `dtype`, each in fresh processes; returns (transformers, local_moe) results."""
+def run_pair(
+    args, path: Path, new_tokens: int, repeats: int, rounds: int, dtype: str, int8: bool
+) -> tuple[dict, dict, dict | None]:
+    """Both runtimes in `dtype`, each in fresh processes, and local_moe with int8 weights too when
+    `int8` and dtype is bf16; returns (transformers, local_moe, local_moe int8 or None)."""
     results: dict[str, dict] = {}
+    kinds = ("hf", "ours", "ours-int8") if int8 and dtype == "bfloat16" else ("hf", "ours")
     # Rounds alternate the two runtimes and keep each metric's best, so a burst of load from other
     # processes on a shared machine does not land on one side only.
-    for kind in ("hf", "ours") * rounds:
+    for kind in kinds * rounds:
         cmd = [
             sys.executable,
             __file__,
@@ -343,11 +456,18 @@ def run_pair(args, path: Path, new_tokens: int, repeats: int, rounds: int, dtype
             best[key] = max(best[key], got[key])
         for key in ("peak_mem_gb", "load_s"):
             best[key] = min(best[key], got[key])
-    return results["hf"], results["ours"]
+    return results["hf"], results["ours"], results.get("ours-int8")
 
 
-def print_table(hf: dict, ours: dict, hf_dtype: dict[str, str], ours_dtype: str, memory: bool = False) -> None:
-    print(f"{'metric':<22} {'transformers':>13} {'local_moe':>11} {'ratio':>7}")
+def print_table(
+    hf: dict,
+    ours: dict,
+    hf_dtype: dict[str, str],
+    ours_dtype: str,
+    memory: bool = False,
+    names: tuple[str, str] = ("transformers", "local_moe"),
+) -> None:
+    print(f"{'metric':<22} {names[0]:>13} {names[1]:>11} {'ratio':>7}")
     rows = [
         ("prefill_tok_s", "prefill tok/s"),
         ("decode_b1_tok_s", "decode tok/s  batch 1"),

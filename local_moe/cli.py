@@ -1,6 +1,6 @@
 """`bulkhead moe ...`: serve a checkpoint, or train the embedded demo model.
 
-serve --model DIR [--host H] [--port P] [--device D] [--dtype T] [--max-batch N] [--max-seq N]
+serve --model DIR [--host H] [--port P] [--device D] [--dtype T] [--quantize int8] [--max-batch N] [--max-seq N]
 train-demo --out DIR [--steps N] [--no-balance] [--seed S]
 """
 
@@ -28,6 +28,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--dtype", default=None, help="float32 or bfloat16 (default: bf16 on cuda, fp32 on cpu)"
     )
+    serve.add_argument(
+        "--quantize",
+        choices=["int8"],
+        default=None,
+        help="int8: linear and expert weights as int8 with per-row scales (CPU only; half the bytes per token)",
+    )
     serve.add_argument("--max-batch", type=int, default=8)
     serve.add_argument("--max-seq", type=int, default=2048)
     serve.add_argument("--name", default=None, help="model id to report (default: directory name)")
@@ -42,15 +48,28 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
-        engine = open_engine(
-            args.model, device=args.device, dtype=args.dtype, max_batch=args.max_batch, max_seq=args.max_seq
-        )
+        try:
+            engine = open_engine(
+                args.model,
+                device=args.device,
+                dtype=args.dtype,
+                max_batch=args.max_batch,
+                max_seq=args.max_seq,
+                quantize=args.quantize,
+            )
+        except (OSError, ValueError) as exc:  # no checkpoint, or int8 where no int8 kernel runs
+            print(f"bulkhead moe serve: {exc}", file=sys.stderr)
+            return 2
         name = args.name or Path(args.model).resolve().name
+        weights = f", {args.quantize} weights" if args.quantize else ""
         print(
             f"serving {name} on http://{args.host}:{args.port}/v1"
-            f" ({engine.model.device}, {engine.model.dtype})",
+            f" ({engine.model.device}, {engine.model.dtype}{weights})",
             flush=True,
         )
+        # which matmul kernel each weight shape uses here, and the timings that chose it (kernels.py)
+        for choice in engine.model.kernel_choices:
+            print(f"kernel {choice.describe()}", flush=True)
         try:
             uvicorn.run(create_app(engine, name), host=args.host, port=args.port, log_level="warning")
         finally:

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
+from local_moe import kernels
 from local_moe.config import ModelArgs, load_config
 from local_moe.model import Transformer
-from local_moe.packing import can_pack, pack_model
 
 # Mixtral's original names; everything else already uses the Qwen/DeepSeek spelling.
 _ALIASES = [
@@ -158,9 +158,14 @@ def load_model(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     pack: bool | None = None,
+    quantize: str | None = None,
 ) -> Transformer:
-    """An inference model. `pack` (default: wherever `packing.can_pack` says it works, i.e. on CPU)
-    stores linear and expert weights in oneDNN's packed layout for faster CPU matmuls (packing.py)."""
+    """An inference model whose matmuls use the kernels `kernels.prepare` chose for this machine
+    (`model.kernel_choices` says which). `pack=False` keeps every weight as stored (plain
+    `F.linear`), `pack=True` forces oneDNN's packed layout; `quantize="int8"` stores linear and
+    expert weights as int8 (CPU only)."""
+    if quantize and pack is not None:
+        raise ValueError("pack applies to exact weights; int8 weights choose their own kernel")
     model_dir = Path(model_dir)
     args = load_config(model_dir)
     dev, dt = pick_device(str(device) if device is not None else None, dtype)
@@ -192,6 +197,7 @@ def load_model(
     if missing:
         raise ValueError(f"checkpoint {model_dir} lacks tensors for: {', '.join(missing[:8])}")
     model.eval()
-    if pack if pack is not None else can_pack(dev, dt):
-        pack_model(model, skip=("wkv_b",))  # MLA reads wkv_b's weight as a tensor, not as a linear
+    force = None if pack is None else ("packed" if pack else "linear")
+    model.kernel_choices = kernels.prepare(model, quantize=quantize, force=force)
+    model.quantize = quantize
     return model

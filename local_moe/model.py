@@ -233,6 +233,8 @@ class Transformer(nn.Module):
         self.lm_head = nn.Linear(args.hidden_size, args.vocab_size, bias=False)
         self.inv_freq: torch.Tensor | None = None
         self.rope_scale = 1.0
+        self.kernel_choices: list = []  # set by the loader: which matmul kernel each weight shape uses
+        self.quantize: str | None = None
 
     @property
     def device(self) -> torch.device:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from local_moe.config import ModelArgs
-from local_moe.packing import pack_weight, packed_linear
+from local_moe.kernels import KernelLinear
 
 # Measured with `bench/moe.py --dispatch` (qwen3_moe layer: hidden 1024, 32 experts, top-4, width 512;
 # 2-core AMD EPYC, fp32): at decode sizes (4-16 rows) both modes read the same expert weights and tie
@@ -44,12 +44,24 @@ class Router(nn.Module):
         self.register_buffer(
             "bias", torch.zeros(args.num_experts) if args.topk_method == "noaux_tc" else None
         )
+        self.kernel: KernelLinear | None = None
+
+    def kernel_shapes(self) -> list[tuple[tuple[int, int], int, bool]]:
+        # DeepSeek routers run in fp32 on purpose (below): they keep F.linear. Routers are never int8.
+        return [] if self.args.mla else [(tuple(self.weight.shape), 1, False)]
+
+    def use_kernels(self, kind_of) -> None:
+        kind = kind_of(tuple(self.weight.shape), False) if not self.args.mla else "linear"
+        self.kernel = KernelLinear(self.weight, None, kind) if kind != "linear" else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x [N, H] -> (weights [N, k], experts [N, k], probabilities [N, E] for statistics)."""
         a = self.args
         # DeepSeek routers run in fp32 whatever the model dtype
-        logits = F.linear(x.float(), self.weight.float()) if a.mla else F.linear(x, self.weight)
+        if a.mla:
+            logits = F.linear(x.float(), self.weight.float())
+        else:
+            logits = self.kernel(x) if self.kernel is not None else F.linear(x, self.weight)
         if a.scoring == "sigmoid":
             scores = logits.sigmoid()
             choice = scores + self.bias
@@ -92,12 +104,10 @@ class Experts(nn.Module):
     """All routed experts of a layer as two fused tensors: w13 [E, 2I, H] (gate rows then up rows)
     and w2 [E, H, I], the layout of a linear layer's weight per expert.
 
-    After `pack()` (CPU inference, see packing.py) the stacked tensors are replaced by one oneDNN-packed
-    weight per expert and dispatch always takes the per-expert path. Per layer on a 2-core EPYC
-    (`bench/moe.py --dispatch`, grouped_mm / plain slices / packed slices, ms): bf16 1 token
-    0.67/0.64/0.41, 8 tokens 3.1/3.2/2.2; fp32 8 tokens 8.9/8.8/3.8, 512 tokens 50/47/28. At bf16
-    prefill sizes packed slices and grouped_mm are close (end to end, prefill is ~10% slower packed;
-    see packing.py): the decode gain is the point.
+    For inference, `kernels.prepare` may give each expert's two weights another kernel (oneDNN
+    packed, int8): the stacked tensors are then replaced by one kernel-held weight per expert (memory
+    does not grow) and dispatch always takes the per-expert path. With the `linear` kernel the
+    stacked tensors stay, so prefill can run all experts as one `grouped_mm`.
     """
 
     def __init__(self, args: ModelArgs):
@@ -108,20 +118,31 @@ class Experts(nn.Module):
         self.w13 = nn.Parameter(torch.empty(e, 2 * i, h))
         self.w2 = nn.Parameter(torch.empty(e, h, i))
         self.act = activation(args.hidden_act)
-        self.packed: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.kernels: list[tuple[KernelLinear, KernelLinear]] | None = None
 
-    def pack(self) -> None:
-        self.packed = [(pack_weight(self.w13[e]), pack_weight(self.w2[e])) for e in range(self.num_experts)]
-        del self.w13, self.w2  # the packed copies replace them: memory does not grow
+    def kernel_shapes(self) -> list[tuple[tuple[int, int], int, bool]]:
+        if self.kernels is not None:
+            return []
+        return [(tuple(self.w13.shape[1:]), self.num_experts, True), (tuple(self.w2.shape[1:]), self.num_experts, True)]
+
+    def use_kernels(self, kind_of) -> None:
+        k13, k2 = kind_of(tuple(self.w13.shape[1:]), True), kind_of(tuple(self.w2.shape[1:]), True)
+        if k13 == k2 == "linear":
+            return
+        self.kernels = [
+            (KernelLinear(self.w13[e], None, k13), KernelLinear(self.w2[e], None, k2))
+            for e in range(self.num_experts)
+        ]
+        del self.w13, self.w2  # the kernels' copies replace them
 
     def expert(self, e: int, x: torch.Tensor) -> torch.Tensor:
         """Expert e's SwiGLU on rows x [n, H]."""
-        if self.packed is None:
+        if self.kernels is None:
             h = F.linear(x, self.w13[e])
             return F.linear(self.act(h[:, : self.inter]) * h[:, self.inter :], self.w2[e])
-        w13, w2 = self.packed[e]
-        h = packed_linear(x, w13)
-        return packed_linear(self.act(h[:, : self.inter]) * h[:, self.inter :], w2)
+        w13, w2 = self.kernels[e]
+        h = w13(x)
+        return w2(self.act(h[:, : self.inter]) * h[:, self.inter :])
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         n, k = idx.shape
@@ -142,8 +163,8 @@ class Experts(nn.Module):
         xs = x[token]
         rows = n * k
         mode = DISPATCH_MODE
-        if self.packed is not None:
-            mode = "slices"  # packed weights exist per expert only; there is no stacked tensor to group
+        if self.kernels is not None:
+            mode = "slices"  # kernel-held weights exist per expert only; there is no stacked tensor to group
         elif mode == "auto":
             # CUDA grouped_mm kernels want bf16; other CUDA dtypes take the slice path
             grouped = x.dtype == torch.bfloat16 if x.is_cuda else rows >= DISPATCH_GROUPED_MIN_ROWS_CPU

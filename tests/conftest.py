@@ -25,6 +25,10 @@ import pytest
 from tests.standin import StandIn
 
 ROOT = Path(__file__).resolve().parent.parent
+# local_moe times its kernels at load (local_moe/kernels.py): tests never write the per-machine
+# cache in the user's home, and time over a small working set so loading stays quick.
+os.environ.setdefault("BULKHEAD_MOE_KERNEL_CACHE", "off")
+os.environ.setdefault("BULKHEAD_MOE_KERNEL_WORKING_SET_MB", "8")
 PG_ADMIN = os.environ.get("BULKHEAD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BULKHEAD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 TEST_SECRET = "test-secret-not-for-production"

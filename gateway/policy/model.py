@@ -48,7 +48,7 @@ class Backend(Strict):
     model_dir: str | None = Field(None, description="local_moe adapter: checkpoint directory.")
     options: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="Adapter options; local_moe: device (cpu|cuda), dtype (float32|bfloat16), "
-        "max_batch, max_seq.")
+        "max_batch, max_seq, quantize (int8: CPU weight-only int8, see local_moe/kernels.py).")
     quality: int = Field(3, ge=1, le=5, description="Capability, 1 (small) to 5 (frontier): the router's "
                          "'good enough' scale.")
     context_window: int | None = Field(None, ge=1, description="Prompt tokens it accepts; unset means no check.")

@@ -11,8 +11,8 @@ import torch
 from local_moe import moe
 from local_moe.cache import KVCache, Step
 from local_moe.generate import greedy_generate
+from local_moe.kernels import KernelLinear, can_pack
 from local_moe.loader import load_model
-from local_moe.packing import PackedLinear, can_pack
 from tests.local_moe.tiny import build, family_configs
 
 FAMILIES = list(family_configs())
@@ -23,8 +23,9 @@ PROMPTS = [[5, 6, 7, 8, 9, 10, 11, 12, 13], [14, 15, 16], [20, 30, 40, 50, 60, 7
 def pair(request, tmp_path_factory):
     path = tmp_path_factory.mktemp(request.param)
     ref = build(request.param, path)
-    # on CPU `ours` is packed (packing.py) wherever oneDNN works; `plain` keeps the F.linear path
-    return request.param, ref, load_model(path, device="cpu", dtype="float32"), path
+    # on CPU `ours` is packed (kernels.py) wherever oneDNN works; `plain` keeps the F.linear path
+    packed = can_pack(torch.device("cpu"), torch.float32) or None
+    return request.param, ref, load_model(path, device="cpu", dtype="float32", pack=packed), path
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +91,9 @@ def test_dispatch_modes_agree(pair, plain, mode, monkeypatch):
 def test_packed_matches_plain(pair, plain):
     _, _, ours, _ = pair
     if can_pack(torch.device("cpu"), torch.float32):
-        assert isinstance(ours.lm_head, PackedLinear)
-        assert all(b.mlp.experts.packed is not None for b in ours.layers if b.is_moe)
-    assert not isinstance(plain.lm_head, PackedLinear)
+        assert isinstance(ours.lm_head, KernelLinear) and ours.lm_head.kind == "packed"
+        assert all(b.mlp.experts.kernels is not None for b in ours.layers if b.is_moe)
+    assert not isinstance(plain.lm_head, KernelLinear)
     for prompt in PROMPTS:
         ids = torch.tensor([prompt])
         with torch.no_grad():

@@ -1,0 +1,385 @@
+"""Matmul kernels for inference weights, chosen where the runtime runs.
+
+A decode step multiplies one row (or a few) by every weight it touches, so CPU decode speed is how
+fast a matmul kernel streams weights from memory, and which kernel streams fastest is a property
+of the CPU, not of the runtime. oneDNN's blocked ("packed") layout beat stock `F.linear` by 1.5-3x
+on a 2-core AMD EPYC; on a 2-core Intel Xeon with AMX it wins by ~1.4x in bf16, while in fp32
+`F.linear` is faster at one row and packed at eight. So at load `choose` times the candidate
+kernels on this machine for each weight shape the checkpoint has, at decode sizes (1 and 8 rows)
+and at a prefill size (512 rows), keeps the fastest at decode (the sum of the two decode times:
+decode streams weights and is where serving spends its time; the prefill timings are logged, not
+used, since keeping a second layout for prefill would double the weights' memory), caches the
+decision per CPU model, torch version, thread count, dtype and shape, and logs what it chose.
+
+Exact kernels, for the checkpoint's dtype (bf16/fp32):
+- `linear`: `F.linear` on the weight as stored; the only one on CUDA. Experts keep their stacked
+  tensors, so prefill can run them as one `grouped_mm`.
+- `packed`: the weight reordered once into oneDNN's blocked layout (`_linear_pointwise`); matches
+  `F.linear` bitwise in bf16 and to ~1e-7 relative in fp32.
+
+int8 weights (`quantize="int8"`, CPU only): symmetric per-output-channel scales, half of bf16's
+bytes per token; routers and gates stay exact. Two kernels read them:
+- `int8-weight`: `aten._weight_int8pack_mm`; activations stay in the model dtype (weight-only).
+- `int8-dynamic`: fbgemm's dynamic int8 linear (x86): each call also rounds its input rows to 7
+  bits with one scale per call, so it is less exact; on the Xeon above it is the only int8 kernel
+  that streams faster than bf16 (`int8-weight` is slower than packed bf16 at eight rows).
+Both are candidates and the faster wins, like the exact kernels; `bench/moe.py` reports each one's
+top-1 agreement with exact mode. `BULKHEAD_MOE_KERNELS=int8-weight` keeps activations exact.
+
+A kernel-held weight is inference-only: autograd does not reach packed or int8 weights and they
+cannot move devices.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+log = logging.getLogger("local_moe.kernels")
+
+EXACT = ("linear", "packed")
+INT8 = ("int8-weight", "int8-dynamic")
+KERNELS_ENV = "BULKHEAD_MOE_KERNELS"  # a kind name forces it everywhere it applies; default "auto"
+CACHE_ENV = "BULKHEAD_MOE_KERNEL_CACHE"  # where decisions are cached; "off" disables the cache
+WORKING_SET_ENV = "BULKHEAD_MOE_KERNEL_WORKING_SET_MB"
+# Each candidate is timed cycling over copies of its weight that total this many bytes, so the
+# weights come from memory as in a real decode step, not from a cache that holds one copy.
+DEFAULT_WORKING_SET_MB = 256
+DECODE_ROWS = (1, 8)
+PREFILL_ROWS = 512
+
+
+def pack_weight(weight: torch.Tensor) -> torch.Tensor:
+    """[out, in] linear weight -> oneDNN blocked layout (a copy; the original can be freed)."""
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), None)
+
+
+# resolved once: looking an op up through torch.ops costs a few microseconds a call
+_LINEAR_POINTWISE = torch.ops.mkldnn._linear_pointwise
+_INT8_WEIGHT = torch.ops.aten._weight_int8pack_mm
+_INT8_DYNAMIC = torch.ops.quantized.linear_dynamic
+
+
+def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-output-channel int8: (q [out, in] int8, scale [out] fp32), weight ~= q * scale."""
+    w = weight.detach().float()
+    scale = (w.abs().amax(dim=1) / 127).clamp_min(1e-12)
+    return (w / scale[:, None]).round_().clamp_(-127, 127).to(torch.int8), scale
+
+
+def _smoke(kind: str, dtype: torch.dtype) -> bool:
+    try:
+        with torch.no_grad():
+            w = torch.randn(24, 16).to(dtype)
+            x = torch.randn(3, 16).to(dtype)
+            got, ref = KernelLinear(w, None, kind)(x).float(), F.linear(x, w).float()
+            if kind in INT8:  # rounding error, not a broken kernel: a few percent of the output's norm
+                return bool((got - ref).norm() <= 0.05 * ref.norm())
+            return torch.allclose(got, ref, rtol=1e-2, atol=1e-2)
+    except Exception:  # an op missing or unsupported on this build/CPU: not a candidate here
+        return False
+
+
+@functools.cache
+def available(kind: str, device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether kernel `kind` works here: the device and dtype it serves, and a tiny product that
+    matches `F.linear`."""
+    if kind == "linear":
+        return True
+    if device.type != "cpu" or dtype not in (torch.float32, torch.bfloat16):
+        return False
+    if kind == "packed" and not (torch.backends.mkldnn.enabled and torch.backends.mkldnn.is_available()):
+        return False
+    if kind == "int8-dynamic" and "fbgemm" not in torch.backends.quantized.supported_engines:
+        return False
+    return _smoke(kind, dtype)
+
+
+def can_pack(device: torch.device, dtype: torch.dtype) -> bool:
+    return available("packed", device, dtype)
+
+
+class KernelLinear(nn.Module):
+    """An inference linear layer holding its weight in the form kernel `kind` reads."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, kind: str):
+        super().__init__()
+        self.kind = kind
+        self.out_features, self.in_features = weight.shape
+        self.dtype = weight.dtype
+        self.bias = bias  # a plain attribute (or the original parameter): never trained here
+        # plain attributes, not parameters or buffers: they are not the checkpoint's tensors
+        if kind == "linear":
+            self.weight = weight
+        elif kind == "packed":
+            self.packed = pack_weight(weight)
+        elif kind == "int8-weight":
+            q, scale = quantize_int8(weight)
+            self.q, self.scale = q, scale.to(weight.dtype)
+        elif kind == "int8-dynamic":
+            q, scale = quantize_int8(weight)
+            with warnings.catch_warnings(), _engine("fbgemm"):
+                # torch 2.13 marks quantized tensors deprecated; if a later torch drops them, the
+                # smoke test in `available` fails and the chooser keeps to `int8-weight`
+                warnings.simplefilter("ignore", UserWarning)
+                zero = torch.zeros_like(scale, dtype=torch.long)
+                qw = torch.quantize_per_channel(q.float() * scale[:, None], scale.double(), zero, 0, torch.qint8)
+                self.packed = torch.ops.quantized.linear_prepack(qw, None)
+        else:
+            raise ValueError(f"unknown kernel {kind!r}")
+        self._run = {"linear": self._linear, "packed": self._packed}.get(kind, self._int8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # dispatch is per call and a decode step makes ~80 of them: the kind's method was bound at init
+        return self._run(x)
+
+    def _linear(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+    def _packed(self, x: torch.Tensor) -> torch.Tensor:
+        return _LINEAR_POINTWISE(x.contiguous(), self.packed, self.bias, "none", [], "")
+
+    def _int8(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2:  # the int8 ops take [rows, in]
+            return self._int8(x.reshape(-1, self.in_features)).view(*x.shape[:-1], self.out_features)
+        if self.kind == "int8-weight":
+            y = _INT8_WEIGHT(x.to(self.dtype).contiguous(), self.q, self.scale)
+        else:
+            # reduce_range: 7-bit activations, so the VNNI-less u8*s8 pair sums cannot saturate
+            y = _INT8_DYNAMIC(x.float() if x.dtype != torch.float32 else x.contiguous(), self.packed, True)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}->{self.out_features}, kernel={self.kind}"
+
+
+class _engine:
+    """Temporarily select a quantized engine (prepacking reads the global setting)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self) -> None:
+        self.previous = torch.backends.quantized.engine
+        torch.backends.quantized.engine = self.name
+
+    def __exit__(self, *exc: object) -> None:
+        torch.backends.quantized.engine = self.previous
+
+
+@dataclass
+class Choice:
+    """What was chosen for one weight shape and why."""
+
+    shape: tuple[int, int]
+    kind: str
+    timings_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # kind -> size -> ms per call
+    source: str = "measured"  # "measured", "cached", "forced" or "only candidate"
+    sites: int = 0
+
+    def describe(self) -> str:
+        shape = f"{self.shape[0]}x{self.shape[1]}"
+        if not self.timings_ms:
+            return f"{shape} ({self.sites} weights): {self.kind} ({self.source})"
+        cells = "; ".join(
+            f"{k} " + " / ".join(f"{v:.3f}" for v in t.values()) for k, t in self.timings_ms.items()
+        )
+        sizes = " / ".join(next(iter(self.timings_ms.values())))
+        return f"{shape} ({self.sites} weights): {self.kind} ({self.source}; ms per call at {sizes} rows: {cells})"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform  # only where /proc/cpuinfo is missing (macOS, Windows)
+
+    return platform.processor() or platform.machine()
+
+
+def _cache_path() -> Path | None:
+    raw = os.environ.get(CACHE_ENV)
+    if raw == "off":
+        return None
+    if raw:
+        return Path(raw)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bulkhead" / "moe-kernels.json"
+
+
+def _load_cache(path: Path | None) -> dict:
+    if path is None or not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}  # a corrupt cache only costs a re-measure
+
+
+def _save_cache(path: Path | None, data: dict) -> None:
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(path)
+    except OSError as exc:  # a read-only home still serves; it just measures again next time
+        log.warning("kernel choices not cached at %s: %s", path, exc)
+
+
+def time_kernels(
+    shape: tuple[int, int], dtype: torch.dtype, kinds: list[str], working_set_mb: float | None = None
+) -> dict[str, dict[str, float]]:
+    """ms per call of each kernel for an [out, in] weight at the decode sizes and the prefill size."""
+    mb = working_set_mb or float(os.environ.get(WORKING_SET_ENV, DEFAULT_WORKING_SET_MB))
+    out_f, in_f = shape
+    gen = torch.Generator().manual_seed(0)
+    base = (torch.randn(out_f, in_f, generator=gen) * 0.02).to(dtype)
+    bytes_each = base.numel() * base.element_size()
+    results: dict[str, dict[str, float]] = {}
+    for kind in kinds:
+        # int8 copies are half the size: keep the bytes streamed per pass the same for every kind
+        per = bytes_each // 2 if kind in INT8 else bytes_each
+        copies = max(2, min(256, int(mb * 2**20 // max(per, 1))))
+        layers = [KernelLinear(base.clone(), None, kind) for _ in range(copies)]
+        timings = {}
+        with torch.inference_mode():
+            for rows in (*DECODE_ROWS, PREFILL_ROWS):
+                x = torch.randn(rows, in_f, generator=gen).to(dtype)
+                use = layers if rows in DECODE_ROWS else layers[:1]
+                for layer in use:  # warm-up: first calls build oneDNN primitives
+                    layer(x)
+                best = float("inf")
+                for _ in range(3):
+                    t = time.perf_counter()
+                    for layer in use:
+                        layer(x)
+                    best = min(best, time.perf_counter() - t)
+                timings[str(rows)] = best * 1e3 / len(use)
+        results[kind] = timings
+        del layers
+    return results
+
+
+def candidates(
+    device: torch.device, dtype: torch.dtype, quantize: str | None, force: str = "auto"
+) -> list[str]:
+    """The kernels that work here for exact or int8 weights; `force` (a kind) narrows them to it
+    where it applies (an int8 kind does not apply to exact weights, nor `packed` to int8)."""
+    if quantize not in (None, "int8"):
+        raise ValueError(f"unknown quantization {quantize!r} (choose int8)")
+    if force != "auto" and force not in EXACT + INT8:
+        raise ValueError(f"unknown kernel {force!r}: choose auto or one of {', '.join(EXACT + INT8)}")
+    pool = INT8 if quantize else EXACT
+    kinds = [k for k in pool if available(k, device, dtype)]
+    if quantize and not kinds:
+        raise ValueError(f"int8 weights need a CPU kernel; none works on {device.type} with {dtype}")
+    return [force] if force in kinds else kinds
+
+
+def choose(
+    shapes: dict[tuple[int, int], int],
+    device: torch.device,
+    dtype: torch.dtype,
+    quantize: str | None = None,
+    force: str = "auto",
+) -> dict[tuple[int, int], Choice]:
+    """A kernel for each weight shape ({shape: how many weights have it}): measured, or read from
+    the per-machine cache."""
+    kinds = candidates(device, dtype, quantize, force)
+    forced = force != "auto"
+    path = _cache_path()
+    cache = _load_cache(path)
+    prefix = (
+        f"{_cpu_name()}|torch {torch.__version__}|threads {torch.get_num_threads()}|"
+        f"{str(dtype).replace('torch.', '')}|{','.join(kinds)}"
+    )
+    chosen: dict[tuple[int, int], Choice] = {}
+    dirty = False
+    for shape, sites in shapes.items():
+        if len(kinds) == 1:
+            chosen[shape] = Choice(shape, kinds[0], source="forced" if forced else "only candidate", sites=sites)
+            continue
+        key = f"{prefix}|{shape[0]}x{shape[1]}"
+        hit = cache.get(key)
+        if isinstance(hit, dict) and hit.get("kind") in kinds:
+            chosen[shape] = Choice(shape, hit["kind"], hit.get("timings_ms", {}), "cached", sites)
+            continue
+        timings = time_kernels(shape, dtype, kinds)
+        # decode streams weights and is where serving spends its time: the sum over decode sizes decides
+        best = min(kinds, key=lambda k: sum(timings[k][str(r)] for r in DECODE_ROWS))
+        chosen[shape] = Choice(shape, best, timings, "measured", sites)
+        cache[key] = {"kind": best, "timings_ms": timings}
+        dirty = True
+    if dirty:
+        _save_cache(path, cache)
+    for choice in chosen.values():
+        log.info("kernel %s", choice.describe())
+    return chosen
+
+
+def linear_sites(model: nn.Module, skip: tuple[str, ...] = ()) -> list[tuple[nn.Module, str, nn.Linear]]:
+    """Every `nn.Linear` (parent, attribute, layer), except names ending in `skip`."""
+    sites = []
+    for name, module in model.named_modules():
+        for child_name, child in module.named_children():
+            full = f"{name}.{child_name}" if name else child_name
+            if isinstance(child, nn.Linear) and not full.endswith(skip):
+                sites.append((module, child_name, child))
+    return sites
+
+
+def prepare(model: nn.Module, quantize: str | None = None, force: str | None = None) -> list[Choice]:
+    """Give every weight matmul of an inference model its kernel, chosen per shape (see `choose`).
+
+    `quantize="int8"` stores linear and expert weights as int8, except routers and gates (a few
+    rows that decide routing; they stay exact) and MLA's `wkv_b` (read as a tensor, not a linear).
+    `force` (default: the BULKHEAD_MOE_KERNELS environment variable, else "auto") picks one kind
+    wherever it applies. Returns the choices, also logged."""
+    force = force or os.environ.get(KERNELS_ENV, "auto")
+    param = next(model.parameters())
+    device, dtype = param.device, param.dtype
+    exact_only = ("shared_gate",)
+    sites = linear_sites(model, skip=("wkv_b",))
+    shapes: dict[bool, dict[tuple[int, int], int]] = {False: {}, True: {}}  # quantized? -> counts
+
+    def count(shape: tuple[int, int], n: int, quantizable: bool) -> None:
+        group = shapes[bool(quantize) and quantizable]
+        group[shape] = group.get(shape, 0) + n
+
+    for _, name, layer in sites:
+        count(tuple(layer.weight.shape), 1, name not in exact_only)
+    owners = [m for m in model.modules() if hasattr(m, "kernel_shapes")]  # experts and routers
+    for owner in owners:
+        for shape, n, quantizable in owner.kernel_shapes():
+            count(shape, n, quantizable)
+    chosen = {
+        q: choose(group, device, dtype, quantize if q else None, force) for q, group in shapes.items() if group
+    }
+
+    def kind_of(shape: tuple[int, int], quantizable: bool) -> str:
+        return chosen[bool(quantize) and quantizable][shape].kind
+
+    for parent, name, layer in sites:
+        kind = kind_of(tuple(layer.weight.shape), name not in exact_only)
+        if kind != "linear":  # a plain nn.Linear already is the `linear` kernel
+            setattr(parent, name, KernelLinear(layer.weight, layer.bias, kind))
+    for owner in owners:
+        owner.use_kernels(kind_of)
+    return [c for group in chosen.values() for c in group.values()]
