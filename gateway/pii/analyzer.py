@@ -104,8 +104,11 @@ class PiiAnalyzer:
             context_aware_enhancer=ContextEnhancer(context_prefix_count=6, context_suffix_count=2),
         )
         self.entities = sorted(active)
+        # Presidio's results are kept down to the lowest threshold any zone uses, as the tagger's
+        # below: a recall-first threshold for a structured type (UK_NHS without context) would
+        # otherwise be cut here before `_finish` and the zones ever see it.
         self._min_threshold = min(
-            [self.policy.threshold(e) for e in self.entities] or [self.policy.score_threshold]
+            [self.policy.keep_threshold(e) for e in self.entities] or [self.policy.score_threshold]
         )
         # The tagger's spans are decoded down to the lowest threshold any zone uses (the
         # recall-first external zone's); each zone keeps what reaches its own (transform.py).

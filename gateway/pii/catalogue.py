@@ -22,7 +22,6 @@ from presidio_analyzer.predefined_recognizers import (
     IpRecognizer,
     MacAddressRecognizer,
     MedicalLicenseRecognizer,
-    NhsRecognizer,
     UrlRecognizer,
     UsBankRecognizer,
     UsItinRecognizer,
@@ -32,7 +31,12 @@ from presidio_analyzer.predefined_recognizers import (
 )
 
 from gateway.pii.addresses import StreetAddressRecognizer
-from gateway.pii.recognizers import OfflineEmailRecognizer, PaymentCardRecognizer, PhoneNumberRecognizer
+from gateway.pii.recognizers import (
+    NhsNumberRecognizer,
+    OfflineEmailRecognizer,
+    PaymentCardRecognizer,
+    PhoneNumberRecognizer,
+)
 from gateway.pii.secrets_recognizer import SecretsRecognizer
 
 _IBAN_START = re.compile(r"[A-Za-z]{2}\d{2}")
@@ -70,7 +74,7 @@ def recognizers_for(entity: str) -> list[EntityRecognizer]:
         "US_BANK_NUMBER": lambda: [UsBankRecognizer()],
         "US_PASSPORT": lambda: [UsPassportRecognizer()],
         "US_DRIVER_LICENSE": lambda: [UsLicenseRecognizer()],
-        "UK_NHS": lambda: [NhsRecognizer()],
+        "UK_NHS": lambda: [NhsNumberRecognizer()],
         "MEDICAL_LICENSE": lambda: [MedicalLicenseRecognizer()],
         # Presidio's YAML-configured default ignores case; the class default does not ("gb42nawi...").
         "IBAN_CODE": lambda: [IbanRecognizer(regex_flags=re.DOTALL | re.MULTILINE | re.IGNORECASE)],

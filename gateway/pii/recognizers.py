@@ -6,6 +6,8 @@
 - `OfflineEmailRecognizer`: Presidio's email recognizer validates domains with `tldextract`,
   which fetches the public suffix list over the network on first use; ours uses the snapshot
   bundled with tldextract, so nothing is downloaded at run time.
+- `NhsNumberRecognizer`: Presidio's NHS pattern and checksum, kept only where NHS context is near:
+  the checksum alone passes one ten-digit number in eleven, phone numbers included.
 - `policy_recognizers`: a tenant's own regexes (with context words) and deny lists.
 
 Street addresses are recognized in addresses.py; `_result` is the RecognizerResult every recognizer
@@ -24,7 +26,7 @@ from presidio_analyzer import (
     PatternRecognizer,
     RecognizerResult,
 )
-from presidio_analyzer.predefined_recognizers import EmailRecognizer
+from presidio_analyzer.predefined_recognizers import EmailRecognizer, NhsRecognizer
 
 from gateway.pii.config import CustomRecognizer
 
@@ -34,6 +36,28 @@ _TLD = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 class OfflineEmailRecognizer(EmailRecognizer):
     def validate_result(self, pattern_text: str) -> bool:
         return _TLD(pattern_text).fqdn != ""
+
+
+class NhsNumberRecognizer(NhsRecognizer):
+    """An NHS number is ten digits written 3-3-4, the shape of a North American phone number, and
+    its mod-11 checksum passes one ten-digit number in eleven. On the checksum alone one benign
+    request in ten that carried a US phone number was read as carrying a health identifier and
+    raised to the high tier (issue 25). So a match scores as an NHS number only with NHS context in
+    the same stretch of text. Without it the match stays, at a score below the default threshold:
+    it is dropped unless a policy's recall-first zone (`pii.recall_first: {UK_NHS: 0.2}`) asks for
+    it on external backends, where it is pseudonymized without raising the tier. A phone-shaped
+    number is still covered by the phone recognizer (`bench/pii_checksums.py` measures both)."""
+
+    _CONTEXT = re.compile(r"\b(?:nhs|national\s+health\s+service|health\s+(?:services?|authority))\b", re.I)
+    BEFORE, AFTER = 64, 32  # characters of text searched for context around a match
+    NO_CONTEXT_SCORE = 0.2
+
+    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
+        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        for r in results:
+            if not self._CONTEXT.search(text, max(0, r.start - self.BEFORE), r.end + self.AFTER):
+                r.score = min(r.score, self.NO_CONTEXT_SCORE)
+        return results
 
 
 def _result(rec: EntityRecognizer, entity: str, start: int, end: int, score: float, **metadata) -> RecognizerResult:

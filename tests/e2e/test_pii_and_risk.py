@@ -157,6 +157,29 @@ def test_high_risk_prompt_goes_internal_and_the_external_backend_gets_nothing(gw
     assert raw.headers["x-bulkhead-route"] == "strong"
 
 
+def test_a_phone_number_that_passes_the_nhs_checksum_stays_a_phone_number(gw, standin):
+    # One ten-digit number in eleven passes the NHS mod-11 checksum, US phone numbers included: on the
+    # checksum alone such a benign request was tiered high and refused where no internal backend ran.
+    from presidio_analyzer.predefined_recognizers import NhsRecognizer  # only this test needs it
+
+    digits = next(f"300555{c:04d}" for c in range(10_000) if NhsRecognizer().validate_result(f"300555{c:04d}"))
+    phone = f"{digits[:3]}-{digits[3:6]}-{digits[6:]}"
+    text = f"Hi, my name is Ines Varga and my phone number is {phone}. Summarise unit testing in two sentences."
+    before = len(standin.requests)
+    raw = client(gw, "strict").chat.completions.with_raw_response.create(
+        model="bulkhead/auto", messages=[{"role": "user", "content": text}])
+    assert raw.headers["x-bulkhead-risk-tier"] not in ("high", "critical")
+    assert raw.headers["x-bulkhead-route"] != "local"
+    sent = json.dumps([r.body for r in standin.requests[before:]])
+    assert digits[-4:] not in sent and "Varga" not in sent  # still pseudonymized as a phone number
+    # with NHS context the same digits are a health identifier and keep the request internal
+    text = f"Ines Varga's NHS number is {digits[:3]} {digits[3:6]} {digits[6:]}; summarise her discharge letter."
+    raw = client(gw, "strict").chat.completions.with_raw_response.create(
+        model="bulkhead/auto", messages=[{"role": "user", "content": text}])
+    assert raw.headers["x-bulkhead-risk-tier"] in ("high", "critical")
+    assert raw.headers["x-bulkhead-route"] == "local"
+
+
 def test_named_external_model_is_refused_for_high_risk_and_all_internal_down_fails_closed(gw, standin):
     text = "My SSN is 536-80-4398 and my card is 4111 1111 1111 1111; update my account."
     before = len(standin.requests)

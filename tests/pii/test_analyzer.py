@@ -9,6 +9,7 @@ from gateway.pii.config import CustomRecognizer, PiiPolicy
 from gateway.pii.entities import Entity, PiiAnalysisError
 from gateway.pii.ner import load_nlp
 from gateway.pii.overlaps import resolve_overlaps
+from gateway.pii.recognizers import NhsNumberRecognizer
 
 SAMPLE = (
     "My name is Maria Gonzalez and I live at 742 Evergreen Terrace, Springfield. "
@@ -213,3 +214,20 @@ def test_cache_returns_the_same_and_keeps_no_text():
     again = a.analyze([SAMPLE])[0]
     assert [(e.type, e.start, e.end) for e in again] == [(e.type, e.start, e.end) for e in first[0]]
     assert all(abs(x.score - y.score) < 0.02 for x, y in zip(again, first[0], strict=True))
+
+
+def test_nhs_numbers_need_context_and_recall_first_can_still_take_them_outside():
+    rec = NhsNumberRecognizer()
+    valid = "943 476 5919"  # passes the mod-11 checksum
+    with_context = f"Her NHS number is {valid}."
+    without = f"Her reference is {valid.replace(' ', '')}."
+    assert [r.score >= 0.4 for r in rec.analyze(with_context, ["UK_NHS"])] == [True]
+    assert [r.score for r in rec.analyze(without, ["UK_NHS"])] == [NhsNumberRecognizer.NO_CONTEXT_SCORE]
+    plain = analyzer_for(PiiPolicy())
+    assert [e.type for e in plain.analyze([with_context])[0]] == ["UK_NHS"]
+    assert plain.analyze([without])[0] == []
+    # a recall-first threshold keeps the context-free match for external backends only
+    policy = PiiPolicy(recall_first={"UK_NHS": 0.2})
+    found = analyzer_for(policy).analyze([without])[0]
+    assert [e.type for e in found] == ["UK_NHS"]
+    assert policy.zone_threshold("UK_NHS", "internal") == 0.4
