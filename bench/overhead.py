@@ -9,6 +9,13 @@ the gateway process). The gateway is pinned to CPU 0, upstream and load generato
     python bench/overhead.py                       # granian and uvicorn, SQLite audit
     python bench/overhead.py --servers granian --seconds 10
     python bench/overhead.py --litellm-calls 300   # what litellm.acompletion itself costs per call
+    python bench/overhead.py --varied --servers granian --seconds 10   # default policy, a new prompt each request
+
+`--varied` runs the gateway with the default policy (every detector on) and sends issue 25's
+prompt shape with a new name, phone number and case number in every request, so no cache serves a
+repeat; after each scenario it prints, from the gateway's own audit rows, the status codes, the
+risk tiers, and the milliseconds each pipeline stage took (p50 and mean; at c=1 on a pinned core
+a stage's wall time is its CPU time).
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ PROFILES = {
     "plain": "pii: {enabled: false}\nrisk: {embeddings: {enabled: false}}\n",
     "pii": f"risk: {{embeddings: {{enabled: false}}, pii: {_LOW}, rules: []}}\n",
     "pii+risk": f"risk: {{pii: {_LOW}, rules: [], domains: {{medical: {{tier: low}}, hr: {{tier: low}}}}}}\n",
+    "default": "",  # the default policy: every detector on, default tiers
 }
 HAS_TWO_CPUS = len(os.sched_getaffinity(0)) >= 2
 
@@ -175,6 +183,47 @@ def start_gateway(server: str, upstream: str, tmp: Path, extra_env: dict, profil
 SCENARIOS = [("chat c=1", 1, False), ("chat c=16", 16, False), ("chat c=64", 64, False), ("stream TTFB c=16", 16, True)]
 
 
+def varied_bodies(n: int = 20_000) -> list[bytes]:
+    """Issue 25's prompt shape, a new name, phone number and case number in each."""
+    from bench.pii_checksums import benign
+
+    return [orjson.dumps({**BODY, "messages": [{"role": "user", "content": text}]}) for text in benign(n, seed=25)]
+
+
+def audit_summary(db: Path, since_id: int) -> tuple[int, str]:
+    """(last audit row id, a printable summary of the rows after `since_id`): status codes, risk
+    tiers and per-stage milliseconds, read from the gateway's SQLite audit table."""
+    import sqlite3
+    import statistics
+
+    con = sqlite3.connect(db)
+    try:
+        rows = con.execute(
+            "SELECT id, status, error_code, stages, risk FROM audit_events WHERE id > ? ORDER BY id", (since_id,)
+        ).fetchall()
+    finally:
+        con.close()
+    if not rows:
+        return since_id, "    (no audit rows)"
+    statuses: dict[str, int] = {}
+    tiers: dict[str, int] = {}
+    stages: dict[str, list[float]] = {}
+    for _, status, code, stage_json, risk_json in rows:
+        key = f"{status}{' ' + code if code else ''}"
+        statuses[key] = statuses.get(key, 0) + 1
+        tier = (orjson.loads(risk_json) or {}).get("tier", "-") if risk_json else "-"
+        tiers[tier] = tiers.get(tier, 0) + 1
+        for name, ms in (orjson.loads(stage_json) if stage_json else {}).items():
+            stages.setdefault(name, []).append(float(ms))
+    from gateway.audit.records import STAGE_ORDER
+
+    order = sorted(stages, key=lambda n: STAGE_ORDER.index(n) if n in STAGE_ORDER else len(STAGE_ORDER))
+    cells = "  ".join(f"{n} {statistics.median(stages[n]):.2f}/{statistics.fmean(stages[n]):.2f}" for n in order)
+    text = (f"    {len(rows)} audit rows; status {statuses}; tier {tiers}\n"
+            f"    stage ms p50/mean: {cells}")
+    return rows[-1][0], text
+
+
 def row(label: str, r: dict, base: dict | None, cpu_ms: float | None) -> str:
     added = f"{r['p50'] - base['p50']:+8.2f}" if base else "       -"
     ratio = f"{r['rps'] / base['rps']:5.2f}" if base else "    -"
@@ -214,6 +263,8 @@ def main() -> None:
     parser.add_argument("--via-litellm", action="store_true", help="also measure the litellm path through the gateway")
     parser.add_argument("--profiles", default="pii,pii+risk",
                         help="content-inspection profiles to add rows for (plain always runs): pii, pii+risk")
+    parser.add_argument("--varied", action="store_true",
+                        help="only the default policy with a new prompt per request, with audit stage times")
     args = parser.parse_args()
     if HAS_TWO_CPUS:
         os.sched_setaffinity(0, {1})
@@ -229,6 +280,9 @@ def main() -> None:
         for label, conc, stream in SCENARIOS:
             direct[label] = asyncio.run(closed_loop(up_base + "/chat/completions", {}, conc, args.seconds, stream))
             print(row(f"direct {label}", direct[label], None, None))
+        if args.varied:
+            run_varied(args, up_base, direct)
+            return
         for server in args.servers.split(","):
             with tempfile.TemporaryDirectory() as tmp:
                 gw, base, key = start_gateway(server, up_base, Path(tmp), {})
@@ -270,6 +324,31 @@ def main() -> None:
         upstream.wait(10)
     print("\nadded p50 = gateway p50 - direct p50 at the same concurrency; ratio = gateway req/s / direct req/s;"
           "\nCPU ms/req = gateway process CPU seconds / requests (audit writes included).")
+
+
+def run_varied(args, up_base: str, direct: dict) -> None:
+    """The default policy, a new prompt each request, every scenario; audit summary after each."""
+    bodies = varied_bodies()
+    server = args.servers.split(",")[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        gw, base, key = start_gateway(server, up_base, Path(tmp), {}, "default")
+        last = 0
+        try:
+            for label, conc, stream in SCENARIOS:
+                cpu0 = process_tree_cpu(gw.pid)
+                r = asyncio.run(closed_loop(base + "/v1/chat/completions", {"authorization": f"Bearer {key}"},
+                                            conc, args.seconds, stream, bodies))
+                cpu_ms = (process_tree_cpu(gw.pid) - cpu0) / max(r["n"] + 1, 1) * 1000
+                print(row(f"{server}/default varied {label}", r, direct[label], cpu_ms))
+                # the closed loop cycles through `bodies`; more requests than bodies would repeat prompts
+                if r["n"] + 1 > len(bodies):
+                    print(f"    note: {r['n']} requests > {len(bodies)} distinct prompts; some repeated")
+                time.sleep(1.0)  # the audit writer flushes in batches
+                last, summary = audit_summary(Path(tmp) / "bench.db", last)
+                print(summary)
+        finally:
+            gw.terminate()
+            gw.wait(60)
 
 
 if __name__ == "__main__":
