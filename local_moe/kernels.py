@@ -13,7 +13,9 @@ decision per CPU model, torch version, thread count, dtype and shape, and logs w
 
 Exact kernels, for the checkpoint's dtype (bf16/fp32):
 - `linear`: `F.linear` on the weight as stored; the only one on CUDA. Experts keep their stacked
-  tensors, so prefill can run them as one `grouped_mm`.
+  tensors, so many rows can run as one `grouped_mm`: on CPU `choose_dispatch` times grouped_mm
+  against per-expert GEMMs on the layer's own weights and sets the row count from which grouped
+  wins (cached like the kernels).
 - `packed`: the weight reordered once into oneDNN's blocked layout (`_linear_pointwise`); matches
   `F.linear` bitwise in bf16 and to ~1e-7 relative in fp32.
 
@@ -382,4 +384,83 @@ def prepare(model: nn.Module, quantize: str | None = None, force: str | None = N
             setattr(parent, name, KernelLinear(layer.weight, layer.bias, kind))
     for owner in owners:
         owner.use_kernels(kind_of)
-    return [c for group in chosen.values() for c in group.values()]
+    choices = [c for group in chosen.values() for c in group.values()]
+    if device.type == "cpu":
+        stacked = [m for m in owners if getattr(m, "kernels", True) is None]  # experts still stacked
+        measured: dict[tuple, Choice] = {}
+        for experts in stacked:
+            key = (tuple(experts.w13.shape), tuple(experts.w2.shape), experts.top_k)
+            if key not in measured:
+                measured[key] = choose_dispatch(experts, dtype)
+            experts.grouped_min_rows = measured[key].grouped_min_rows
+        choices += list(measured.values())
+    return choices
+
+
+DISPATCH_TOKENS = (1, 2, 4, 8, 16, 32, 64, 128, 512)
+
+
+@dataclass
+class DispatchChoice(Choice):
+    """From how many rows (tokens x top-k) one grouped_mm beats per-expert GEMMs, for one expert shape."""
+
+    grouped_min_rows: int = 0
+
+    def describe(self) -> str:
+        e, two_i, h = self.shape
+        start = "never" if self.grouped_min_rows > 10**8 else f"from {self.grouped_min_rows} rows"
+        head = f"experts {e}x{two_i}x{h} dispatch: grouped_mm {start} ({self.source}"
+        if not self.timings_ms:
+            return head + ")"
+        cells = "; ".join(f"{k} " + " / ".join(f"{v:.2f}" for v in t.values()) for k, t in self.timings_ms.items())
+        tokens = " / ".join(next(iter(self.timings_ms.values())))
+        return f"{head}; ms at {tokens} tokens: {cells})"
+
+
+def choose_dispatch(experts: nn.Module, dtype: torch.dtype) -> DispatchChoice:
+    """Time a stacked-weight expert layer's two dispatch modes on its own weights at several token
+    counts, and keep the smallest row count from which grouped_mm is at least as fast at every
+    larger size measured (cached per machine like the kernels)."""
+    from local_moe import moe  # moe imports this module at load; the dispatch switch lives there
+
+    shape = tuple(experts.w13.shape)
+    path = _cache_path()
+    cache = _load_cache(path)
+    key = (
+        f"{_cpu_name()}|torch {torch.__version__}|threads {torch.get_num_threads()}|"
+        f"{str(dtype).replace('torch.', '')}|dispatch|{shape[0]}x{shape[1]}x{shape[2]}|k{experts.top_k}"
+    )
+    hit = cache.get(key)
+    if isinstance(hit, dict) and isinstance(hit.get("grouped_min_rows"), int):
+        choice = DispatchChoice(shape, "dispatch", hit.get("timings_ms", {}), "cached", 1, hit["grouped_min_rows"])
+        log.info("kernel %s", choice.describe())
+        return choice
+    gen = torch.Generator().manual_seed(0)
+    k, hidden, n_exp = experts.top_k, shape[2], shape[0]
+    timings: dict[str, dict[str, float]] = {"grouped": {}, "slices": {}}
+    previous = moe.DISPATCH_MODE
+    try:
+        with torch.inference_mode():
+            for tokens in DISPATCH_TOKENS:
+                x = torch.randn(tokens, hidden, generator=gen).to(dtype)
+                idx = torch.stack([torch.randperm(n_exp, generator=gen)[:k] for _ in range(tokens)])
+                weights = torch.full((tokens, k), 1.0 / k, dtype=dtype)
+                for mode in ("grouped", "slices"):
+                    moe.DISPATCH_MODE = mode
+                    experts(x, weights, idx)  # warm-up
+                    best = float("inf")
+                    for _ in range(3):
+                        t = time.perf_counter()
+                        experts(x, weights, idx)
+                        best = min(best, time.perf_counter() - t)
+                    timings[mode][str(tokens)] = best * 1e3
+    finally:
+        moe.DISPATCH_MODE = previous
+    wins = [timings["grouped"][str(t)] <= timings["slices"][str(t)] for t in DISPATCH_TOKENS]
+    first = next((i for i in range(len(wins)) if all(wins[i:])), None)
+    min_rows = DISPATCH_TOKENS[first] * k if first is not None else 2**31
+    cache[key] = {"grouped_min_rows": min_rows, "timings_ms": timings}
+    _save_cache(path, cache)
+    choice = DispatchChoice(shape, "dispatch", timings, "measured", 1, min_rows)
+    log.info("kernel %s", choice.describe())
+    return choice

@@ -6,8 +6,10 @@ selection, which families renormalize the top-k weights, DeepSeek's routed scali
 Dispatch never loops over tokens: token-expert pairs are sorted by expert so each expert's tokens
 sit in one contiguous block, then either `torch.nn.functional.grouped_mm` runs all experts as one
 grouped GEMM, or a loop over the (few) experts that got tokens runs one GEMM per contiguous slice.
-Which wins depends on the number of rows; `bench/moe.py --dispatch` measures it and
-`DISPATCH_GROUPED_MIN_ROWS_CPU` records the crossover.
+Which wins depends on the number of rows and the machine: `kernels.prepare` times both on the
+checkpoint's own experts at load and sets each layer's `grouped_min_rows` (cached per machine);
+`DISPATCH_GROUPED_MIN_ROWS_CPU` is the default where nothing was measured, and `bench/moe.py
+--dispatch` prints the whole curve.
 """
 
 from __future__ import annotations
@@ -115,6 +117,9 @@ class Experts(nn.Module):
         e, h, i = args.num_experts, args.hidden_size, args.moe_intermediate_size
         self.num_experts = e
         self.inter = i
+        self.top_k = args.top_k
+        # CPU rows (tokens x top-k) from which one grouped_mm beats per-expert GEMMs (kernels.prepare)
+        self.grouped_min_rows = DISPATCH_GROUPED_MIN_ROWS_CPU
         self.w13 = nn.Parameter(torch.empty(e, 2 * i, h))
         self.w2 = nn.Parameter(torch.empty(e, h, i))
         self.act = activation(args.hidden_act)
@@ -167,7 +172,7 @@ class Experts(nn.Module):
             mode = "slices"  # kernel-held weights exist per expert only; there is no stacked tensor to group
         elif mode == "auto":
             # CUDA grouped_mm kernels want bf16; other CUDA dtypes take the slice path
-            grouped = x.dtype == torch.bfloat16 if x.is_cuda else rows >= DISPATCH_GROUPED_MIN_ROWS_CPU
+            grouped = x.dtype == torch.bfloat16 if x.is_cuda else rows >= self.grouped_min_rows
             mode = "grouped" if grouped else "slices"
         if mode == "grouped":
             offs = torch.cumsum(counts, 0, dtype=torch.int32)

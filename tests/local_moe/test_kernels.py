@@ -56,7 +56,8 @@ def test_force_picks_one_kernel_everywhere(tmp_path):
     build("qwen3_moe", tmp_path, seed=5)
     plain = load_model(tmp_path, device="cpu", dtype="float32", pack=False)
     assert not any(isinstance(m, KernelLinear) for m in plain.modules())
-    assert all(c.kind == "linear" and c.source == "forced" for c in plain.kernel_choices)
+    kinds = [c for c in plain.kernel_choices if not isinstance(c, kernels.DispatchChoice)]
+    assert kinds and all(c.kind == "linear" and c.source == "forced" for c in kinds)
     if available("packed", CPU, torch.float32):
         packed = load_model(tmp_path, device="cpu", dtype="float32", pack=True)
         layers = [m for m in packed.modules() if isinstance(m, KernelLinear)]
@@ -64,6 +65,30 @@ def test_force_picks_one_kernel_everywhere(tmp_path):
         assert all(b.mlp.gate.kernel is not None for b in packed.layers if b.is_moe)
     with pytest.raises(ValueError, match="unknown kernel"):
         kernels.candidates(CPU, torch.float32, None, force="fastest")
+
+
+def test_stacked_experts_get_a_measured_dispatch_crossover(tmp_path, cache_file):
+    build("qwen3_moe", tmp_path / "ckpt", seed=7)
+    plain = load_model(tmp_path / "ckpt", device="cpu", dtype="float32", pack=False)
+    dispatch = [c for c in plain.kernel_choices if isinstance(c, kernels.DispatchChoice)]
+    assert len(dispatch) == 1 and dispatch[0].source == "measured"
+    assert set(dispatch[0].timings_ms) == {"grouped", "slices"}
+    layers = [b.mlp.experts for b in plain.layers if b.is_moe]
+    assert all(e.grouped_min_rows == dispatch[0].grouped_min_rows for e in layers)
+    assert "dispatch: grouped_mm" in dispatch[0].describe()
+    again = load_model(tmp_path / "ckpt", device="cpu", dtype="float32", pack=False)
+    cached = [c for c in again.kernel_choices if isinstance(c, kernels.DispatchChoice)]
+    assert cached[0].source == "cached" and cached[0].grouped_min_rows == dispatch[0].grouped_min_rows
+    # whichever mode the crossover picks, the answer is the same
+    ids = torch.tensor([PROMPT * 6])  # 54 tokens: rows on both sides of most crossovers
+    for e in layers:
+        e.grouped_min_rows = 1
+    with torch.no_grad():
+        grouped = plain(ids)
+    for e in layers:
+        e.grouped_min_rows = 2**31
+    with torch.no_grad():
+        assert (plain(ids) - grouped).abs().max().item() < 1e-4
 
 
 @pytest.mark.parametrize("kind", INT8)
