@@ -421,8 +421,6 @@ def choose_dispatch(experts: nn.Module, dtype: torch.dtype) -> DispatchChoice:
     """Time a stacked-weight expert layer's two dispatch modes on its own weights at several token
     counts, and keep the smallest row count from which grouped_mm is at least as fast at every
     larger size measured (cached per machine like the kernels)."""
-    from local_moe import moe  # moe imports this module at load; the dispatch switch lives there
-
     shape = tuple(experts.w13.shape)
     path = _cache_path()
     cache = _load_cache(path)
@@ -438,7 +436,6 @@ def choose_dispatch(experts: nn.Module, dtype: torch.dtype) -> DispatchChoice:
     gen = torch.Generator().manual_seed(0)
     k, hidden, n_exp = experts.top_k, shape[2], shape[0]
     timings: dict[str, dict[str, float]] = {"grouped": {}, "slices": {}}
-    previous = moe.DISPATCH_MODE
     try:
         with torch.inference_mode():
             for tokens in DISPATCH_TOKENS:
@@ -446,7 +443,7 @@ def choose_dispatch(experts: nn.Module, dtype: torch.dtype) -> DispatchChoice:
                 idx = torch.stack([torch.randperm(n_exp, generator=gen)[:k] for _ in range(tokens)])
                 weights = torch.full((tokens, k), 1.0 / k, dtype=dtype)
                 for mode in ("grouped", "slices"):
-                    moe.DISPATCH_MODE = mode
+                    experts.dispatch = mode
                     experts(x, weights, idx)  # warm-up
                     best = float("inf")
                     for _ in range(3):
@@ -455,7 +452,7 @@ def choose_dispatch(experts: nn.Module, dtype: torch.dtype) -> DispatchChoice:
                         best = min(best, time.perf_counter() - t)
                     timings[mode][str(tokens)] = best * 1e3
     finally:
-        moe.DISPATCH_MODE = previous
+        experts.dispatch = None
     wins = [timings["grouped"][str(t)] <= timings["slices"][str(t)] for t in DISPATCH_TOKENS]
     first = next((i for i in range(len(wins)) if all(wins[i:])), None)
     min_rows = DISPATCH_TOKENS[first] * k if first is not None else 2**31

@@ -120,6 +120,7 @@ class Experts(nn.Module):
         self.top_k = args.top_k
         # CPU rows (tokens x top-k) from which one grouped_mm beats per-expert GEMMs (kernels.prepare)
         self.grouped_min_rows = DISPATCH_GROUPED_MIN_ROWS_CPU
+        self.dispatch: str | None = None  # "grouped" or "slices" pins this layer's mode (kernels.py times both)
         self.w13 = nn.Parameter(torch.empty(e, 2 * i, h))
         self.w2 = nn.Parameter(torch.empty(e, h, i))
         self.act = activation(args.hidden_act)
@@ -151,7 +152,8 @@ class Experts(nn.Module):
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         n, k = idx.shape
-        if n == 1 and DISPATCH_MODE == "auto" and not x.is_cuda:
+        forced = self.dispatch or DISPATCH_MODE
+        if n == 1 and forced == "auto" and not x.is_cuda:
             # One token (batch-1 decode): its k experts are distinct, so the sort/gather/scatter below
             # would only add a dozen small ops per layer; sum the k expert outputs directly. (Not on
             # CUDA: reading the expert ids on the host would stall the stream.)
@@ -167,7 +169,7 @@ class Experts(nn.Module):
         counts = torch.bincount(flat, minlength=self.num_experts)
         xs = x[token]
         rows = n * k
-        mode = DISPATCH_MODE
+        mode = forced
         if self.kernels is not None:
             mode = "slices"  # kernel-held weights exist per expert only; there is no stacked tensor to group
         elif mode == "auto":
