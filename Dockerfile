@@ -20,6 +20,9 @@ COPY . .
 RUN pip install --no-cache-dir --no-deps -e .
 RUN useradd --system --uid 10001 bulkhead && mkdir -p /var/lib/bulkhead && chown bulkhead /var/lib/bulkhead
 VOLUME /var/lib/bulkhead
+# The system user has no home: local_moe's per-machine kernel choices (local_moe/kernels.py) are
+# cached on the data volume, so a restarted container does not time its kernels again.
+ENV XDG_CACHE_HOME=/var/lib/bulkhead/cache
 USER bulkhead
 EXPOSE 8080
 CMD ["sh", "-c", "bulkhead migrate && bulkhead serve --host 0.0.0.0 --port 8080"]

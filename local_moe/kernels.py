@@ -220,7 +220,13 @@ def _cache_path() -> Path | None:
         return None
     if raw:
         return Path(raw)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bulkhead" / "moe-kernels.json"
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:  # no home directory to be found (a bare container user): measure each load
+            return None
+    return Path(base) / "bulkhead" / "moe-kernels.json"
 
 
 def _load_cache(path: Path | None) -> dict:

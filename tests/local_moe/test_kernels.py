@@ -150,3 +150,16 @@ async def test_engine_serves_int8_weights(tiny_checkpoint):
         assert result.completion_tokens == 8
     finally:
         engine.close()
+
+
+def test_no_home_directory_means_no_cache_not_a_crash(monkeypatch):
+    monkeypatch.delenv(kernels.CACHE_ENV, raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(kernels.Path, "home", staticmethod(no_home))
+    assert kernels._cache_path() is None
+    monkeypatch.setenv("XDG_CACHE_HOME", "/var/lib/bulkhead/cache")
+    assert str(kernels._cache_path()) == "/var/lib/bulkhead/cache/bulkhead/moe-kernels.json"
