@@ -195,13 +195,19 @@ class Choice:
         shape = f"{self.shape[0]}x{self.shape[1]}"
         if not self.timings_ms:
             return f"{shape} ({self.sites} weights): {self.kind} ({self.source})"
-        cells = "; ".join(
-            f"{k} " + " / ".join(f"{v:.3f}" for v in t.values()) for k, t in self.timings_ms.items()
-        )
-        sizes = " / ".join(next(iter(self.timings_ms.values())))
+        sizes, cells = _timing_cells(self.timings_ms, 3)
         return f"{shape} ({self.sites} weights): {self.kind} ({self.source}; ms per call at {sizes} rows: {cells})"
 
 
+def _timing_cells(timings_ms: dict[str, dict[str, float]], digits: int) -> tuple[str, str]:
+    """("1 / 8 / 512", "linear 0.1 / 0.2 / 0.3; packed ...") from {candidate: {size: ms}}."""
+    cells = "; ".join(
+        f"{k} " + " / ".join(f"{v:.{digits}f}" for v in t.values()) for k, t in timings_ms.items()
+    )
+    return " / ".join(next(iter(timings_ms.values()))), cells
+
+
+@functools.cache
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -212,6 +218,14 @@ def _cpu_name() -> str:
     import platform  # only where /proc/cpuinfo is missing (macOS, Windows)
 
     return platform.processor() or platform.machine()
+
+
+def _machine_key(dtype: torch.dtype) -> str:
+    """What a timing depends on besides the shape: CPU model, torch version, threads, dtype."""
+    return (
+        f"{_cpu_name()}|torch {torch.__version__}|threads {torch.get_num_threads()}|"
+        f"{str(dtype).replace('torch.', '')}"
+    )
 
 
 def _cache_path() -> Path | None:
@@ -251,6 +265,18 @@ def _save_cache(path: Path | None, data: dict) -> None:
         log.warning("kernel choices not cached at %s: %s", path, exc)
 
 
+def _best_ms(fn, repeats: int = 3) -> float:
+    """The fastest of `repeats` timed calls of fn, in ms, after one untimed call (first calls build
+    oneDNN primitives and fill caches)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best * 1e3
+
+
 def time_kernels(
     shape: tuple[int, int], dtype: torch.dtype, kinds: list[str], working_set_mb: float | None = None
 ) -> dict[str, dict[str, float]]:
@@ -271,15 +297,12 @@ def time_kernels(
             for rows in (*DECODE_ROWS, PREFILL_ROWS):
                 x = torch.randn(rows, in_f, generator=gen).to(dtype)
                 use = layers if rows in DECODE_ROWS else layers[:1]
-                for layer in use:  # warm-up: first calls build oneDNN primitives
-                    layer(x)
-                best = float("inf")
-                for _ in range(3):
-                    t = time.perf_counter()
+
+                def run(use=use, x=x) -> None:
                     for layer in use:
                         layer(x)
-                    best = min(best, time.perf_counter() - t)
-                timings[str(rows)] = best * 1e3 / len(use)
+
+                timings[str(rows)] = _best_ms(run) / len(use)
         results[kind] = timings
         del layers
     return results
@@ -314,10 +337,7 @@ def choose(
     forced = force != "auto"
     path = _cache_path()
     cache = _load_cache(path)
-    prefix = (
-        f"{_cpu_name()}|torch {torch.__version__}|threads {torch.get_num_threads()}|"
-        f"{str(dtype).replace('torch.', '')}|{','.join(kinds)}"
-    )
+    prefix = f"{_machine_key(dtype)}|{','.join(kinds)}"
     chosen: dict[tuple[int, int], Choice] = {}
     dirty = False
     for shape, sites in shapes.items():
@@ -418,8 +438,7 @@ class DispatchChoice(Choice):
         head = f"experts {e}x{two_i}x{h} dispatch: grouped_mm {start} ({self.source}"
         if not self.timings_ms:
             return head + ")"
-        cells = "; ".join(f"{k} " + " / ".join(f"{v:.2f}" for v in t.values()) for k, t in self.timings_ms.items())
-        tokens = " / ".join(next(iter(self.timings_ms.values())))
+        tokens, cells = _timing_cells(self.timings_ms, 2)
         return f"{head}; ms at {tokens} tokens: {cells})"
 
 
@@ -430,10 +449,7 @@ def choose_dispatch(experts: nn.Module, dtype: torch.dtype) -> DispatchChoice:
     shape = tuple(experts.w13.shape)
     path = _cache_path()
     cache = _load_cache(path)
-    key = (
-        f"{_cpu_name()}|torch {torch.__version__}|threads {torch.get_num_threads()}|"
-        f"{str(dtype).replace('torch.', '')}|dispatch|{shape[0]}x{shape[1]}x{shape[2]}|k{experts.top_k}"
-    )
+    key = f"{_machine_key(dtype)}|dispatch|{shape[0]}x{shape[1]}x{shape[2]}|k{experts.top_k}"
     hit = cache.get(key)
     if isinstance(hit, dict) and isinstance(hit.get("grouped_min_rows"), int):
         choice = DispatchChoice(shape, "dispatch", hit.get("timings_ms", {}), "cached", 1, hit["grouped_min_rows"])
@@ -450,13 +466,7 @@ def choose_dispatch(experts: nn.Module, dtype: torch.dtype) -> DispatchChoice:
                 weights = torch.full((tokens, k), 1.0 / k, dtype=dtype)
                 for mode in ("grouped", "slices"):
                     experts.dispatch = mode
-                    experts(x, weights, idx)  # warm-up
-                    best = float("inf")
-                    for _ in range(3):
-                        t = time.perf_counter()
-                        experts(x, weights, idx)
-                        best = min(best, time.perf_counter() - t)
-                    timings[mode][str(tokens)] = best * 1e3
+                    timings[mode][str(tokens)] = _best_ms(lambda x=x, w=weights, i=idx: experts(x, w, i))
     finally:
         experts.dispatch = None
     wins = [timings["grouped"][str(t)] <= timings["slices"][str(t)] for t in DISPATCH_TOKENS]
