@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +37,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gateway.audit.records import trace  # noqa: E402
 from tests.conftest import cli, free_port  # noqa: E402
 
 BODY = {"model": "bench", "messages": [{"role": "user", "content": "Summarise the quarterly report in one line."}]}
@@ -193,9 +196,6 @@ def varied_bodies(n: int = 20_000) -> list[bytes]:
 def audit_summary(db: Path, since_id: int) -> tuple[int, str]:
     """(last audit row id, a printable summary of the rows after `since_id`): status codes, risk
     tiers and per-stage milliseconds, read from the gateway's SQLite audit table."""
-    import sqlite3
-    import statistics
-
     con = sqlite3.connect(db)
     try:
         rows = con.execute(
@@ -213,11 +213,9 @@ def audit_summary(db: Path, since_id: int) -> tuple[int, str]:
         statuses[key] = statuses.get(key, 0) + 1
         tier = (orjson.loads(risk_json) or {}).get("tier", "-") if risk_json else "-"
         tiers[tier] = tiers.get(tier, 0) + 1
-        for name, ms in (orjson.loads(stage_json) if stage_json else {}).items():
-            stages.setdefault(name, []).append(float(ms))
-    from gateway.audit.records import STAGE_ORDER
-
-    order = sorted(stages, key=lambda n: STAGE_ORDER.index(n) if n in STAGE_ORDER else len(STAGE_ORDER))
+        for step in trace(orjson.loads(stage_json) if stage_json else None):
+            stages.setdefault(step["stage"], []).append(float(step["ms"]))
+    order = [step["stage"] for step in trace(dict.fromkeys(stages, 0))]  # the pipeline's order
     cells = "  ".join(f"{n} {statistics.median(stages[n]):.2f}/{statistics.fmean(stages[n]):.2f}" for n in order)
     text = (f"    {len(rows)} audit rows; status {statuses}; tier {tiers}\n"
             f"    stage ms p50/mean: {cells}")

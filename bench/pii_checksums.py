@@ -112,8 +112,9 @@ def nhs_sentences(n: int, context: bool, seed: int = 1) -> tuple[list[str], list
     return texts, values
 
 
-def count_nhs(recognizer, texts: list[str], threshold: float = 0.4) -> int:
-    """Texts where `recognizer` finds UK_NHS at or above the default score threshold."""
+def count_nhs(recognizer, texts: list[str]) -> int:
+    """Texts where `recognizer` finds UK_NHS at or above the default policy's threshold for it."""
+    threshold = PiiPolicy().threshold("UK_NHS")
     return sum(any(r.score >= threshold for r in recognizer.analyze(t, ["UK_NHS"])) for t in texts)
 
 
