@@ -76,6 +76,19 @@ def process_tree_cpu(pid: int) -> float:
     return total
 
 
+def tree_rss_mib(pid: int) -> list[float]:
+    """Resident memory (MiB) of a server and each of its worker processes, parent first."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [rss] + [r for child in children for r in tree_rss_mib(int(child))]
+
+
+def rss_line(pid: int, when: str) -> str:
+    sizes = ", ".join(f"{r:.0f} MiB" for r in tree_rss_mib(pid))
+    return f"    resident memory {when}: {sizes} (server, then workers)"
+
+
 def wait_http(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
     import httpx
 
@@ -101,14 +114,17 @@ def pii_bodies(n: int = 2000) -> list[bytes]:
 
 
 async def closed_loop(url: str, headers: dict, concurrency: int, seconds: float, stream: bool,
-                      bodies: list[bytes] | None = None) -> dict:
-    """Each worker sends its next request as soon as the last one finished."""
+                      bodies: list[bytes] | None = None, start: int = 0) -> dict:
+    """Each worker sends its next request as soon as the last one finished. With `bodies`, request k
+    sends `bodies[(start + k) % len(bodies)]`; the result's `sent` says how many were sent, so the
+    next scenario can start after them (a prompt repeated from an earlier scenario would be served
+    by the gateway's caches)."""
     latencies: list[float] = []
     errors = 0
     body = orjson.dumps({**BODY, "stream": stream})
     if bodies:
         bodies = [orjson.dumps({**orjson.loads(b), "stream": stream}) for b in bodies]
-    counter = 0
+    counter = start
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, headers={**headers, "content-type": "application/json"}) as s:
         stop = time.perf_counter() + seconds
@@ -148,6 +164,7 @@ async def closed_loop(url: str, headers: dict, concurrency: int, seconds: float,
         "p50": latencies[n // 2] * 1000 if n else float("nan"),
         "p99": latencies[min(n - 1, int(n * 0.99))] * 1000 if n else float("nan"),
         "errors": errors,
+        "sent": counter - start,
     }
 
 
@@ -331,19 +348,23 @@ def run_varied(args, up_base: str, direct: dict) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         gw, base, key = start_gateway(server, up_base, Path(tmp), {}, "default")
         last = 0
+        offset = 0  # each scenario's prompts follow the last one's: none is repeated from an earlier scenario
+        print(rss_line(gw.pid, "at ready"))
         try:
             for label, conc, stream in SCENARIOS:
                 cpu0 = process_tree_cpu(gw.pid)
                 r = asyncio.run(closed_loop(base + "/v1/chat/completions", {"authorization": f"Bearer {key}"},
-                                            conc, args.seconds, stream, bodies))
+                                            conc, args.seconds, stream, bodies, start=offset))
+                offset += r["sent"]
                 cpu_ms = (process_tree_cpu(gw.pid) - cpu0) / max(r["n"] + 1, 1) * 1000
                 print(row(f"{server}/default varied {label}", r, direct[label], cpu_ms))
                 # the closed loop cycles through `bodies`; more requests than bodies would repeat prompts
-                if r["n"] + 1 > len(bodies):
-                    print(f"    note: {r['n']} requests > {len(bodies)} distinct prompts; some repeated")
+                if offset > len(bodies):
+                    print(f"    note: {offset} requests so far > {len(bodies)} distinct prompts; some repeated")
                 time.sleep(1.0)  # the audit writer flushes in batches
                 last, summary = audit_summary(Path(tmp) / "bench.db", last)
                 print(summary)
+            print(rss_line(gw.pid, "after the run"))
         finally:
             gw.terminate()
             gw.wait(60)

@@ -2,18 +2,16 @@
 
 The learned detectors (the name tagger in `gateway/pii/tagger.py`, the grounding verifier in
 `gateway/hallucination/verifier.py`) fine-tune some of its layers and keep the rest as the package
-has them; this module is what they share: the package's tokenizer and weights, one transformer
-layer, the mapping from the package's weight names to ours, and the choice of fp32 or bf16 where
-the model runs. torch, tokenizers and safetensors are imported where a model is built, so that a
+has them; the sentence embedder (`gateway/risk/embeddings.py`) uses it as shipped. This module is
+what they share: the package's tokenizer and weights, one transformer layer, and the mapping from
+the package's weight names to ours (where each runs: `gateway/encoder_runtime.py`).
+torch, tokenizers and safetensors are imported where a model is built, so that a
 gateway whose policies use no learned detector never loads them.
 """
 
 from __future__ import annotations
 
-import copy
-import logging
-import time
-from collections.abc import Callable
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +20,6 @@ HIDDEN = 384
 HEADS = 12
 VOCAB = 30522
 CLS, SEP = 101, 102
-
-log = logging.getLogger("bulkhead.models")
 
 
 def torch():
@@ -57,6 +53,19 @@ def base_weights(layers: int) -> dict[str, np.ndarray]:
     keep = ("embeddings.",) + tuple(f"encoder.layer.{i}." for i in range(layers))
     found = load_file(str(model_dir() / "model.safetensors"))
     return {k: v for k, v in found.items() if k.startswith(keep) and "position_ids" not in k}
+
+
+@functools.cache
+def word_table() -> np.ndarray:
+    """The package's word-piece embeddings (VOCAB x HIDDEN, float32), read once per process: every
+    encoder here keeps them frozen, so the ONNX Runtime graphs share this one copy
+    (`encoder_runtime.onnx_runner`)."""
+    from safetensors import safe_open  # see model_dir
+
+    with safe_open(str(model_dir() / "model.safetensors"), framework="np") as f:
+        table = f.get_tensor("embeddings.word_embeddings.weight").astype(np.float32)
+    table.setflags(write=False)
+    return table
 
 
 def embedding_state(base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -128,30 +137,6 @@ def load_state(model, state: dict[str, np.ndarray]) -> None:
     for name, value in state.items():
         own[name] = t.as_tensor(np.asarray(value, dtype=np.float32))
     model.load_state_dict(own)
-
-
-def choose_precision(model, run: Callable, wanted: str, what: str):
-    """(model, "fp32" | "bf16"): bf16 where this CPU runs it faster. One request's weights are
-    streamed from memory, so halving their bytes pays where the CPU has bf16 matrix units (AMX);
-    without them bf16 is emulated and slower. `auto` times `run(model)` both ways at load (~0.2 s);
-    on CUDA, bf16."""
-    t = torch()
-    if wanted not in ("auto", "fp32", "bf16"):
-        raise ValueError(f"precision must be auto, fp32 or bf16, not {wanted!r}")
-    if wanted == "auto":
-        half = copy.deepcopy(model).to(t.bfloat16)
-        timings = {}
-        with t.inference_mode():
-            for name, m in (("fp32", model), ("bf16", half)):
-                run(m)
-                started = time.perf_counter()
-                for _ in range(3):
-                    run(m)
-                timings[name] = time.perf_counter() - started
-        wanted = "bf16" if timings["bf16"] < 0.85 * timings["fp32"] else "fp32"
-        log.info("%s runs in %s (fp32 %.1f ms, bf16 %.1f ms per probe)", what, wanted,
-                 timings["fp32"] / 3 * 1000, timings["bf16"] / 3 * 1000)
-    return (model.to(t.bfloat16) if wanted == "bf16" else model), wanted
 
 
 def read_weights(path: Path, required: tuple[str, ...], *, arrays: bool, error: type[Exception], what: str,

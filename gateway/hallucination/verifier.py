@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway import minilm
+from gateway import encoder_runtime, minilm
 from gateway.hallucination.claims import split_claims
 from gateway.hallucination.overlap import content_words
 
@@ -267,20 +267,27 @@ class Verifier:
         trainable = _read(path, arrays=True)
         self.meta = json.loads(str(trainable["meta"]))
         self.path = path
-        torch = minilm.torch()
-        self._torch = torch
         self._tok = minilm.tokenizer()
         model = build_module(trainable).eval()
-        probe = batch_tensors([pair_ids([1000] * 20, [1000] * 60)] * 4)
+        probe = tuple(t.numpy() for t in batch_tensors([pair_ids([1000] * 20, [1000] * 60)] * 4))
         try:
-            self.model, self.precision = minilm.choose_precision(
-                model, lambda m: m(*probe), os.environ.get("BULKHEAD_VERIFIER_PRECISION", "auto"), "grounding verifier")
+            # Exact by default (fp32 in torch or ONNX Runtime, whichever is faster here): its threshold
+            # and the left-out figures were measured in fp32.
+            self.runner = encoder_runtime.choose(model, probe, ("ids", "types", "attention", "match"),
+                                                 os.environ.get("BULKHEAD_VERIFIER_PRECISION", "auto"),
+                                                 "grounding verifier", table=minilm.word_table())
         except ValueError as exc:
             raise VerifierWeightsError(f"BULKHEAD_VERIFIER_PRECISION: {exc}") from None
+        del model  # the runner holds what it needs
+        encoder_runtime.release_freed_memory()
         self.batch = batch
         self._lock = threading.Lock()
         self._contexts: OrderedDict[str, ContextChunks] = OrderedDict()
         self._cache_size = cache
+
+    @property
+    def precision(self) -> str:
+        return repr(self.runner)
 
     @property
     def threshold(self) -> float:
@@ -327,13 +334,13 @@ class Verifier:
     def score_pairs(self, pairs: Sequence[Pair]) -> np.ndarray:
         if not pairs:
             return np.zeros(0)
-        torch = self._torch
         order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]))
         out = np.zeros(len(pairs), dtype=np.float64)
-        with self._lock, torch.inference_mode():
-            for k in range(0, len(order), self.batch):
-                idx = order[k : k + self.batch]
-                logits = self.model(*batch_tensors([pairs[i] for i in idx])).float().numpy()
+        with self._lock:
+            step = self.runner.rows_per_call or self.batch
+            for k in range(0, len(order), step):
+                idx = order[k : k + step]
+                logits = self.runner(*(t.numpy() for t in batch_tensors([pairs[i] for i in idx])))
                 out[idx] = 1.0 / (1.0 + np.exp(-logits))
         return out
 

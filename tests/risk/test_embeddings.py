@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from gateway.risk.embeddings import Embedder, model_path
@@ -28,3 +30,11 @@ def test_cache_serves_repeats_without_the_model(embedder):
     e.encode(["gamma"])  # evicts the least recently used ("beta")
     e.encode(["beta"])
     assert e.misses == 4
+
+
+def test_vectors_are_sentence_transformers_own(embedder):
+    """Our layers over the package's weights give the vectors sentence-transformers gave (computed
+    with it once, committed: `sentence_transformers_reference.npz`), long texts cut as it cuts them."""
+    ref = np.load(Path(__file__).parent / "data" / "sentence_transformers_reference.npz")
+    ours = embedder.encode([str(t) for t in ref["texts"]])
+    assert np.min(np.sum(ours * ref["vectors"], axis=1)) > 0.9999

@@ -1,0 +1,235 @@
+"""Where a learned detector's encoder runs: torch, or ONNX Runtime, in fp32, bf16 or int8.
+
+The name tagger and the sentence embedder are small MiniLM encoders that read every request, so
+their cost per text is most of what inspection costs (issue 25). Measured on one core of the
+2-core EPYC (Zen 3, AVX2) the suite runs on, one 40-word-piece text through six layers:
+torch eager fp32 19.7 ms, ONNX Runtime fp32 13.8 ms with the same outputs (cosine >= 0.99999),
+ONNX Runtime int8 (dynamic, per-channel weights) 9.5 ms. The GEMMs run near the core's fp32
+peak, so the gain is in what surrounds them (fused kernels, no Python between ops) and, for int8,
+in the arithmetic itself. bf16 without matrix units is emulated (the tagger: 67 ms against 11).
+
+`Runner` wraps one choice. `choose(model, probe, names, wanted, what)`:
+- `fp32`: the faster of torch and ONNX Runtime, both exact, timed on `probe` at load;
+- `bf16`: torch in bf16 (where the CPU has bf16 matrix units, or on CUDA);
+- `int8`: ONNX Runtime with int8 weights (a scale per output channel) and activations quantized
+  per call: not exact; a detector asks for it only where its left-out figures hold (see the
+  detector's module), and the caller can always force `fp32`;
+- `auto`: the fastest exact choice (fp32 or bf16) by timing, as before this module.
+Where ONNX Runtime is missing or the export fails, the torch path is used and the log says why:
+a detector never stops working because an optimization is unavailable.
+
+The ONNX graph is exported from the torch module at load (1-3 s) and lives in memory; only the
+int8 quantizer needs files, in a temporary directory removed at once. Nothing is cached on disk.
+"""
+
+from __future__ import annotations
+
+import copy
+import ctypes
+import io
+import logging
+import os
+import tempfile
+import timeit
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("bulkhead.models")
+
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
+
+class Runner:
+    """A module in eval mode, called on int64 numpy arrays, returning its float32 output as numpy.
+    Not thread-safe by itself: the detectors hold a lock around it (one pass at a time uses the
+    threads the process has better than two)."""
+
+    def __init__(self, call: Callable[..., np.ndarray], precision: str, engine: str) -> None:
+        self._call = call
+        self.precision = precision  # fp32, bf16, int8
+        self.engine = engine  # torch, onnxruntime
+
+    @property
+    def rows_per_call(self) -> int | None:
+        """How many rows one call may carry (None: any). int8 quantizes each call's activations with
+        one scale over the whole input, padding and other rows included, so a text's result would
+        depend on what it was batched with: a request's findings must not depend on its neighbours',
+        so int8 runs one unpadded row a call."""
+        return 1 if self.precision == "int8" else None
+
+    def __call__(self, *inputs: np.ndarray) -> np.ndarray:
+        return self._call(*inputs)
+
+    def __repr__(self) -> str:
+        return f"{self.precision} ({self.engine})"
+
+
+def _torch():
+    import torch  # heavy: imported where a model is first built
+
+    return torch
+
+
+def torch_runner(model, precision: str = "fp32") -> Runner:
+    t = _torch()
+    if precision == "bf16":
+        model = model.to(t.bfloat16)
+
+    def call(*inputs: np.ndarray) -> np.ndarray:
+        with t.inference_mode():
+            return model(*(t.from_numpy(np.ascontiguousarray(x)) for x in inputs)).float().numpy()
+
+    return Runner(call, precision, "torch")
+
+
+def threads() -> int:
+    """Intra-op threads for ONNX Runtime: the CPUs this process may run on, no more than torch
+    uses (a worker pinned to one core must not start two threads that fight over it)."""
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        allowed = os.cpu_count() or 1
+    return max(1, min(allowed, _torch().get_num_threads()))
+
+
+def onnx_runner(model, probe: Sequence[np.ndarray], names: Sequence[str], *, int8: bool,
+                table: np.ndarray | None = None) -> Runner:
+    """The module exported to ONNX (every axis of every input dynamic) and run by ONNX Runtime on
+    the CPU; with `int8`, its MatMul weights quantized per output channel first.
+
+    `table`: the module's word-embedding weights (`model.words`), when they are the package's own,
+    frozen. The graph then takes the looked-up word vectors instead of the ids, and the table stays
+    outside it: one copy in the process however many encoders read it (ONNX Runtime holds a graph's
+    weights two or three times over while it loads; the table is 47 MB of a 56 MB int8 tagger).
+
+    Raises ImportError without onnxruntime, RuntimeError when the export or the session fails."""
+    import onnxruntime as ort  # optional at run time: the torch path stands in without it
+
+    t = _torch()
+    inputs = list(probe)
+    words = model.words if table is not None else None
+    if words is not None:
+        if not np.array_equal(words.weight.detach().numpy(), table):
+            raise RuntimeError("the module's word embeddings are not the shared table")
+        model.words = t.nn.Identity()  # the first input is then the word vectors themselves
+        inputs[0] = table[inputs[0]]
+    buf = io.BytesIO()
+    axes = {name: {0: "batch", 1: "tokens"} for name in names}
+    try:
+        with warnings.catch_warnings(), t.inference_mode():
+            # The TorchScript exporter: the module is plain layers; the dynamo one would cost seconds more.
+            warnings.simplefilter("ignore")
+            t.onnx.export(model, tuple(t.from_numpy(x) for x in inputs), buf, input_names=list(names),
+                          output_names=["out"], dynamic_axes={**axes, "out": {0: "batch"}}, dynamo=False,
+                          opset_version=17)
+    except Exception as exc:  # any exporter failure: the caller falls back to torch
+        raise RuntimeError(f"ONNX export failed ({type(exc).__name__}: {exc})") from exc
+    finally:
+        if words is not None:
+            model.words = words
+    graph = buf.getvalue()
+    del buf
+    if int8:
+        graph = _quantize(graph)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # warnings about unused initializers are noise in a server log
+    try:
+        session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise RuntimeError(f"ONNX Runtime could not load the graph ({type(exc).__name__})") from exc
+    del graph
+    release_freed_memory()
+    names = list(names)
+    first = names[0]
+
+    if table is None:
+        def call(*x: np.ndarray) -> np.ndarray:
+            return session.run(None, dict(zip(names, x, strict=True)))[0]
+    else:
+        def call(*x: np.ndarray) -> np.ndarray:
+            feed = dict(zip(names, x, strict=True))
+            feed[first] = table[feed[first]]
+            return session.run(None, feed)[0]
+
+    return Runner(call, "int8" if int8 else "fp32", "onnxruntime")
+
+
+def release_freed_memory() -> None:
+    """Hand the export's and the quantizer's freed buffers back to the system (glibc keeps them in
+    its arenas otherwise: ~70 MB of resident memory per worker that no one uses)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
+def _quantize(graph: bytes) -> bytes:
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # see onnx_runner
+
+    with tempfile.TemporaryDirectory(prefix="bulkhead-onnx-") as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(graph)
+        quiet = _Quiet()  # the quantizer logs advice to the root logger: noise in a server log
+        logging.getLogger().addFilter(quiet)
+        try:
+            # Per-channel weights: per-tensor scales moved the sentence embeddings to cosine 0.95 of
+            # fp32, per-channel to 0.99. Only MatMul: quantized embedding tables cost accuracy, not time.
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"])
+        finally:
+            logging.getLogger().removeFilter(quiet)
+        return dst.read_bytes()
+
+
+class _Quiet(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name != "root" or "quantiz" not in record.getMessage()
+
+
+def _best_ms(run: Callable[[], object], reps: int = 3) -> float:
+    run()  # warm-up: first calls allocate
+    return min(timeit.repeat(run, number=1, repeat=reps)) * 1000
+
+
+def choose(model, probe: Sequence[np.ndarray], names: Sequence[str], wanted: str, what: str,
+           table: np.ndarray | None = None) -> Runner:
+    """The runner for `model` (eval mode, fp32) by `wanted` (see the module docstring); `table` as
+    in `onnx_runner`. Raises ValueError for an unknown `wanted`."""
+    if wanted not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {wanted!r}")
+    t = _torch()
+    if t.cuda.is_available():
+        # ONNX Runtime here is the CPU build; on a GPU host torch stays, in bf16 unless fp32 is asked.
+        return torch_runner(model, "fp32" if wanted == "fp32" else "bf16")
+    candidates: dict[str, Callable[[], Runner]] = {"fp32 (torch)": lambda: torch_runner(model)}
+    if wanted in ("auto", "fp32", "int8"):
+        candidates["fp32 (onnxruntime)"] = lambda: onnx_runner(model, probe, names, int8=False, table=table)
+    if wanted == "int8":
+        candidates = {"int8 (onnxruntime)": lambda: onnx_runner(model, probe, names, int8=True, table=table),
+                      "fp32 (torch)": candidates["fp32 (torch)"]}
+    if wanted in ("auto", "bf16"):
+        candidates["bf16 (torch)"] = lambda: torch_runner(copy.deepcopy(model), "bf16")
+    built: dict[str, Runner] = {}
+    for label, make in candidates.items():
+        try:
+            built[label] = make()
+        except (ImportError, RuntimeError) as exc:
+            log.warning("%s: %s unavailable (%s); using the others", what, label, exc)
+    if wanted == "int8" and "int8 (onnxruntime)" in built:
+        chosen = built["int8 (onnxruntime)"]
+        log.info("%s runs in %r", what, chosen)
+        return chosen
+    if wanted == "bf16":
+        return built["bf16 (torch)"]
+    timings = {label: _best_ms(lambda r=r: r(*probe)) for label, r in built.items()}
+    exact = {k: v for k, v in timings.items() if not k.startswith("bf16")}
+    label = min(exact, key=exact.get)
+    # bf16 rounds activations: taken only where it is clearly faster (CPUs with bf16 matrix units).
+    if "bf16 (torch)" in timings and timings["bf16 (torch)"] < 0.85 * timings[label]:
+        label = "bf16 (torch)"
+    log.info("%s runs in %s (%s)", what, label, ", ".join(f"{k} {v:.1f} ms" for k, v in timings.items()))
+    return built[label]

@@ -1,0 +1,109 @@
+"""Where an encoder runs: ONNX Runtime fp32 gives torch's outputs, int8 stays close, a missing
+ONNX Runtime falls back to torch, and an unknown precision is refused."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from gateway import encoder_runtime, minilm
+
+
+def small_encoder():
+    torch = minilm.torch()
+    Layer = minilm.layer_class()
+
+    class Small(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.words = torch.nn.Embedding(500, minilm.HIDDEN)
+            self.layer = Layer()
+            self.head = torch.nn.Linear(minilm.HIDDEN, 7)
+
+        def forward(self, ids, attention):
+            x = self.words(ids)
+            return self.head(self.layer(x, minilm.key_mask(attention, x.dtype)))
+
+    torch.manual_seed(0)
+    return Small().eval()
+
+
+def inputs(batch: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(batch * 100 + n)
+    ids = rng.integers(1, 500, size=(batch, n)).astype(np.int64)
+    attention = np.ones_like(ids)
+    attention[0, n // 2 :] = 0  # padding in the first row
+    return ids, attention
+
+
+def reference(model, ids, attention) -> np.ndarray:
+    return encoder_runtime.torch_runner(model)(ids, attention)
+
+
+def test_onnx_fp32_matches_torch_at_every_shape():
+    model = small_encoder()
+    run = encoder_runtime.onnx_runner(model, inputs(1, 16), ("ids", "attention"), int8=False)
+    assert (run.precision, run.engine) == ("fp32", "onnxruntime")
+    for batch, n in ((1, 3), (4, 40), (2, 130)):  # shapes other than the export's
+        x = inputs(batch, n)
+        assert np.allclose(run(*x), reference(model, *x), atol=1e-4)
+
+
+def test_int8_is_close_but_labelled_as_not_exact():
+    model = small_encoder()
+    run = encoder_runtime.choose(model, inputs(1, 16), ("ids", "attention"), "int8", "test encoder")
+    assert repr(run) == "int8 (onnxruntime)"
+    x = inputs(3, 24)
+    got, want = run(*x), reference(model, *x)
+    assert not np.array_equal(got, want)
+    assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.99
+
+
+def test_fp32_and_auto_choose_an_exact_runner():
+    model = small_encoder()
+    for wanted in ("fp32", "auto"):
+        run = encoder_runtime.choose(model, inputs(1, 16), ("ids", "attention"), wanted, "test encoder")
+        x = inputs(2, 10)
+        if run.precision == "fp32":
+            assert np.allclose(run(*x), reference(model, *x), atol=1e-4)
+        else:  # auto may take bf16 on a CPU with bf16 matrix units
+            assert run.precision == "bf16"
+
+
+def test_without_onnxruntime_the_torch_path_serves(monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` raises ImportError
+    model = small_encoder()
+    run = encoder_runtime.choose(model, inputs(1, 16), ("ids", "attention"), "int8", "test encoder")
+    assert repr(run) == "fp32 (torch)"
+    assert "unavailable" in caplog.text
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="fp8"):
+        encoder_runtime.choose(small_encoder(), inputs(1, 4), ("ids", "attention"), "fp8", "test encoder")
+
+
+def test_int8_runs_one_row_a_call_so_results_never_depend_on_the_batch():
+    model = small_encoder()
+    int8 = encoder_runtime.onnx_runner(model, inputs(1, 16), ("ids", "attention"), int8=True)
+    fp32 = encoder_runtime.onnx_runner(model, inputs(1, 16), ("ids", "attention"), int8=False)
+    assert int8.rows_per_call == 1 and fp32.rows_per_call is None
+
+
+def test_a_shared_word_table_stays_outside_the_graph_and_must_be_the_modules_own():
+    model = small_encoder()
+    table = model.words.weight.detach().numpy().copy()
+    run = encoder_runtime.onnx_runner(model, inputs(1, 16), ("ids", "attention"), int8=False, table=table)
+    x = inputs(3, 20)
+    assert np.allclose(run(*x), reference(model, *x), atol=1e-4)
+    assert isinstance(model.words, minilm.torch().nn.Embedding)  # the module is given back as it was
+    with pytest.raises(RuntimeError, match="shared table"):
+        encoder_runtime.onnx_runner(model, inputs(1, 16), ("ids", "attention"), int8=False, table=table + 1)
+
+
+def test_the_package_word_table_is_what_every_encoder_starts_from():
+    from gateway.risk.embeddings import build_module
+
+    assert np.array_equal(build_module().words.weight.detach().numpy(), minilm.word_table())
