@@ -10,6 +10,7 @@ the gateway process). The gateway is pinned to CPU 0, upstream and load generato
     python bench/overhead.py --servers granian --seconds 10
     python bench/overhead.py --litellm-calls 300   # what litellm.acompletion itself costs per call
     python bench/overhead.py --varied --servers granian --seconds 10   # default policy, a new prompt each request
+    python bench/overhead.py --varied --servers granian --workers 1,2   # the same with one worker, then two
 
 `--varied` runs the gateway with the default policy (every detector on) and sends issue 25's
 prompt shape with a new name, phone number and case number in every request, so no cache serves a
@@ -58,7 +59,7 @@ PROFILES = {
 HAS_TWO_CPUS = len(os.sched_getaffinity(0)) >= 2
 
 
-def pin(cpu: int) -> list[str]:
+def pin(cpu: int | str) -> list[str]:
     return ["taskset", "-c", str(cpu)] if HAS_TWO_CPUS else []
 
 
@@ -175,8 +176,10 @@ def start_upstream(port: int) -> subprocess.Popen:
     return proc
 
 
-def start_gateway(server: str, upstream: str, tmp: Path, extra_env: dict, profile: str = "plain"
-                  ) -> tuple[subprocess.Popen, str, str]:
+def start_gateway(server: str, upstream: str, tmp: Path, extra_env: dict, profile: str = "plain",
+                  workers: int = 1) -> tuple[subprocess.Popen, str, str]:
+    """One worker is pinned to CPU 0; more workers get CPUs 0..workers-1 (the load generator and the
+    stand-in then share CPU 1 with a worker)."""
     policies = tmp / "policies"
     policies.mkdir(exist_ok=True)
     (policies / "default.yaml").write_text(
@@ -194,8 +197,10 @@ def start_gateway(server: str, upstream: str, tmp: Path, extra_env: dict, profil
         cli(env, "tenants", "create", "bench")
     key = cli(env, "keys", "create", "--tenant", "bench", "--role", "app").strip().splitlines()[-1]
     port = free_port()
-    proc = subprocess.Popen([*pin(0), sys.executable, "-m", "gateway.cli", "serve", "--server", server,
-                             "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr)
+    cpus = "0" if workers == 1 else f"0-{workers - 1}"
+    proc = subprocess.Popen([*pin(cpus), sys.executable, "-m", "gateway.cli", "serve", "--server", server,
+                             "--port", str(port), "--workers", str(workers)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr)
     wait_http(f"http://127.0.0.1:{port}/readyz", proc)
     return proc, f"http://127.0.0.1:{port}", key
 
@@ -280,6 +285,8 @@ def main() -> None:
                         help="content-inspection profiles to add rows for (plain always runs): pii, pii+risk")
     parser.add_argument("--varied", action="store_true",
                         help="only the default policy with a new prompt per request, with audit stage times")
+    parser.add_argument("--workers", default="1",
+                        help="--varied: comma-separated worker counts to run the scenarios with, e.g. 1,2")
     args = parser.parse_args()
     if HAS_TWO_CPUS:
         os.sched_setaffinity(0, {1})
@@ -342,32 +349,34 @@ def main() -> None:
 
 
 def run_varied(args, up_base: str, direct: dict) -> None:
-    """The default policy, a new prompt each request, every scenario; audit summary after each."""
+    """The default policy, a new prompt each request, every scenario; audit summary after each. With
+    several worker counts, the whole set once per count, prompts never repeating across them."""
     bodies = varied_bodies()
     server = args.servers.split(",")[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        gw, base, key = start_gateway(server, up_base, Path(tmp), {}, "default")
-        last = 0
-        offset = 0  # each scenario's prompts follow the last one's: none is repeated from an earlier scenario
-        print(rss_line(gw.pid, "at ready"))
-        try:
-            for label, conc, stream in SCENARIOS:
-                cpu0 = process_tree_cpu(gw.pid)
-                r = asyncio.run(closed_loop(base + "/v1/chat/completions", {"authorization": f"Bearer {key}"},
-                                            conc, args.seconds, stream, bodies, start=offset))
-                offset += r["sent"]
-                cpu_ms = (process_tree_cpu(gw.pid) - cpu0) / max(r["n"] + 1, 1) * 1000
-                print(row(f"{server}/default varied {label}", r, direct[label], cpu_ms))
-                # the closed loop cycles through `bodies`; more requests than bodies would repeat prompts
-                if offset > len(bodies):
-                    print(f"    note: {offset} requests so far > {len(bodies)} distinct prompts; some repeated")
-                time.sleep(1.0)  # the audit writer flushes in batches
-                last, summary = audit_summary(Path(tmp) / "bench.db", last)
-                print(summary)
-            print(rss_line(gw.pid, "after the run"))
-        finally:
-            gw.terminate()
-            gw.wait(60)
+    offset = 0  # each scenario's prompts follow the last one's: none is repeated from an earlier scenario
+    for workers in (int(w) for w in args.workers.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            gw, base, key = start_gateway(server, up_base, Path(tmp), {}, "default", workers=workers)
+            last = 0
+            name = f"{server}/default varied" + (f" w={workers}" if workers > 1 else "")
+            print(rss_line(gw.pid, "at ready"))
+            try:
+                for label, conc, stream in SCENARIOS:
+                    cpu0 = process_tree_cpu(gw.pid)
+                    r = asyncio.run(closed_loop(base + "/v1/chat/completions", {"authorization": f"Bearer {key}"},
+                                                conc, args.seconds, stream, bodies, start=offset))
+                    offset += r["sent"]
+                    cpu_ms = (process_tree_cpu(gw.pid) - cpu0) / max(r["n"] + 1, 1) * 1000
+                    print(row(f"{name} {label}", r, direct[label], cpu_ms))
+                    if offset > len(bodies):
+                        print(f"    note: {offset} requests so far > {len(bodies)} distinct prompts; some repeated")
+                    time.sleep(1.0)  # the audit writer flushes in batches
+                    last, summary = audit_summary(Path(tmp) / "bench.db", last)
+                    print(summary)
+                print(rss_line(gw.pid, "after the run"))
+            finally:
+                gw.terminate()
+                gw.wait(60)
 
 
 if __name__ == "__main__":

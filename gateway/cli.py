@@ -217,7 +217,16 @@ def _serve_uvicorn(args, settings: Settings) -> int:
     return 0
 
 
+def share_cores(workers: int) -> None:
+    """Each worker's model passes get their share of the CPUs this process may use: two workers each
+    running inference on every core would fight over them (gateway/encoder_runtime.py reads it)."""
+    if workers > 1 and "BULKHEAD_INFERENCE_THREADS" not in os.environ:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        os.environ["BULKHEAD_INFERENCE_THREADS"] = str(max(1, cpus // workers))
+
+
 def serve(args, settings: Settings) -> int:
+    share_cores(args.workers)
     if args.bootstrap_demo:
         raw, note = asyncio.run(bootstrap_demo(settings))
         print(note, flush=True)

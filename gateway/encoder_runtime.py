@@ -86,8 +86,13 @@ def torch_runner(model, precision: str = "fp32") -> Runner:
 
 
 def threads() -> int:
-    """Intra-op threads for ONNX Runtime: the CPUs this process may run on, no more than torch
-    uses (a worker pinned to one core must not start two threads that fight over it)."""
+    """Intra-op threads for ONNX Runtime: `BULKHEAD_INFERENCE_THREADS` where set (`bulkhead serve
+    --workers N` sets it to each worker's share of the cores), else the CPUs this process may run
+    on, no more than torch uses (a worker pinned to one core must not start two threads that fight
+    over it)."""
+    wanted = os.environ.get("BULKHEAD_INFERENCE_THREADS", "").strip()
+    if wanted.isdigit() and int(wanted) > 0:
+        return int(wanted)
     try:
         allowed = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux

@@ -107,3 +107,17 @@ def test_the_package_word_table_is_what_every_encoder_starts_from():
     from gateway.risk.embeddings import build_module
 
     assert np.array_equal(build_module().words.weight.detach().numpy(), minilm.word_table())
+
+
+def test_workers_share_the_cores_for_inference(monkeypatch):
+    from gateway.cli import share_cores
+
+    monkeypatch.delenv("BULKHEAD_INFERENCE_THREADS", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    share_cores(1)
+    assert "BULKHEAD_INFERENCE_THREADS" not in __import__("os").environ
+    share_cores(2)
+    assert encoder_runtime.threads() == 2
+    monkeypatch.setenv("BULKHEAD_INFERENCE_THREADS", "3")
+    share_cores(4)  # an operator's setting stands
+    assert encoder_runtime.threads() == 3
