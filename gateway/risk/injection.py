@@ -21,7 +21,8 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-from scipy.sparse import csr_matrix, hstack
+import sklearn
+from scipy.sparse import csr_matrix
 from sklearn.feature_extraction.text import HashingVectorizer
 
 from gateway.risk.prepare import Prepared
@@ -58,10 +59,25 @@ def _vectorizer() -> HashingVectorizer:
 
 def word_rows(norms: list[str], roles: list[str]):
     """Hashed word 1-2 grams of normalized texts (`text.normalize`: decoded views included), once
-    as they are and once more for data roles, so a word can weigh differently inside a document."""
-    x = _vectorizer().transform(norms)
-    data = csr_matrix(np.array([[float(role_index(r) == 1)] for r in roles]))
-    return hstack([x, x.multiply(data), data]).tocsr()
+    as they are and once more for data roles, so a word can weigh differently inside a document:
+    the rows of `[x, x * is_data, is_data]`, built directly (scipy's hstack and multiply cost ~0.4 ms
+    a request, more than the hashing itself)."""
+    # The vectorizer's arguments are ours and fixed: sklearn's per-call argument checks are skipped.
+    with sklearn.config_context(skip_parameter_validation=True):
+        x = _vectorizer().transform(norms).tocsr()
+    is_data = np.array([role_index(r) == 1 for r in roles], dtype=bool)
+    counts = np.diff(x.indptr)
+    indptr = np.zeros(len(roles) + 1, dtype=np.int64)
+    np.cumsum(counts + is_data * (counts + 1), out=indptr[1:])
+    indices = np.empty(indptr[-1], dtype=np.int64)
+    values = np.empty(indptr[-1], dtype=np.float64)
+    for i in range(len(roles)):
+        a, b, o, n = x.indptr[i], x.indptr[i + 1], indptr[i], counts[i]
+        indices[o : o + n], values[o : o + n] = x.indices[a:b], x.data[a:b]
+        if is_data[i]:
+            indices[o + n : o + 2 * n], values[o + n : o + 2 * n] = x.indices[a:b] + WORD_FEATURES, x.data[a:b]
+            indices[o + 2 * n], values[o + 2 * n] = 2 * WORD_FEATURES, 1.0
+    return csr_matrix((values, indices, indptr), shape=(len(roles), 2 * WORD_FEATURES + 1))
 
 
 @dataclass(frozen=True)
@@ -88,7 +104,13 @@ class InjectionHead:
         return h @ self.w2 + self.b2
 
     def word_logits(self, rows) -> np.ndarray:
-        return np.asarray(rows @ self.words).ravel() + self.words_b
+        # Each row's few dozen hashed n-grams, looked up and summed: O(n-grams). `rows @ self.words`
+        # gives the same sums but converts the whole 2^19-long vector to float64 on every call
+        # (~1 ms a request, measured: a third of the gateway's CPU on the plain path).
+        rows = rows.tocsr()
+        owner = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+        sums = np.bincount(owner, weights=rows.data * self.words[rows.indices], minlength=rows.shape[0])
+        return sums + self.words_b
 
     def combine(self, words: np.ndarray, window: np.ndarray, roles: list[str]) -> np.ndarray:
         return words + window - self.offsets[[role_index(r) for r in roles]]
