@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.keyfiles import write_once
+
 DATA_DIR = Path(os.environ.get("BULKHEAD_DATA_DIR", "data"))
 
 
@@ -26,12 +28,8 @@ def _load_or_create_secret() -> bytes:
     path = DATA_DIR / "secret"
     if path.exists():
         return path.read_bytes().strip()
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(48).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(value)
-    return value
+    # Workers starting together on a fresh data directory all get the first one's secret.
+    return write_once(path, secrets.token_urlsafe(48).encode()).strip()
 
 
 def _float_env(name: str, default: float) -> float:

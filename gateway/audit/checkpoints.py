@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from gateway.audit.chain import GENESIS
+from gateway.keyfiles import write_once
 from gateway.models import utcnow
 
 log = logging.getLogger("bulkhead.audit")
@@ -45,19 +46,16 @@ class CheckpointError(Exception):
 
 
 def load_signing_key(path: Path) -> Ed25519PrivateKey:
-    """Read the PEM key at `path`, creating it (0600) the first time."""
+    """Read the PEM key at `path`, creating it (0600) the first time; workers starting together on
+    a fresh data directory all get the first one's key (`gateway/keyfiles.py`)."""
     if path.exists():
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError(f"{path} is not an Ed25519 private key")
-        return key
-    key = Ed25519PrivateKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
+        pem = path.read_bytes()
+    else:
+        pem = write_once(path, Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} is not an Ed25519 private key")
     return key
 
 
