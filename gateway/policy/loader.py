@@ -10,6 +10,7 @@ every other list is replaced whole.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,8 @@ def _find(node: yaml.Node | None, loc: tuple) -> tuple[yaml.Node | None, bool]:
 
 
 def _key_node(node: yaml.Node | None, loc: tuple) -> yaml.Node | None:
+    if not loc:
+        return None
     parent, found = _find(node, loc[:-1])
     if found and isinstance(parent, yaml.MappingNode):
         for k, _ in parent.value:
@@ -162,13 +165,18 @@ def _loc_text(loc: tuple) -> str:
     return out or "(top level)"
 
 
+# The steps pydantic adds to an error's location (`function-after[...]`, `list[str]`, `function-wrap`):
+# not keys of the file. A key the file does have, even one with a bracket ("0["), stays.
+_VALIDATOR_STEP = re.compile(r"^(function-\w+|[\w-]+\[.*\])$")
+
+
 def locate(exc: ValidationError, documents: list[Document], backend_index: dict[int, tuple[Document, int]]
            ) -> list[LocatedError]:
     """Turns pydantic's errors into file:line:column errors. `documents` are searched last first
     (an overlay's value wins); `backend_index` maps a merged backend's position to where it came from."""
     located = []
     for err in exc.errors(include_url=False, include_input=False):
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and _VALIDATOR_STEP.match(p)))
         message = f"{_loc_text(loc)}: {err['msg']}"
         if err["type"] == "extra_forbidden":
             message = f"{_loc_text(loc)}: unknown field (not part of the policy schema)"

@@ -113,6 +113,17 @@ def test_fuzz_never_crashes(tmp_path, text):
         assert exc.errors and all(e.file for e in exc.errors)
 
 
+@pytest.mark.parametrize("key", ["0[", "a[b]", "function-x"])
+def test_an_unknown_top_level_key_with_brackets_is_located(tmp_path, key):
+    # found by the fuzz test: a key like `0[` was taken for one of pydantic's own location steps,
+    # leaving an empty location that crashed the line lookup
+    (tmp_path / "default.yaml").write_text(f"limits: {{rpm_per_key: 5}}\n'{key}':\n")
+    error = errors_of(tmp_path)[0]
+    assert error.file and "unknown field" in error.message
+    if key == "0[":  # not shaped like a pydantic step: the message and the line name it
+        assert (error.line, error.message.split(":")[0]) == (2, "0[")
+
+
 yaml_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
