@@ -80,6 +80,20 @@ def test_without_onnxruntime_the_torch_path_serves(monkeypatch, caplog):
     assert "unavailable" in caplog.text
 
 
+def test_bf16_unavailable_falls_back_to_an_exact_runner(monkeypatch, caplog):
+    real = encoder_runtime.torch_runner
+
+    def no_bf16(model, precision="fp32"):
+        if precision == "bf16":
+            raise RuntimeError("no bf16 kernels on this machine")
+        return real(model, precision)
+
+    monkeypatch.setattr(encoder_runtime, "torch_runner", no_bf16)
+    run = encoder_runtime.choose(small_encoder(), inputs(1, 16), ("ids", "attention"), "bf16", "test encoder")
+    assert run.precision == "fp32"
+    assert "bf16 (torch) unavailable" in caplog.text
+
+
 def test_unknown_precision_is_refused():
     with pytest.raises(ValueError, match="fp8"):
         encoder_runtime.choose(small_encoder(), inputs(1, 4), ("ids", "attention"), "fp8", "test encoder")
