@@ -6,6 +6,10 @@ pay for loading spaCy and Presidio to validate a YAML file."""
 
 from importlib import import_module
 
+from gateway.pii import presidio_loader
+
+presidio_loader.install()  # before any module here imports Presidio: see presidio_loader
+
 _EXPORTS = {
     "PiiAnalyzer": "analyzer", "analyzer_for": "analyzer", "PiiPolicy": "config",
     "Entity": "entities", "PiiAnalysisError": "entities", "PiiBlockedError": "entities",
