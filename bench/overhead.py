@@ -11,12 +11,16 @@ the gateway process). The gateway is pinned to CPU 0, upstream and load generato
     python bench/overhead.py --litellm-calls 300   # what litellm.acompletion itself costs per call
     python bench/overhead.py --varied --servers granian --seconds 10   # default policy, a new prompt each request
     python bench/overhead.py --varied --servers granian --workers 1,2   # the same with one worker, then two
+    python bench/overhead.py --varied --servers granian --baseline   # and LiteLLM + Presidio beside it
 
 `--varied` runs the gateway with the default policy (every detector on) and sends issue 25's
 prompt shape with a new name, phone number and case number in every request, so no cache serves a
 repeat; after each scenario it prints, from the gateway's own audit rows, the status codes, the
 risk tiers, and the milliseconds each pipeline stage took (p50 and mean; at c=1 on a pinned core
-a stage's wall time is its CPU time).
+a stage's wall time is its CPU time). `--baseline` runs the same scenarios, on the same core and
+with prompts none of the gateway's runs sent, against issue 25's comparison system (LiteLLM with
+Presidio on the input: `bench/litellm_presidio.py`, an equivalent that errs in its favour) and
+prints the gateway's throughput as a multiple of it.
 """
 
 from __future__ import annotations
@@ -287,6 +291,9 @@ def main() -> None:
                         help="only the default policy with a new prompt per request, with audit stage times")
     parser.add_argument("--workers", default="1",
                         help="--varied: comma-separated worker counts to run the scenarios with, e.g. 1,2")
+    parser.add_argument("--baseline", action="store_true",
+                        help="--varied: also run the scenarios against LiteLLM + Presidio's equivalent "
+                        "(bench/litellm_presidio.py) pinned to the same core, and print the ratios")
     args = parser.parse_args()
     if HAS_TWO_CPUS:
         os.sched_setaffinity(0, {1})
@@ -354,6 +361,9 @@ def run_varied(args, up_base: str, direct: dict) -> None:
     bodies = varied_bodies()
     server = args.servers.split(",")[0]
     offset = 0  # each scenario's prompts follow the last one's: none is repeated from an earlier scenario
+    results: dict[str, dict[str, dict]] = {}
+    if args.baseline:
+        offset, results["baseline"] = run_baseline(args, up_base, direct, bodies, offset)
     for workers in (int(w) for w in args.workers.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             gw, base, key = start_gateway(server, up_base, Path(tmp), {}, "default", workers=workers)
@@ -368,6 +378,7 @@ def run_varied(args, up_base: str, direct: dict) -> None:
                     offset += r["sent"]
                     cpu_ms = (process_tree_cpu(gw.pid) - cpu0) / max(r["n"] + 1, 1) * 1000
                     print(row(f"{name} {label}", r, direct[label], cpu_ms))
+                    results.setdefault(f"{workers} worker(s)", {})[label] = r
                     if offset > len(bodies):
                         print(f"    note: {offset} requests so far > {len(bodies)} distinct prompts; some repeated")
                     time.sleep(1.0)  # the audit writer flushes in batches
@@ -377,6 +388,38 @@ def run_varied(args, up_base: str, direct: dict) -> None:
             finally:
                 gw.terminate()
                 gw.wait(60)
+    if "baseline" in results:
+        base = results.pop("baseline")
+        print("\nrequests/s as a multiple of LiteLLM + Presidio's (same run, same core); p99 ms beside:")
+        for name, rs in results.items():
+            cells = "  ".join(f"{label} {rs[label]['rps'] / base[label]['rps']:.2f}x "
+                              f"(p99 {rs[label]['p99']:.0f} vs {base[label]['p99']:.0f})" for label in rs)
+            print(f"  {name}: {cells}")
+
+
+def run_baseline(args, up_base: str, direct: dict, bodies: list[bytes], offset: int) -> tuple[int, dict]:
+    """The varied scenarios against bench/litellm_presidio.py on CPU 0: (next prompt offset, results)."""
+    port = free_port()
+    proc = subprocess.Popen([*pin(0), sys.executable, str(ROOT / "bench" / "litellm_presidio.py"),
+                             "--port", str(port), "--upstream", up_base],
+                            cwd=ROOT, env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+                            stdout=subprocess.DEVNULL, stderr=sys.stderr)
+    results: dict[str, dict] = {}
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", proc)
+        print(rss_line(proc.pid, "at ready (LiteLLM + Presidio)"))
+        for label, conc, stream in SCENARIOS:
+            cpu0 = process_tree_cpu(proc.pid)
+            r = asyncio.run(closed_loop(f"http://127.0.0.1:{port}/v1/chat/completions", {}, conc, args.seconds,
+                                        stream, bodies, start=offset))
+            offset += r["sent"]
+            cpu_ms = (process_tree_cpu(proc.pid) - cpu0) / max(r["n"] + 1, 1) * 1000
+            print(row(f"litellm+presidio {label}", r, direct[label], cpu_ms))
+            results[label] = r
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    return offset, results
 
 
 if __name__ == "__main__":
