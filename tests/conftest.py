@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -29,6 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # cache in the user's home, and time over a small working set so loading stays quick.
 os.environ.setdefault("BULKHEAD_MOE_KERNEL_CACHE", "off")
 os.environ.setdefault("BULKHEAD_MOE_KERNEL_WORKING_SET_MB", "8")
+# The encoders' finished ONNX graphs (gateway/encoder_runtime.py): one cache for every test process
+# and gateway of the run instead of the user's home. Keys cover weights, code and versions, so a
+# cache left by an earlier run is safe to read.
+os.environ.setdefault("BULKHEAD_MODEL_CACHE", str(Path(tempfile.gettempdir()) / f"bulkhead-test-models-{os.getuid()}"))
 PG_ADMIN = os.environ.get("BULKHEAD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BULKHEAD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 TEST_SECRET = "test-secret-not-for-production"

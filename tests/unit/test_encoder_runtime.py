@@ -135,3 +135,58 @@ def test_workers_share_the_cores_for_inference(monkeypatch):
     monkeypatch.setenv("BULKHEAD_INFERENCE_THREADS", "3")
     share_cores(4)  # an operator's setting stands
     assert encoder_runtime.threads() == 3
+
+
+def test_a_finished_graph_is_kept_and_read_back_without_exporting(tmp_path, monkeypatch):
+    monkeypatch.setenv(encoder_runtime.CACHE_ENV, str(tmp_path))
+    model = small_encoder()
+    first = encoder_runtime.onnx_runner(model, inputs(1, 16), ("ids", "attention"), int8=True)
+    kept = list(tmp_path.glob("*.onnx"))
+    assert len(kept) == 1
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again although the graph was kept")
+
+    monkeypatch.setattr(encoder_runtime, "_export", no_export)
+    again = encoder_runtime.onnx_runner(model, inputs(1, 16), ("ids", "attention"), int8=True)
+    x = inputs(1, 24)[0][:1], np.ones((1, 24), dtype=np.int64)
+    assert np.array_equal(again(*x), first(*x))
+
+
+def test_other_weights_or_precision_get_their_own_graph(tmp_path, monkeypatch):
+    monkeypatch.setenv(encoder_runtime.CACHE_ENV, str(tmp_path))
+    model = small_encoder()
+    encoder_runtime.onnx_runner(model, inputs(1, 16), ("ids", "attention"), int8=False)
+    encoder_runtime.onnx_runner(model, inputs(1, 16), ("ids", "attention"), int8=True)
+    minilm.torch().nn.init.normal_(model.head.weight)
+    changed = encoder_runtime.onnx_runner(model, inputs(1, 16), ("ids", "attention"), int8=False)
+    assert len(list(tmp_path.glob("*.onnx"))) == 3
+    x = inputs(2, 12)
+    assert np.allclose(changed(*x), reference(model, *x), atol=1e-4)
+
+
+def test_a_damaged_or_foreign_graph_is_rebuilt_not_used(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv(encoder_runtime.CACHE_ENV, str(tmp_path))
+    model, other = small_encoder(), small_encoder()
+    minilm.torch().nn.init.normal_(other.head.weight)
+    encoder_runtime.onnx_runner(model, inputs(1, 16), ("ids", "attention"), int8=False)
+    (path,) = tmp_path.glob("*.onnx")
+    # another module's graph under this module's key: read back, it disagrees with the module
+    path.write_bytes(encoder_runtime._export(other, inputs(1, 16), ("ids", "attention"), None))
+    run = encoder_runtime.onnx_runner(model, inputs(1, 16), ("ids", "attention"), int8=False)
+    x = inputs(2, 12)
+    assert np.allclose(run(*x), reference(model, *x), atol=1e-4)
+    assert "gives other outputs" in caplog.text
+    path.write_bytes(b"not a graph")
+    run = encoder_runtime.onnx_runner(model, inputs(1, 16), ("ids", "attention"), int8=False)
+    assert np.allclose(run(*x), reference(model, *x), atol=1e-4)
+    assert "unreadable" in caplog.text
+    again = encoder_runtime.onnx_runner(model, inputs(1, 16), ("ids", "attention"), int8=False)  # rewritten
+    assert np.allclose(again(*x), reference(model, *x), atol=1e-4)
+
+
+def test_the_cache_can_be_turned_off(tmp_path, monkeypatch):
+    monkeypatch.setenv(encoder_runtime.CACHE_ENV, "off")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    encoder_runtime.onnx_runner(small_encoder(), inputs(1, 16), ("ids", "attention"), int8=False)
+    assert encoder_runtime.graph_cache_dir() is None and not any(tmp_path.rglob("*.onnx"))
