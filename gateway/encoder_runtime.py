@@ -128,6 +128,8 @@ def onnx_runner(model, probe: Sequence[np.ndarray], names: Sequence[str], *, int
         try:
             runner = _session_runner(ort, path.read_bytes(), names, int8, table)
             if _agrees(runner, model, probe, int8):
+                with contextlib.suppress(OSError):
+                    os.utime(path)  # recently used: kept when the cache is pruned
                 return runner
             log.warning("cached ONNX graph %s gives other outputs than its module; rebuilding it", path.name)
         except (OSError, RuntimeError) as exc:
@@ -238,6 +240,21 @@ def _store(path: Path, graph: bytes) -> None:
                 os.unlink(tmp)
     except OSError as exc:
         log.info("ONNX graph cache not written (%s: %s); the next load exports again", type(exc).__name__, exc)
+        return
+    _prune(path.parent)
+
+
+CACHE_KEEP = 8  # graphs kept: each upgrade or retrained model adds one (8-45 MB), the old ones go
+
+
+def _prune(directory: Path) -> None:
+    """Keep the CACHE_KEEP most recently used graphs. A process still loading one that goes reads
+    nothing and exports instead."""
+    with contextlib.suppress(OSError):
+        graphs = sorted(directory.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in graphs[CACHE_KEEP:]:
+            with contextlib.suppress(OSError):
+                old.unlink()
 
 
 def _session_runner(ort, graph: bytes, names: Sequence[str], int8: bool, table: np.ndarray | None) -> Runner:

@@ -3,6 +3,7 @@ ONNX Runtime falls back to torch, and an unknown precision is refused."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -190,3 +191,19 @@ def test_the_cache_can_be_turned_off(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     encoder_runtime.onnx_runner(small_encoder(), inputs(1, 16), ("ids", "attention"), int8=False)
     assert encoder_runtime.graph_cache_dir() is None and not any(tmp_path.rglob("*.onnx"))
+
+
+def test_the_cache_keeps_the_most_recently_used_graphs(tmp_path, monkeypatch):
+    monkeypatch.setenv(encoder_runtime.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(encoder_runtime, "CACHE_KEEP", 2)
+    models = [small_encoder() for _ in range(3)]
+    for i, m in enumerate(models):
+        minilm.torch().nn.init.constant_(m.head.bias, float(i))
+    encoder_runtime.onnx_runner(models[0], inputs(1, 16), ("ids", "attention"), int8=False)
+    first = next(tmp_path.glob("*.onnx"))
+    os.utime(first, (1, 1))  # long unused
+    encoder_runtime.onnx_runner(models[1], inputs(1, 16), ("ids", "attention"), int8=False)
+    encoder_runtime.onnx_runner(models[0], inputs(1, 16), ("ids", "attention"), int8=False)  # used again
+    encoder_runtime.onnx_runner(models[2], inputs(1, 16), ("ids", "attention"), int8=False)
+    kept = set(tmp_path.glob("*.onnx"))
+    assert len(kept) == 2 and first in kept
