@@ -128,6 +128,11 @@ class Embedder:
         self.misses = 0
 
     @property
+    def precision(self) -> str:
+        """What was asked for (`int8`, `fp32`, `auto`, `bf16`); the runner says what runs."""
+        return self._precision
+
+    @property
     def model(self) -> _Model:
         if self._model is None:
             with self._load_lock:

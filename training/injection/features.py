@@ -16,7 +16,11 @@ from gateway.risk.embeddings import DIM, Embedder
 from gateway.risk.prepare import windows
 from training.injection.dataset import BUILD, Example
 
-CACHE = BUILD / "window-embeddings.npz"
+
+def cache_path(precision: str) -> Path:
+    """One cache per embedder precision: int8 and fp32 vectors of the same window differ (cosine
+    ~0.99), and a head is fitted on the vectors the gateway will compute."""
+    return BUILD / f"window-embeddings-{precision}.npz"
 
 
 def _key(text: str) -> bytes:
@@ -24,7 +28,7 @@ def _key(text: str) -> bytes:
 
 
 class WindowCache:
-    def __init__(self, path: Path = CACHE) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
         self.rows: dict[bytes, np.ndarray] = {}
         if path.exists():
@@ -58,11 +62,12 @@ class WindowCache:
 def featurize(examples: list[Example], embedder: Embedder | None = None, **window_kw) -> tuple[np.ndarray, np.ndarray]:
     """(window vectors (W, DIM), owner index (W,)): every example's windows, embedded."""
     wins = [windows(e.text, **window_kw) for e in examples]
-    cache = WindowCache()
+    embedder = embedder or Embedder(cache_size=0, batch_size=64)  # the gateway's precision (its env too)
+    cache = WindowCache(cache_path(embedder.precision))
     flat = [w for ws in wins for w in ws]
     missing = [w for w in flat if _key(w) not in cache.rows]
     if missing:
-        cache.embed(missing, embedder or Embedder(cache_size=0, batch_size=64))
+        cache.embed(missing, embedder)
     vectors = np.stack([cache.get(w) for w in flat]) if flat else np.zeros((0, DIM), np.float32)
     owner = np.repeat(np.arange(len(examples)), [len(ws) for ws in wins])
     return vectors, owner
