@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gateway.risk.embeddings import Embedder  # noqa: E402
 from gateway.risk.injection import HEAD_PATH  # noqa: E402
 from training.injection.dataset import load_all, summary  # noqa: E402
 from training.injection.features import featurize  # noqa: E402
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     examples = load_all()
     print(summary(examples))
-    vectors, owner = featurize(examples)
+    embedder = Embedder(cache_size=0, batch_size=64)  # the gateway's precision: the head reads what it computes
+    vectors, owner = featurize(examples, embedder)
     embedded = time.time() - started
     head = fit_model(Data.of(examples, vectors, owner), args.target_fp)
     counts = Counter(e.source for e in examples)
@@ -54,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         "texts": len(examples),
         "windows": int(len(vectors)),
         "target_fp": args.target_fp,
+        "embedder_precision": embedder.precision,
         "rebuild": "scripts/train_injection.py",
     })
     head.save(args.out)

@@ -11,6 +11,7 @@ lower it. The action is the strictest of the tier's action and any action a matc
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from gateway.risk.domains import DomainScorer
 from gateway.risk.embeddings import Embedder, get_embedder
 from gateway.risk.injection import InjectionDetector
 from gateway.risk.prepare import prepare
+
+log = logging.getLogger("bulkhead.models")
 
 
 class DataClassError(ValueError):
@@ -104,6 +107,12 @@ class RiskEngine:
         # and the error names the file and the script that rebuilds it.
         self._injection = InjectionDetector()
         self._lock = threading.Lock()
+        fitted = self._injection.head.meta.get("embedder_precision", "fp32")
+        if fitted != self.embedder.precision:
+            # The head's operating point was chosen on `fitted` vectors; other vectors move its scores.
+            log.warning("the injection model was fitted on %s sentence embeddings, the embedder runs %s "
+                        "(BULKHEAD_EMBEDDER_PRECISION): its false-positive rate there is not measured",
+                        fitted, self.embedder.precision)
 
     def _detectors(self, use_embeddings: bool) -> tuple[DomainScorer, InjectionDetector]:
         with self._lock:
