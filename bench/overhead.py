@@ -63,6 +63,17 @@ PROFILES = {
 HAS_TWO_CPUS = len(os.sched_getaffinity(0)) >= 2
 
 
+def encoder_precisions() -> str:
+    """What the gateway's encoders will be asked to run in: the environment's choice, else each
+    module's default (figures from different precisions are different systems)."""
+    from gateway.pii import tagger
+    from gateway.risk import embeddings
+
+    return ", ".join(f"{name} {os.environ.get(var) or default}" for name, var, default in (
+        ("tagger", "BULKHEAD_TAGGER_PRECISION", tagger.PRECISION),
+        ("embedder", "BULKHEAD_EMBEDDER_PRECISION", embeddings.PRECISION)))
+
+
 def pin(cpu: int | str) -> list[str]:
     return ["taskset", "-c", str(cpu)] if HAS_TWO_CPUS else []
 
@@ -301,6 +312,7 @@ def main() -> None:
     upstream = start_upstream(up_port)
     up_base = f"http://127.0.0.1:{up_port}/v1"
     print(f"cpus={os.cpu_count()} pinned={'yes' if HAS_TWO_CPUS else 'no'} seconds/scenario={args.seconds}")
+    print(f"encoders asked for: {encoder_precisions()} (the gateway's log says what each runs in)")
     header = (f"{'scenario':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'added p50':>11}{'ratio':>8}"
               f"{'CPU ms/req':>12}{'errors':>7}")
     try:
