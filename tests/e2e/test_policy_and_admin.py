@@ -277,11 +277,16 @@ MARKER_WORDS = ("amber", "river", "copper", "meadow", "lantern", "harbor", "viol
 
 
 def test_response_cache_is_per_tenant(gw, standin):
-    _reload_with_overlay(gw, "alpha", "cache: {enabled: true, ttl_seconds: 60}\n")
-    _reload_with_overlay(gw, "beta", "cache: {enabled: true, ttl_seconds: 60}\n")
+    # What is tested is the cache, not the detectors: an answer is cached only when nothing flagged
+    # it, and the stand-in's echo re-read by the name tagger found a "new" place in ~1 run in 10
+    # ("maple river": 33 of 300 markers, 2026-12-06), so the answer counted as leaking and the
+    # second request missed. The output scan and the injection model are off for these tenants.
+    quiet = "cache: {enabled: true, ttl_seconds: 60}\npii: {output_scan: {enabled: false}}\n" \
+            "risk: {injection: {enabled: false}}\n"
+    _reload_with_overlay(gw, "alpha", quiet)
+    _reload_with_overlay(gw, "beta", quiet)
     # a unique marker in words: a timestamp's digits pass the NHS checksum or read as a phone number
-    # about one time in ten, and PII raises the tier off the cacheable external route; a run of random
-    # letters reads as a GCG suffix to the injection model about one time in seven (bench/RESULTS.md)
+    # about one time in ten, and PII raises the tier off the cacheable external route
     marker = " ".join(random.choices(MARKER_WORDS, k=5))
     gw.keys["beta_app"] = gw.keys.get("beta_app") or gw.new_key("beta", "app")
     body = {"model": "echo", "messages": [{"role": "user", "content": "cache me " + marker}]}
