@@ -8,7 +8,9 @@ answer and is not a leak. The policy's `output_scan.action` decides: `flag` (rec
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -37,13 +39,21 @@ def _norm(value: str) -> str:
 
 
 def find_leaks(
-    texts: list[str], entities: list[list[Entity]], request_values: set[str]
+    texts: list[str], entities: list[list[Entity]], request_values: set[str], request_texts: Sequence[str] = ()
 ) -> list[list[Entity]]:
+    """The answer's entities whose value the request did not hold: neither a value detected in the
+    request nor, as whole words, anywhere in its texts. The second matters because the tagger reads
+    words in their context: "maple river" can be a place in an answer that repeats the request and
+    not in the request itself (33 of 300 echoed test prompts, 2026-12-06), and what the caller sent
+    is not a leak however either reading went."""
     known = {_norm(v) for v in request_values}
-    return [
-        [e for e in ents if _norm(t[e.start : e.end]) not in known]
-        for t, ents in zip(texts, entities, strict=True)
-    ]
+    sent = _norm("\n".join(request_texts))
+
+    def new(value: str) -> bool:
+        v = _norm(value)
+        return v not in known and not (v and re.search(r"(?<!\w)" + re.escape(v) + r"(?!\w)", sent))
+
+    return [[e for e in ents if new(t[e.start : e.end])] for t, ents in zip(texts, entities, strict=True)]
 
 
 def apply_action(texts: list[str], leaks: list[list[Entity]], action: str) -> OutputScan:
@@ -60,20 +70,22 @@ def apply_action(texts: list[str], leaks: list[list[Entity]], action: str) -> Ou
     return OutputScan(out, dict(counts), action)
 
 
-def scan_output(texts: list[str], request_values: set[str], analyzer: PiiAnalyzer) -> OutputScan:
+def scan_output(texts: list[str], request_values: set[str], analyzer: PiiAnalyzer,
+                request_texts: Sequence[str] = ()) -> OutputScan:
     """Analyse answer texts (already restored) and apply the policy's output action."""
     scan = analyzer.policy.output_scan
     if not scan.enabled or not any(texts):
         return OutputScan(list(texts), {}, scan.action)
-    leaks = find_leaks(texts, analyzer.analyze(texts), request_values)
+    leaks = find_leaks(texts, analyzer.analyze(texts), request_values, request_texts)
     return apply_action(list(texts), leaks, scan.action)
 
 
 async def ascan_output(
-    texts: list[str], request_values: set[str], analyzer: PiiAnalyzer, timeout: float | None = None
+    texts: list[str], request_values: set[str], analyzer: PiiAnalyzer, timeout: float | None = None,
+    request_texts: Sequence[str] = (),
 ) -> OutputScan:
     scan = analyzer.policy.output_scan
     if not scan.enabled or not any(texts):
         return OutputScan(list(texts), {}, scan.action)
-    leaks = find_leaks(texts, await analyzer.aanalyze(texts, timeout), request_values)
+    leaks = find_leaks(texts, await analyzer.aanalyze(texts, timeout), request_values, request_texts)
     return apply_action(list(texts), leaks, scan.action)

@@ -244,7 +244,8 @@ async def scan_answer(state: PrivacyPlan, body: dict[str, Any], *, can_change: b
         return body
     try:
         scan = await ascan_output(texts, state.inspection.values(), _analyzer(state.policy),
-                                  timeout=state.policy.timeout_s)
+                                  timeout=state.policy.timeout_s,
+                                  request_texts=[f.text for f in state.inspection.fields])
     except PiiOutputBlockedError as exc:
         state.leaked = dict.fromkeys(exc.entity_types, 1)
         if can_change:
