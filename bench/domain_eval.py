@@ -19,10 +19,11 @@ that domain's texts against the general sources', for the three. The point is wh
 similarity half (one sentence-embedding pass per request, ~11 ms on one core: bench/RESULTS.md)
 earns its place beside the lexicon.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/domain_eval.py --mirrors /work/.mirror
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/domain_eval.py --mirrors DIR
 
-`--mirrors`: a directory holding `owner+name/` git directories of the repositories below (the
-search tool's `fetch`). Texts flagged by ../shared/contamination/check.py are dropped.
+`--mirrors`: a directory holding the fetched repositories below (`owner+name/repo` git directories,
+as the search tool's `fetch` leaves them; read with the injection converters' `Mirror`). Texts
+flagged by ../shared/contamination/check.py are dropped.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ import io
 import json
 import random
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -58,19 +58,6 @@ PER_SOURCE = 150
 THRESHOLD = 0.4
 
 
-def git_show(mirrors: Path, repo: tuple[str, str], path: str) -> str:
-    d = mirrors / repo[0].replace("/", "+") / "repo"
-    return subprocess.run(["git", "-C", str(d), "show", f"{repo[1]}:{path}"], capture_output=True, check=True,
-                          text=True).stdout
-
-
-def git_ls(mirrors: Path, repo: tuple[str, str], under: str) -> list[str]:
-    d = mirrors / repo[0].replace("/", "+") / "repo"
-    out = subprocess.run(["git", "-C", str(d), "ls-tree", "-r", "--name-only", repo[1], *([under] if under else [])],
-                         capture_output=True, check=True, text=True).stdout
-    return out.split()
-
-
 def sample(texts: list[str], n: int, seed: str) -> list[str]:
     unique = sorted(set(t.strip() for t in texts if t and t.strip()))
     random.Random(seed).shuffle(unique)
@@ -80,7 +67,8 @@ def sample(texts: list[str], n: int, seed: str) -> list[str]:
 def load(mirrors: Path) -> dict[str, tuple[str, list[str]]]:
     """source -> (domain, texts)."""
     out: dict[str, tuple[str, list[str]]] = {}
-    for path in git_ls(mirrors, H2O, "catalog"):
+    h2o, medquad, gsm8k = (common.Mirror(str(mirrors), *repo) for repo in (H2O, MEDQUAD, GSM8K))
+    for path in h2o.ls("catalog"):
         m = re.match(r"catalog/([^/]+)/CSV_files/question_type_.*\.csv$", path)
         if not m:
             continue
@@ -88,16 +76,16 @@ def load(mirrors: Path) -> dict[str, tuple[str, list[str]]]:
         domain = H2O_DOMAIN.get(catalog) or H2O_DOMAIN.get(catalog.split("_")[0])
         if domain is None:
             continue
-        rows = csv.DictReader(io.StringIO(git_show(mirrors, H2O, path)))
+        rows = csv.DictReader(io.StringIO(h2o.show(path)))
         out[f"h2o:{catalog}"] = (domain, sample([r["question"] for r in rows], PER_SOURCE, catalog))
     # MedQuAD: one XML file per topic; the first files of each NIH collection, all of their questions
-    files = git_ls(mirrors, MEDQUAD, "")
+    files = [f for f in medquad.ls() if f.endswith(".xml")]
     questions = []
-    for collection in sorted({f.split("/")[0] for f in files if f.endswith(".xml")}):
-        for path in [f for f in files if f.startswith(collection + "/") and f.endswith(".xml")][:25]:
-            questions += re.findall(r"<Question[^>]*>(.*?)</Question>", git_show(mirrors, MEDQUAD, path), re.S)
+    for collection in sorted({f.split("/")[0] for f in files}):
+        for path in [f for f in files if f.startswith(collection + "/")][:25]:
+            questions += re.findall(r"<Question[^>]*>(.*?)</Question>", medquad.show(path), re.S)
     out["medquad"] = ("medical", sample(questions, PER_SOURCE * 2, "medquad"))
-    lines = git_show(mirrors, GSM8K, "grade_school_math/data/test.jsonl").splitlines()
+    lines = gsm8k.show("grade_school_math/data/test.jsonl").splitlines()
     out["gsm8k"] = ("general", sample([json.loads(x)["question"] for x in lines if x.strip()], PER_SOURCE * 2,
                                       "gsm8k"))
     return out
@@ -115,11 +103,13 @@ def drop_contaminated(sources: dict[str, tuple[str, list[str]]]) -> int:
 
 
 def scores(texts: list[str], scorer: DomainScorer, embedder) -> dict[str, np.ndarray]:
-    """(texts, domains) arrays: lexicon, similarity, and the shipped mix."""
+    """(texts, domains) arrays: the detector's own score (`DomainScorer.score`, one text a request),
+    and its two halves alone."""
     prepared = prepare([("user", t) for t in texts], embedder)
+    shipped = [scorer.score([p]) for p in prepared]
     lex = np.array([[scorer.lexicons[d].score(p.norm) for d in DOMAINS] for p in prepared])
     sim = np.array([[scorer._similarity(p.vectors, d) for d in DOMAINS] for p in prepared])
-    return {"shipped": 0.5 * lex + 0.5 * sim, "lexicon": lex, "similarity": sim}
+    return {"shipped": np.array([[s[d] for d in DOMAINS] for s in shipped]), "lexicon": lex, "similarity": sim}
 
 
 def main() -> None:
