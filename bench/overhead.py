@@ -267,6 +267,17 @@ def row(label: str, r: dict, base: dict | None, cpu_ms: float | None) -> str:
             f"{r['errors']:>7}")
 
 
+def measured(pid: int, base: str, key: str | None, label: str, concurrency: int, stream: bool, seconds: float,
+             direct: dict, bodies: list[bytes] | None = None, start: int = 0) -> dict:
+    """One scenario against the server at `base` (process `pid`, its workers included): printed as a
+    row beside the direct figures, with its CPU per request; returns closed_loop's result."""
+    cpu0 = process_tree_cpu(pid)
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    r = asyncio.run(closed_loop(base + "/v1/chat/completions", headers, concurrency, seconds, stream, bodies, start))
+    print(row(label, r, direct, (process_tree_cpu(pid) - cpu0) / max(r["n"] + 1, 1) * 1000))
+    return r
+
+
 async def measure_litellm(upstream: str, calls: int) -> None:
     """CPU per call of litellm.acompletion versus the gateway's own pooled client, same upstream."""
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -332,11 +343,8 @@ def main() -> None:
                     for model in models:
                         BODY["model"] = model
                         for label, conc, stream in SCENARIOS:
-                            cpu0 = process_tree_cpu(gw.pid)
-                            r = asyncio.run(closed_loop(base + "/v1/chat/completions",
-                                                        {"authorization": f"Bearer {key}"}, conc, args.seconds, stream))
-                            cpu_ms = (process_tree_cpu(gw.pid) - cpu0) / max(r["n"] + 1, 1) * 1000
-                            print(row(f"{server}/{model} {label}", r, direct[label], cpu_ms))
+                            measured(gw.pid, base, key, f"{server}/{model} {label}", conc, stream, args.seconds,
+                                     direct[label])
                     BODY["model"] = "bench"
                 finally:
                     gw.terminate()
@@ -350,11 +358,8 @@ def main() -> None:
                     for label, conc, stream in SCENARIOS:
                         if conc == 64:
                             continue
-                        cpu0 = process_tree_cpu(gw.pid)
-                        r = asyncio.run(closed_loop(base + "/v1/chat/completions", {"authorization": f"Bearer {key}"},
-                                                    conc, args.seconds, stream, varied))
-                        cpu_ms = (process_tree_cpu(gw.pid) - cpu0) / max(r["n"] + 1, 1) * 1000
-                        print(row(f"{server}/{profile} {label}", r, direct[label], cpu_ms))
+                        measured(gw.pid, base, key, f"{server}/{profile} {label}", conc, stream, args.seconds,
+                                 direct[label], varied)
                 finally:
                     gw.terminate()
                     gw.wait(60)
@@ -384,12 +389,9 @@ def run_varied(args, up_base: str, direct: dict) -> None:
             print(rss_line(gw.pid, "at ready"))
             try:
                 for label, conc, stream in SCENARIOS:
-                    cpu0 = process_tree_cpu(gw.pid)
-                    r = asyncio.run(closed_loop(base + "/v1/chat/completions", {"authorization": f"Bearer {key}"},
-                                                conc, args.seconds, stream, bodies, start=offset))
+                    r = measured(gw.pid, base, key, f"{name} {label}", conc, stream, args.seconds, direct[label],
+                                 bodies, offset)
                     offset += r["sent"]
-                    cpu_ms = (process_tree_cpu(gw.pid) - cpu0) / max(r["n"] + 1, 1) * 1000
-                    print(row(f"{name} {label}", r, direct[label], cpu_ms))
                     results.setdefault(f"{workers} worker(s)", {})[label] = r
                     if offset > len(bodies):
                         print(f"    note: {offset} requests so far > {len(bodies)} distinct prompts; some repeated")
@@ -421,12 +423,9 @@ def run_baseline(args, up_base: str, direct: dict, bodies: list[bytes], offset: 
         wait_http(f"http://127.0.0.1:{port}/readyz", proc)
         print(rss_line(proc.pid, "at ready (LiteLLM + Presidio)"))
         for label, conc, stream in SCENARIOS:
-            cpu0 = process_tree_cpu(proc.pid)
-            r = asyncio.run(closed_loop(f"http://127.0.0.1:{port}/v1/chat/completions", {}, conc, args.seconds,
-                                        stream, bodies, start=offset))
+            r = measured(proc.pid, f"http://127.0.0.1:{port}", None, f"litellm+presidio {label}", conc, stream,
+                         args.seconds, direct[label], bodies, offset)
             offset += r["sent"]
-            cpu_ms = (process_tree_cpu(proc.pid) - cpu0) / max(r["n"] + 1, 1) * 1000
-            print(row(f"litellm+presidio {label}", r, direct[label], cpu_ms))
             results[label] = r
     finally:
         proc.terminate()
