@@ -47,11 +47,17 @@ def find_leaks(
     not in the request itself (33 of 300 echoed test prompts, 2026-12-06), and what the caller sent
     is not a leak however either reading went."""
     known = {_norm(v) for v in request_values}
-    sent = _norm("\n".join(request_texts))
+    sent: list[str] = []  # the request's texts, folded once, and only when a value is not a known one
 
     def new(value: str) -> bool:
         v = _norm(value)
-        return v not in known and not (v and re.search(r"(?<!\w)" + re.escape(v) + r"(?!\w)", sent))
+        if v in known:
+            return False
+        if not v:
+            return True
+        if not sent:
+            sent.append(_norm("\n".join(request_texts)))
+        return re.search(r"(?<!\w)" + re.escape(v) + r"(?!\w)", sent[0]) is None
 
     return [[e for e in ents if new(t[e.start : e.end])] for t, ents in zip(texts, entities, strict=True)]
 
