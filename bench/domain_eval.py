@@ -1,40 +1,28 @@
-"""The sensitive-domain detector (gateway/risk/domains.py) on public text nobody here tuned it on.
+"""The sensitive-domain detector (gateway/risk/domains.py), leave one source out.
 
-The detector is authored, not fitted: a lexicon per domain and a dozen exemplar sentences, mixed
-as 0.5 * lexicon + 0.5 * similarity and compared with the policy's threshold (0.4 by default). So
-every source below is held out; none of them was read to write the lexicons or exemplars, and
-nothing here may be tuned on them either. Each source's texts are questions a user would send,
-labelled with the domain of the document set they came from:
+For every source in training/domains/sources.py (public questions and documents, each labelled with
+its set's domain): fit the domain head on all the other sources (training/domains/fit.py: its
+regularization and offsets chosen on those sources alone) and score the one left out. Printed per
+source, beside the lexicon alone (the simple baseline, and what a policy with
+`embeddings.enabled: false` runs):
+- domain sources: the share flagged as their own domain at the policy's threshold (0.4);
+- general sources: the share flagged as any of the four domains (false positives);
+- per domain: AUROC of its score, its left-out texts against the general sources' left-out texts.
+The headline is the mean over left-out sources. 95% Wilson intervals for shares, bootstrap for AUROC.
 
-- `h2oai/h2o-evals` (MPL-2.0): LLM-evaluation questions about industry documents; one source per
-  document set. Healthcare -> medical, Banking and Finance -> financial, Legal -> legal, HR -> hr;
-  Telecom customer service -> general.
-- `abachaa/MedQuAD` (CC BY 4.0): consumer health questions from NIH sites -> medical.
-- `openai/grade-school-math` (MIT): maths word problems -> general (money and shopping in many).
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/domain_eval.py --mirrors DIR [--json OUT]
 
-Per source: the share flagged as its own domain at the threshold by the detector as shipped, by its
-lexicon alone (what a policy with `embeddings.enabled: false` runs) and by its similarity alone;
-for general sources, the share flagged as any domain. Per domain: AUROC of the domain's score,
-that domain's texts against the general sources', for the three. The point is whether the
-similarity half (one sentence-embedding pass per request, ~11 ms on one core: bench/RESULTS.md)
-earns its place beside the lexicon.
-
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/domain_eval.py --mirrors DIR
-
-`--mirrors`: a directory holding the fetched repositories below (`owner+name/repo` git directories,
-as the search tool's `fetch` leaves them; read with the injection converters' `Mirror`). Texts
-flagged by ../shared/contamination/check.py are dropped.
+`--mirrors`: a directory holding the fetched repositories (`owner+name/repo` git directories, as
+the search tool's `fetch` leaves them). Texts flagged by ../shared/contamination/check.py are
+dropped. ~1 min to embed on 2 cores, then ~1 min a fold.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
-import random
-import re
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -42,112 +30,89 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.risk.config import DOMAINS  # noqa: E402
-from gateway.risk.domains import DomainScorer  # noqa: E402
+from gateway.risk.domains import HEAD_DOMAINS, DomainScorer  # noqa: E402
 from gateway.risk.embeddings import get_embedder  # noqa: E402
-from gateway.risk.prepare import prepare  # noqa: E402
+from training.domains import fit  # noqa: E402
+from training.domains.sources import LABELS, load  # noqa: E402
 from training.injection.fit import auroc, auroc_ci, wilson  # noqa: E402
-from training.injection.sources import common  # noqa: E402
 
-H2O = ("h2oai/h2o-evals", "a5ece86fc4b10217c4566e78fe3c5e981e1b207b")
-MEDQUAD = ("abachaa/MedQuAD", "577bd37b96c02d1833b2c9eed2de9f96964e96cb")
-GSM8K = ("openai/grade-school-math", "3101c7d5072418e28b9008a6636bde82a006892c")
-H2O_DOMAIN = {"Healthcare": "medical", "Banking": "financial", "Finance": "financial", "Legal": "legal",
-              "HR": "hr", "Telcom_Telcom_Customer_Service_Information": "general"}
-PER_SOURCE = 150
 THRESHOLD = 0.4
 
 
-def sample(texts: list[str], n: int, seed: str) -> list[str]:
-    unique = sorted(set(t.strip() for t in texts if t and t.strip()))
-    random.Random(seed).shuffle(unique)
-    return unique[:n]
-
-
-def load(mirrors: Path) -> dict[str, tuple[str, list[str]]]:
-    """source -> (domain, texts)."""
-    out: dict[str, tuple[str, list[str]]] = {}
-    h2o, medquad, gsm8k = (common.Mirror(str(mirrors), *repo) for repo in (H2O, MEDQUAD, GSM8K))
-    for path in h2o.ls("catalog"):
-        m = re.match(r"catalog/([^/]+)/CSV_files/question_type_.*\.csv$", path)
-        if not m:
-            continue
-        catalog = m.group(1)
-        domain = H2O_DOMAIN.get(catalog) or H2O_DOMAIN.get(catalog.split("_")[0])
-        if domain is None:
-            continue
-        rows = csv.DictReader(io.StringIO(h2o.show(path)))
-        out[f"h2o:{catalog}"] = (domain, sample([r["question"] for r in rows], PER_SOURCE, catalog))
-    # MedQuAD: one XML file per topic; the first files of each NIH collection, all of their questions
-    files = [f for f in medquad.ls() if f.endswith(".xml")]
-    questions = []
-    for collection in sorted({f.split("/")[0] for f in files}):
-        for path in [f for f in files if f.startswith(collection + "/")][:25]:
-            questions += re.findall(r"<Question[^>]*>(.*?)</Question>", medquad.show(path), re.S)
-    out["medquad"] = ("medical", sample(questions, PER_SOURCE * 2, "medquad"))
-    lines = gsm8k.show("grade_school_math/data/test.jsonl").splitlines()
-    out["gsm8k"] = ("general", sample([json.loads(x)["question"] for x in lines if x.strip()], PER_SOURCE * 2,
-                                      "gsm8k"))
+def loso(d: fit.Data, log=print) -> np.ndarray:
+    """(texts, domains): every source's scores from a head fitted without it."""
+    out = np.zeros((len(d.label), len(HEAD_DOMAINS)), np.float32)
+    for k, name in enumerate(d.names):
+        t = time.time()
+        held = d.of_sources({name})
+        head, chosen = fit.fit_head(d.subset(np.setdiff1d(np.arange(len(d.label)), held)))
+        test = d.subset(held)
+        out[held] = 1.0 / (1.0 + np.exp(-fit.text_logits(head.weight, head.bias, test)))
+        log(f"  [{k + 1}/{len(d.names)}] {name}: C={chosen['C']} ({time.time() - t:.0f} s)")
     return out
 
 
-def drop_contaminated(sources: dict[str, tuple[str, list[str]]]) -> int:
-    """../shared/contamination/check.py over every text (the injection converters' helper); drops
-    what it flags."""
-    recs = [{"id": f"{s}:{i}", "text": t} for s, (_, ts) in sources.items() for i, t in enumerate(ts)]
-    kept, dropped = common.drop_contaminated(recs, common.DEFAULT_CHECK)
-    keep = {r["id"] for r in kept}
-    for s, (domain, ts) in list(sources.items()):
-        sources[s] = (domain, [t for i, t in enumerate(ts) if f"{s}:{i}" in keep])
-    return dropped or 0
+def flagged(scores: np.ndarray, label: int) -> np.ndarray:
+    """Own domain at the threshold; for general texts, any domain."""
+    if LABELS[label] == "general":
+        return scores.max(axis=1) >= THRESHOLD
+    return scores[:, HEAD_DOMAINS.index(LABELS[label])] >= THRESHOLD
 
 
-def scores(texts: list[str], scorer: DomainScorer, embedder) -> dict[str, np.ndarray]:
-    """(texts, domains) arrays: the detector's own score (`DomainScorer.score`, one text a request),
-    and its two halves alone."""
-    prepared = prepare([("user", t) for t in texts], embedder)
-    shipped = [scorer.score([p]) for p in prepared]
-    lex = np.array([[scorer.lexicons[d].score(p.norm) for d in DOMAINS] for p in prepared])
-    sim = np.array([[scorer._similarity(p.vectors, d) for d in DOMAINS] for p in prepared])
-    return {"shipped": np.array([[s[d] for d in DOMAINS] for s in shipped]), "lexicon": lex, "similarity": sim}
+def report(d: fit.Data, kinds: dict[str, np.ndarray]) -> dict:
+    rows, summary = [], {}
+    print(f"{'left-out source':<52}{'domain':<10}{'n':>5}  " + "  ".join(f"{k:>20}" for k in kinds))
+    for s, name in enumerate(d.names):
+        idx = np.flatnonzero(d.source == s)
+        label = int(d.label[idx[0]])
+        cells, row = [], {"source": name, "domain": LABELS[label], "n": len(idx)}
+        for k, x in kinds.items():
+            hit = flagged(x[idx], label)
+            lo, hi = wilson(int(hit.sum()), len(hit))
+            cells.append(f"{hit.mean():.2f} [{lo:.2f},{hi:.2f}]")
+            row[k] = [round(float(hit.mean()), 4), round(lo, 4), round(hi, 4)]
+        rows.append(row)
+        print(f"{name:<52}{LABELS[label]:<10}{len(idx):>5}  " + "  ".join(f"{c:>20}" for c in cells))
+    print("\nmean over left-out sources: detection (domain sources) / false positives (general sources)")
+    for k in kinds:
+        det = np.mean([r[k][0] for r in rows if r["domain"] != "general"])
+        fp = np.mean([r[k][0] for r in rows if r["domain"] == "general"])
+        summary[k] = {"detection": round(float(det), 4), "false_positives": round(float(fp), 4)}
+        print(f"  {k:<10} detection {det:.3f}   false positives {fp:.3f}")
+    print("\nAUROC of each domain's score, its texts against the general sources' (95% bootstrap interval)")
+    general = d.label == LABELS.index("general")
+    for j, dom in enumerate(HEAD_DOMAINS):
+        own = d.label == LABELS.index(dom)
+        cells = []
+        for k, x in kinds.items():
+            a, (lo, hi) = auroc(x[own, j], x[general, j]), auroc_ci(x[own, j], x[general, j])
+            summary[k][f"auroc_{dom}"] = [round(a, 4), round(lo, 4), round(hi, 4)]
+            cells.append(f"{k} {a:.3f} [{lo:.2f},{hi:.2f}]")
+        print(f"  {dom:<10} {len(set(d.source[own].tolist()))} sources  " + "  ".join(cells))
+    return {"sources": rows, "summary": summary}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mirrors", type=Path, required=True)
+    ap.add_argument("--json", type=Path, help="write the per-source figures here")
     args = ap.parse_args()
     sources = load(args.mirrors)
-    dropped = drop_contaminated(sources)
-    print(f"{sum(len(t) for _, t in sources.values())} texts from {len(sources)} sources "
-          f"({dropped} dropped by the contamination check)\n")
+    print(f"{sum(len(s.texts) for s in sources)} texts from {len(sources)} sources "
+          f"({sum(s.dropped for s in sources)} dropped by the contamination check)")
+    t = time.time()
     embedder = get_embedder()
-    scorer = DomainScorer(embedder)
-    by_source = {s: scores(ts, scorer, embedder) for s, (_, ts) in sources.items()}
-    kinds = ("shipped", "lexicon", "similarity")
-    print(f"flagged at >= {THRESHOLD}: own domain (general sources: any domain), 95% Wilson interval")
-    print(f"{'source':<58}{'domain':<10}{'n':>5}  " + "  ".join(f"{k:>20}" for k in kinds))
-    for s, (domain, ts) in sorted(sources.items(), key=lambda kv: (kv[1][0], kv[0])):
-        cells = []
-        for k in kinds:
-            x = by_source[s][k]
-            hit = x.max(axis=1) >= THRESHOLD if domain == "general" else x[:, DOMAINS.index(domain)] >= THRESHOLD
-            lo, hi = wilson(int(hit.sum()), len(hit))
-            cells.append(f"{hit.mean():.2f} [{lo:.2f},{hi:.2f}]")
-        print(f"{s:<58}{domain:<10}{len(ts):>5}  " + "  ".join(f"{c:>20}" for c in cells))
-    print("\nAUROC of each domain's score, its texts against the general sources' (95% bootstrap interval)")
-    general = [s for s, (d, _) in sources.items() if d == "general"]
-    for domain in ("medical", "financial", "legal", "hr"):
-        own = [s for s, (d, _) in sources.items() if d == domain]
-        if not own:
-            continue
-        j = DOMAINS.index(domain)
-        cells = []
-        for k in kinds:
-            pos = np.concatenate([by_source[s][k][:, j] for s in own])
-            neg = np.concatenate([by_source[s][k][:, j] for s in general])
-            a, (lo, hi) = auroc(pos, neg), auroc_ci(pos, neg)
-            cells.append(f"{a:.3f} [{lo:.2f},{hi:.2f}]")
-        print(f"  {domain:<10} {len(own)} sources  " + "  ".join(f"{k} {c}" for k, c in zip(kinds, cells, strict=True)))
+    d = fit.embed(sources, embedder)
+    print(f"embedded {len(d.vectors)} windows ({embedder.precision}) in {time.time() - t:.0f} s\n")
+    lexicons = DomainScorer(None).lexicons
+    kinds = {
+        "learned": loso(d),
+        "lexicon": np.array([[lexicons[dom].score(n) for dom in HEAD_DOMAINS] for n in d.norms]),
+    }
+    print()
+    out = report(d, kinds)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from gateway.risk.config import (
     action_rank,
     tier_rank,
 )
-from gateway.risk.domains import DomainScorer
+from gateway.risk.domains import DomainHead, DomainScorer
 from gateway.risk.embeddings import Embedder, get_embedder
 from gateway.risk.injection import InjectionDetector
 from gateway.risk.prepare import prepare
@@ -106,18 +106,21 @@ class RiskEngine:
         # The committed head loads now (a small file): missing or corrupt, the engine cannot be built,
         # and the error names the file and the script that rebuilds it.
         self._injection = InjectionDetector()
+        self._domain_head = DomainHead.load()
         self._lock = threading.Lock()
-        fitted = self._injection.head.meta.get("embedder_precision", "fp32")
-        if fitted != self.embedder.precision:
-            # The head's operating point was chosen on `fitted` vectors; other vectors move its scores.
-            log.warning("the injection model was fitted on %s sentence embeddings, the embedder runs %s "
-                        "(BULKHEAD_EMBEDDER_PRECISION): its false-positive rate there is not measured",
-                        fitted, self.embedder.precision)
+        for name, meta in (("injection", self._injection.head.meta), ("domain", self._domain_head.meta)):
+            fitted = meta.get("embedder_precision", "fp32")
+            if fitted != self.embedder.precision:
+                # A head's operating point was chosen on `fitted` vectors; other vectors move its scores.
+                log.warning("the %s model was fitted on %s sentence embeddings, the embedder runs %s "
+                            "(BULKHEAD_EMBEDDER_PRECISION): its false-positive rate there is not measured",
+                            name, fitted, self.embedder.precision)
 
     def _detectors(self, use_embeddings: bool) -> tuple[DomainScorer, InjectionDetector]:
         with self._lock:
             if use_embeddings not in self._domains:
-                self._domains[use_embeddings] = DomainScorer(self.embedder if use_embeddings else None)
+                embedder = self.embedder if use_embeddings else None
+                self._domains[use_embeddings] = DomainScorer(embedder, self._domain_head)
             return self._domains[use_embeddings], self._injection
 
     @property
