@@ -6,8 +6,9 @@ as at run time. Every source weighs the same, so a large set does not decide wha
 like. Everything that is chosen is chosen on out-of-fold scores with whole sources held out (never
 on texts a part was fitted on):
 - the regularization, from a small grid, by the mean AUROC of each domain against general texts;
+- one slope for all domains (Platt scaling), so that scores spread like probabilities;
 - each domain's offset, so that the policy's default threshold (0.4) flags `target_fp` of general
-  texts at most.
+  texts (every source weighing the same).
 """
 
 from __future__ import annotations
