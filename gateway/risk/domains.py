@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gateway.risk import headfile
 from gateway.risk.config import DOMAINS, Domain
 from gateway.risk.embeddings import DIM, Embedder
 from gateway.risk.prepare import Prepared
@@ -118,20 +119,14 @@ class DomainHead:
         return np.where(np.isnan(z), 1.0, 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0))))
 
     def save(self, path: Path) -> None:
-        np.savez_compressed(path, weight=self.weight.astype(np.float16), bias=self.bias.astype(np.float32),
-                            meta=np.frombuffer(json.dumps(self.meta, sort_keys=True).encode(), dtype=np.uint8))
+        headfile.save(path, self.meta, weight=self.weight.astype(np.float16), bias=self.bias.astype(np.float32))
 
     @staticmethod
     def load(path: Path = HEAD_PATH) -> DomainHead:
-        try:
-            with np.load(path) as z:
-                head = DomainHead(z["weight"].astype(np.float32), z["bias"].astype(np.float32),
-                                  json.loads(z["meta"].tobytes().decode()))
-        except (OSError, KeyError, ValueError) as exc:
-            raise RuntimeError(f"domain model {path.name} is missing or unreadable ({exc}); "
-                               f"rebuild it with {REBUILD}") from None
-        if head.weight.shape != (len(HEAD_DOMAINS), DIM) or head.bias.shape != (len(HEAD_DOMAINS),):
-            raise RuntimeError(f"domain model {path.name} has the wrong shape; rebuild it with {REBUILD}")
+        z, meta = headfile.load(path, ("weight", "bias"), "domain model", REBUILD)
+        head = DomainHead(z["weight"], z["bias"], meta)
+        headfile.check_shape(head.weight.shape == (len(HEAD_DOMAINS), DIM) and head.bias.shape == (len(HEAD_DOMAINS),),
+                             path, "domain model", REBUILD)
         return head
 
 

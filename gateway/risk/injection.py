@@ -14,7 +14,6 @@ The weights are fitted by `scripts/train_injection.py` on many public sources
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from functools import cache
@@ -25,6 +24,7 @@ import sklearn
 from scipy.sparse import csr_matrix
 from sklearn.feature_extraction.text import HashingVectorizer
 
+from gateway.risk import headfile
 from gateway.risk.prepare import Prepared
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -125,27 +125,20 @@ class InjectionHead:
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
     def save(self, path: Path) -> None:
-        np.savez_compressed(path, w1=self.w1.astype(np.float16), b1=self.b1.astype(np.float16),
-                            w2=self.w2.astype(np.float16), b2=np.array([self.b2], dtype=np.float32),
-                            words=self.words.astype(np.float16), words_b=np.array([self.words_b], np.float32),
-                            offsets=self.offsets.astype(np.float32),
-                            meta=np.frombuffer(json.dumps(self.meta, sort_keys=True).encode(), dtype=np.uint8))
+        headfile.save(path, self.meta, w1=self.w1.astype(np.float16), b1=self.b1.astype(np.float16),
+                      w2=self.w2.astype(np.float16), b2=np.array([self.b2], dtype=np.float32),
+                      words=self.words.astype(np.float16), words_b=np.array([self.words_b], np.float32),
+                      offsets=self.offsets.astype(np.float32))
 
     @staticmethod
     def load(path: Path = HEAD_PATH) -> InjectionHead:
-        try:
-            with np.load(path) as z:
-                head = InjectionHead(z["w1"].astype(np.float32), z["b1"].astype(np.float32),
-                                     z["w2"].astype(np.float32), float(z["b2"][0]),
-                                     json.loads(z["meta"].tobytes().decode()), z["words"].astype(np.float32),
-                                     float(z["words_b"][0]), z["offsets"].astype(np.float32))
-        except (OSError, KeyError, ValueError) as exc:
-            raise RuntimeError(f"injection model {path.name} is missing or unreadable ({exc}); "
-                               f"rebuild it with {REBUILD}") from None
-        shapes = (head.w1.shape[0] == head.meta.get("dim", 384) + len(ROLES) and head.w1.shape[1] == len(head.w2)
-                  and head.words.shape == (2 * WORD_FEATURES + 1,) and head.offsets.shape == (len(ROLES),))
-        if not shapes:
-            raise RuntimeError(f"injection model {path.name} has the wrong shape; rebuild it with {REBUILD}")
+        z, meta = headfile.load(path, ("w1", "b1", "w2", "b2", "words", "words_b", "offsets"), "injection model",
+                                REBUILD)
+        head = InjectionHead(z["w1"], z["b1"], z["w2"], float(z["b2"][0]), meta, z["words"], float(z["words_b"][0]),
+                             z["offsets"])
+        headfile.check_shape(head.w1.shape[0] == head.meta.get("dim", 384) + len(ROLES)
+                             and head.w1.shape[1] == len(head.w2) and head.words.shape == (2 * WORD_FEATURES + 1,)
+                             and head.offsets.shape == (len(ROLES),), path, "injection model", REBUILD)
         return head
 
 

@@ -57,9 +57,13 @@ def embed(sources: list[Source], embedder) -> Data:
                 names, tuple(p.norm for p in prepared))
 
 
+def _text_weights(d: Data) -> np.ndarray:
+    """1 / the size of its source, for every text: every source weighs the same."""
+    return 1.0 / np.bincount(d.source, minlength=len(d.names)).astype(np.float64)[d.source]
+
+
 def _window_weights(d: Data) -> np.ndarray:
-    per_source = np.bincount(d.source, minlength=len(d.names)).astype(np.float64)
-    text_w = 1.0 / per_source[d.source]
+    text_w = _text_weights(d)
     per_text = np.bincount(d.owner, minlength=len(d.label))
     w = text_w[d.owner] / per_text[d.owner]
     return w * len(w) / w.sum()
@@ -131,7 +135,7 @@ def fit_head(d: Data, target_fp: float = 0.01, folds: int = 4) -> tuple[DomainHe
     weight, bias = _fit(d, c)
     fitted = text_logits(weight, bias, d)
     general = d.label == LABELS.index("general")
-    text_w = 1.0 / np.bincount(d.source, minlength=len(d.names)).astype(np.float64)[d.source]
+    text_w = _text_weights(d)
     xs, ys, ws, logits = [], [], [], oofs[c].copy()
     for j, dom in enumerate(HEAD_DOMAINS):
         own = d.label == LABELS.index(dom)
