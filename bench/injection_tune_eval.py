@@ -6,6 +6,8 @@ the window head over frozen embeddings and the word model) and the fine-tuned br
 (`training/injection/tune.py`), alone and summed with the same word model. A grouped fold holds out
 several sources at once, so each model sees less than in `bench/injection_eval.py`'s
 leave-one-source-out: the figures are, if anything, low for both.
+The frozen head reads the sentence embedder's vectors at the gateway's precision (int8 by default,
+as it ships); the branch is fitted and scored in fp32 torch.
 
 Every text's left-out logits are written to `--out` (npz); `--report` reads them back and prints
 per-source detection and false positives at one threshold per role chosen on the other groups'

@@ -8,7 +8,8 @@ costs the top layers' forward and backward passes only.
 
 Every source weighs the same and, inside a source, attacks and benign texts weigh the same in total
 (`fit.weights`): training texts are drawn with those weights, not all of them, so that a fold fits
-a session on two cores.
+a session on two cores. On the 2-core EPYC (2026-12-06): the lower layers over 33,318 windows
+took 2 min once (3.3 GB); a fit of 15,000 drawn texts, 6 min (~43 texts/s).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from training.injection.dataset import BUILD, Example
 from training.injection.fit import weights
 
 FROZEN = 4
-MAX_PIECES = 128
+MAX_PIECES = 128  # 35% of the 600-character windows reach it; the embedder reads up to 256
+SCALE = 10.0  # the read-out is of a unit vector: the scale lets its logit span about +-10
 
 
 def _digest(texts: list[str]) -> str:
@@ -127,7 +129,7 @@ class Branch(torch.nn.Module):
         keep = attention.unsqueeze(-1).to(x.dtype)
         pooled = (x * keep).sum(1) / keep.sum(1).clamp(min=1e-9)
         pooled = torch.nn.functional.normalize(pooled, dim=-1)
-        return self.read(pooled).squeeze(-1) * 10.0 + self.role_bias[role]
+        return self.read(pooled).squeeze(-1) * SCALE + self.role_bias[role]
 
 
 def _batch(states, lens, rows: np.ndarray):
