@@ -85,6 +85,8 @@ def run(out: Path, folds: int, draws: int) -> None:
 def report(path: Path, target_fp: float) -> None:
     z = np.load(path)
     examples = load_all()
+    if list(z["source"]) != [e.source for e in examples]:
+        raise SystemExit(f"{path} was written for other training data: rerun with --out")
     group, source, y = z["group"], z["source"], z["attack"]
     done = group < int(z["done"])
     roles = np.array([role_index(e.role) for e in examples])
@@ -143,13 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--report", type=Path)
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--draws", type=int, default=6000, help="training texts drawn per fold")
+    ap.add_argument("--draws", type=int, default=15000, help="training texts drawn per fold")
     ap.add_argument("--target-fp", type=float, default=0.01)
     args = ap.parse_args(argv)
     if args.report:
         report(args.report, args.target_fp)
-    else:
+    elif args.out:
         run(args.out, args.folds, args.draws)
+    else:
+        ap.error("give --out (fit and score the folds) or --report (read a run back)")
     return 0
 
 
