@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from gateway.risk.injection import role_index  # noqa: E402
 from training.injection.dataset import load_all, summary  # noqa: E402
-from training.injection.features import featurize  # noqa: E402
+from training.injection.features import featurize, flat_windows  # noqa: E402
 from training.injection.fit import (  # noqa: E402
     Data,
     auroc,
@@ -42,7 +42,7 @@ from training.injection.fit import (  # noqa: E402
     threshold_for,
     wilson,
 )
-from training.injection.tune import branch_logits, fit_branch, flat_windows, lower_states  # noqa: E402
+from training.injection.tune import branch_logits, fit_branch, lower_states  # noqa: E402
 
 
 def groups(sources: list[str], folds: int, seed: int = 0) -> dict[str, int]:

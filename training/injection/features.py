@@ -59,15 +59,19 @@ class WindowCache:
         return self.rows[_key(text)].astype(np.float32)
 
 
+def flat_windows(examples: list[Example], **window_kw) -> tuple[list[str], np.ndarray]:
+    """(every example's windows as the gateway cuts them, in order; owner index (W,))."""
+    wins = [windows(e.text, **window_kw) for e in examples]
+    return [w for ws in wins for w in ws], np.repeat(np.arange(len(examples)), [len(ws) for ws in wins])
+
+
 def featurize(examples: list[Example], embedder: Embedder | None = None, **window_kw) -> tuple[np.ndarray, np.ndarray]:
     """(window vectors (W, DIM), owner index (W,)): every example's windows, embedded."""
-    wins = [windows(e.text, **window_kw) for e in examples]
+    flat, owner = flat_windows(examples, **window_kw)
     embedder = embedder or Embedder(cache_size=0, batch_size=64)  # the gateway's precision (its env too)
     cache = WindowCache(cache_path(embedder.precision))
-    flat = [w for ws in wins for w in ws]
     missing = [w for w in flat if _key(w) not in cache.rows]
     if missing:
         cache.embed(missing, embedder)
     vectors = np.stack([cache.get(w) for w in flat]) if flat else np.zeros((0, DIM), np.float32)
-    owner = np.repeat(np.arange(len(examples)), [len(ws) for ws in wins])
     return vectors, owner

@@ -24,7 +24,6 @@ import torch
 from gateway import minilm
 from gateway.risk.embeddings import DIM, LAYERS, build_module
 from gateway.risk.injection import ROLES, role_index
-from gateway.risk.prepare import windows
 from training.injection.dataset import BUILD, Example
 from training.injection.fit import weights
 
@@ -209,8 +208,3 @@ def branch_logits(model: Branch, examples: list[Example], owner: np.ndarray, sta
     out = np.full(len(examples), -np.inf)
     np.maximum.at(out, owner[rows], z[rows])
     return out[texts]
-
-
-def flat_windows(examples: list[Example]) -> tuple[list[str], np.ndarray]:
-    wins = [windows(e.text) for e in examples]
-    return [w for ws in wins for w in ws], np.repeat(np.arange(len(examples)), [len(ws) for ws in wins])
