@@ -222,6 +222,10 @@ def _agrees(runner: Runner, model, probe: Sequence[np.ndarray], int8: bool) -> b
         return False
     if not int8:
         return bool(np.allclose(got, want, atol=1e-3, rtol=1e-3))
+    if np.ptp(want) < 1e-6 or np.ptp(got) < 1e-6:
+        # A probe of identical rows has no spread to correlate (the correlation is NaN, and the graph
+        # would be rebuilt at every load): within int8's rounding of the values themselves instead.
+        return bool(np.allclose(got, want, atol=0.05 * max(1.0, float(np.abs(want).max())), rtol=0.05))
     return bool(np.corrcoef(got.ravel(), want.ravel())[0, 1] >= 0.99)
 
 

@@ -45,6 +45,22 @@ QUESTION_MAX = 12  # word pieces of the question's tail
 CHUNK = 80  # word pieces of context per chunk
 MAX_LEN = 4 + CLAIM_MAX + QUESTION_MAX + CHUNK
 TOP_CHUNKS = 2  # chunks compared with each claim
+# int8 weights in ONNX Runtime by default (decision 0013's rule for the other encoders): on the
+# shipped model and all nine sources' evaluation records, AUROC within 0.005 of fp32 on each and
+# 1.2% of verdicts flipped, at ~0.6x bf16's time (`bench/grounding.py`).
+PRECISION = "int8"
+# Pairs the runtimes are timed on and a cached graph is checked with against the module: real text,
+# supported and not, so the four outputs spread as real ones do (int8 graphs on made-up ids, or on
+# four identical rows, drift or give nothing to compare, and the cache was rebuilt at every load).
+PROBE = (
+    ("The bridge opened in 1932 and carries six lanes.",
+     "The bridge, opened to traffic in 1932, carries six lanes of road traffic and two rail lines."),
+    ("Revenue fell by 12 percent last year.",
+     "Revenue rose 12 percent to 4.1 billion dollars, the company said on Tuesday."),
+    ("She was born in Lisbon.", "Born in Porto, she moved to Lisbon at the age of nine."),
+    ("The drug was approved for children.",
+     "Regulators approved the drug for adults only; trials in children continue."),
+)
 REQUIRED = ("head.weight", "head.bias", "match.weight", "meta",
             *(f"layers.{i}.qkv.weight" for i in range(FROZEN, LAYERS)))
 # What each word piece of a pair has in common with the other side (an input of the top layers):
@@ -269,12 +285,12 @@ class Verifier:
         self.path = path
         self._tok = minilm.tokenizer()
         model = build_module(trainable).eval()
-        probe = tuple(t.numpy() for t in batch_tensors([pair_ids([1000] * 20, [1000] * 60)] * 4))
+        probe = tuple(t.numpy() for t in batch_tensors([
+            pair_ids(self._tok.encode(claim, add_special_tokens=False).ids,
+                     self._tok.encode(chunk, add_special_tokens=False).ids) for claim, chunk in PROBE]))
         try:
-            # Exact by default (fp32 in torch or ONNX Runtime, whichever is faster here): its threshold
-            # and the left-out figures were measured in fp32.
             self.runner = encoder_runtime.choose(model, probe, ("ids", "types", "attention", "match"),
-                                                 os.environ.get("BULKHEAD_VERIFIER_PRECISION", "auto"),
+                                                 os.environ.get("BULKHEAD_VERIFIER_PRECISION", PRECISION),
                                                  "grounding verifier", table=minilm.word_table())
         except ValueError as exc:
             raise VerifierWeightsError(f"BULKHEAD_VERIFIER_PRECISION: {exc}") from None

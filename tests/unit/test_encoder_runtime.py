@@ -154,6 +154,27 @@ def test_a_finished_graph_is_kept_and_read_back_without_exporting(tmp_path, monk
     assert np.array_equal(again(*x), first(*x))
 
 
+def test_an_int8_check_of_outputs_without_spread_compares_values_not_correlation(monkeypatch):
+    # Outputs that are all equal have no correlation to measure (NaN): the check once failed on
+    # them and rebuilt the graph at every load.
+    want = np.full((4, 1), 0.7, dtype=np.float32)
+    monkeypatch.setattr(encoder_runtime, "torch_runner", lambda model: lambda *x: want)
+    assert encoder_runtime._agrees(lambda *x: want + 0.01, None, (), int8=True)
+    assert not encoder_runtime._agrees(lambda *x: want + 1.0, None, (), int8=True)
+
+
+def test_the_grounding_verifier_reads_its_kept_int8_graph_back(tmp_path, monkeypatch, caplog):
+    from gateway.hallucination.verifier import Verifier
+
+    monkeypatch.setenv(encoder_runtime.CACHE_ENV, str(tmp_path))
+    monkeypatch.delenv("BULKHEAD_VERIFIER_PRECISION", raising=False)
+    first = Verifier()
+    assert repr(first.runner) == "int8 (onnxruntime)"
+    monkeypatch.setattr(encoder_runtime, "_export", lambda *a, **k: pytest.fail("exported again"))
+    Verifier()
+    assert "gives other outputs" not in caplog.text
+
+
 def test_other_weights_or_precision_get_their_own_graph(tmp_path, monkeypatch):
     monkeypatch.setenv(encoder_runtime.CACHE_ENV, str(tmp_path))
     model = small_encoder()
