@@ -22,6 +22,17 @@ VOCAB = 30522
 CLS, SEP = 101, 102
 
 
+def padded(rows) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, attention), int64, of word-piece id rows padded with zeros to the longest."""
+    n = max((len(r) for r in rows), default=0)
+    ids = np.zeros((len(rows), n), dtype=np.int64)
+    attention = np.zeros((len(rows), n), dtype=np.int64)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = r
+        attention[i, : len(r)] = 1
+    return ids, attention
+
+
 def torch():
     import torch as _torch  # heavy: imported where a model is first built
 

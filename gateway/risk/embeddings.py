@@ -104,13 +104,7 @@ class _Model:
         step = self.runner.rows_per_call or batch_size
         for k in range(0, len(order), step):
             part = order[k : k + step]
-            n = max(len(encoded[i]) for i in part)
-            ids = np.zeros((len(part), n), dtype=np.int64)
-            attention = np.zeros((len(part), n), dtype=np.int64)
-            for r, i in enumerate(part):
-                ids[r, : len(encoded[i])] = encoded[i]
-                attention[r, : len(encoded[i])] = 1
-            out[part] = self.runner(ids, attention)
+            out[part] = self.runner(*minilm.padded([encoded[i] for i in part]))
         return out
 
 

@@ -86,14 +86,8 @@ def lower_states(flat: list[str], frozen: int = FROZEN, max_pieces: int = MAX_PI
     with torch.inference_mode():
         for k in range(0, len(order), batch):
             part = order[k : k + batch]
-            n = int(lens[part].max())
-            x = np.zeros((len(part), n), dtype=np.int64)
-            a = np.zeros((len(part), n), dtype=np.int64)
-            for r, i in enumerate(part):
-                x[r, : lens[i]] = ids[i]
-                a[r, : lens[i]] = 1
-            h = model(torch.from_numpy(x), torch.from_numpy(a)).numpy().astype(np.float16)
-            out[part, :n] = h
+            x, a = minilm.padded([ids[i] for i in part])
+            out[part, : x.shape[1]] = model(torch.from_numpy(x), torch.from_numpy(a)).numpy().astype(np.float16)
             if (k // batch) % 50 == 0:
                 print(f"  lower states {k + len(part)}/{len(flat)} ({(k + len(part)) / (time.time() - started):.0f}/s)",
                       file=sys.stderr, flush=True)
