@@ -1,14 +1,17 @@
 """Leave-one-source-out evaluation of the injection detector, beside two simple baselines.
 
 For every source (one upstream dataset, or one generated family with its own documents and its own
-instruction pool: `training/injection/sources/`), the model (both parts, their mix per role and the
+instruction pool: `training/injection/sources/`), the model (both parts and the per-role
 operating points) is fitted on all the other sources and scores the one left out; nothing of the
 left-out source reaches the fit:
 - training texts whose first window is a near copy (embedding cosine >= 0.95) of any left-out text
   are dropped from that fold, so DAN 6.0 in one source does not teach the fold DAN 6.2 in another;
-- the mix of the two parts and each role's operating point (the logit that becomes 0.5) are fitted
-  on grouped out-of-fold scores of the training sources only (`--inner-folds`): the lowest logit
-  keeping their benign false positives at or under `--target-fp`, each source weighing the same.
+- each role's operating point (the logit that becomes 0.5) is chosen as the shipped model's is, on
+  leave-one-source-out scores of the training sources only: the lowest logit keeping their benign
+  false positives at or under `--target-fp`, each source weighing the same. Fold S's score for a
+  training source T comes from the parts fitted without S and T (and without either's near copies):
+  one fit per pair of sources serves both folds (210 pairs for 21 sources, `--workers` at a time;
+  about 40 min on two cores, 2026-12-06).
 Figures per left-out source: detection (attacks flagged) and false-positive rate at that threshold,
 with 95% Wilson intervals, and AUROC with a 95% bootstrap interval where a source holds both labels.
 Baselines under the same protocol: `keywords` (flagged when any of 16 classic injection phrases
@@ -44,13 +47,13 @@ from training.injection.fit import (  # noqa: E402
     auroc,
     auroc_ci,
     fit_parts,
-    grouped_oof,
+    part_logits,
     predict,
+    rate,
     role_thresholds,
-    wilson,
 )
 
-OTHER_TARGETS = (0.01, 0.02, 0.05, 0.10, 0.20)
+OTHER_TARGETS = (0.01, 0.02, 0.03, 0.05, 0.10, 0.20)
 
 KEYWORDS = re.compile(
     r"ignore (all |the )?(previous|prior|above)|disregard (all |the )?(previous|prior|above)|"
@@ -78,21 +81,55 @@ def near_copies(vectors: np.ndarray, owner: np.ndarray, train: np.ndarray, test:
     return train[close]
 
 
-def rate(flags: np.ndarray) -> tuple[float, float, float]:
-    k, n = int(flags.sum()), len(flags)
-    lo, hi = wilson(k, n)
-    return (k / n if n else float("nan")), lo, hi
+def indices(d: Data, source: str) -> np.ndarray:
+    return np.array([i for i, e in enumerate(d.examples) if e.source == source])
 
 
-def fold(d: Data, source: str, target_fp: float, inner_folds: int) -> dict:
-    test = np.array([i for i, e in enumerate(d.examples) if e.source == source])
-    train = np.array([i for i, e in enumerate(d.examples) if e.source != source])
-    dropped = near_copies(d.vectors, d.owner, train, test)
-    train = np.setdiff1d(train, dropped)
+def dropped_for(d: Data, source: str) -> np.ndarray:
+    test = indices(d, source)
+    return near_copies(d.vectors, d.owner, np.setdiff1d(np.arange(len(d.examples)), test), test)
+
+
+_DATA: dict = {}  # what forked workers read (set before the pool starts)
+
+
+def _pair(task: tuple[str, str]) -> tuple[str, str, np.ndarray, np.ndarray]:
+    import torch
+
+    torch.set_num_threads(1)
+    d, dropped = _DATA["data"], _DATA["dropped"]
+    a, b = task
+    ia, ib = indices(d, a), indices(d, b)
+    train = np.setdiff1d(np.arange(len(d.examples)), np.concatenate([ia, ib, dropped[a], dropped[b]]))
+    head = fit_parts(d.subset(train))
+    za, zb = (sum(part_logits(head, d.subset(i))) for i in (ia, ib))
+    return a, b, za, zb
+
+
+def inner_scores(d: Data, sources: list[str], dropped: dict[str, np.ndarray], workers: int) -> dict[str, np.ndarray]:
+    """For every left-out source S, every text's leave-one-source-out logit as fold S sees it: a
+    text of source T scored by the parts fitted without S and T. NaN for S's own texts."""
+    import multiprocessing
+
+    out = {s: np.full(len(d.examples), np.nan) for s in sources}
+    tasks = [(a, b) for k, a in enumerate(sources) for b in sources[k + 1 :]]
+    _DATA.update(data=d, dropped=dropped)
+    started = time.time()
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        for n, (a, b, za, zb) in enumerate(pool.imap_unordered(_pair, tasks), 1):
+            out[a][indices(d, b)] = zb  # fold a, inner source b
+            out[b][indices(d, a)] = za
+            if n % 20 == 0 or n == len(tasks):
+                print(f"  inner fits {n}/{len(tasks)} ({time.time() - started:.0f} s)", flush=True)
+    return out
+
+
+def fold(d: Data, source: str, target_fp: float, inner: np.ndarray, dropped: np.ndarray) -> dict:
+    test = indices(d, source)
+    train = np.setdiff1d(np.setdiff1d(np.arange(len(d.examples)), test), dropped)
     tr, te = d.subset(train), d.subset(test)
-    words, window = grouped_oof(tr, inner_folds)
     head = fit_parts(tr)
-    oof = head.combine(words, window, [e.role for e in tr.examples])
+    oof = inner[train]
     z = predict(head, te)  # the parts' summed logits, before any operating point
     y = te.y
     roles = np.array([role_index(e.role) for e in te.examples])
@@ -101,6 +138,7 @@ def fold(d: Data, source: str, target_fp: float, inner_folds: int) -> dict:
     kw = np.array([keyword_hits(e.text) for e in te.examples], dtype=float)
     length = np.array([len(e.text) for e in te.examples], dtype=float)
     out = {"source": source, "attacks": int(y.sum()), "benign": int((~y).sum()), "near_copies_dropped": len(dropped),
+           "thresholds": t.tolist(),
            "families": sorted({e.family for e in te.examples}), "roles": sorted({e.role for e in te.examples})}
     if y.any():
         out["detection"] = rate(hit[y])
@@ -126,10 +164,11 @@ def fmt(r: tuple[float, float, float] | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--target-fp", type=float, default=0.05, help="benign false-positive rate the threshold "
-                    "is chosen for, on the training sources' out-of-fold scores")
-    ap.add_argument("--inner-folds", type=int, default=3)
-    ap.add_argument("--only", nargs="*", help="left-out sources to score (default: all)")
+    ap.add_argument("--target-fp", type=float, default=0.02, help="benign false-positive rate the threshold "
+                    "is chosen for, on the training sources' leave-one-source-out scores")
+    ap.add_argument("--workers", type=int, default=2, help="inner fits at a time (one thread each)")
+    ap.add_argument("--only", nargs="*", help="left-out sources to score (default: all; the inner fits "
+                    "cover every pair of sources either way)")
     ap.add_argument("--chunk-chars", type=int, default=CHUNK_CHARS, help="window size (characters)")
     ap.add_argument("--max-chunks", type=int, default=MAX_CHUNKS, help="windows per text at most")
     ap.add_argument("--json", type=Path, help="write the per-source figures here")
@@ -142,11 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(examples)} texts, {len(vectors)} windows; embedded in {time.time() - started:.0f} s\n")
     data = Data.of(examples, vectors, owner)
 
+    sources = sorted({e.source for e in examples})
+    dropped = {s: dropped_for(data, s) for s in sources}
+    inner = inner_scores(data, sources, dropped, args.workers)
     rows = []
-    for source in sorted({e.source for e in examples}):
+    for source in sources:
         if args.only and source not in args.only:
             continue
-        r = fold(data, source, args.target_fp, args.inner_folds)
+        r = fold(data, source, args.target_fp, inner[source], dropped[source])
         rows.append(r)
         print(f"{source:30s} A={r['attacks']:5d} B={r['benign']:5d}  det {fmt(r.get('detection')):22s} "
               f"fp {fmt(r.get('fp')):22s} auroc {fmt(r.get('auroc')):22s} | keywords det "

@@ -38,9 +38,9 @@ from training.injection.fit import (  # noqa: E402
     auroc,
     fit_parts,
     part_logits,
+    rate,
     role_thresholds,
     threshold_for,
-    wilson,
 )
 from training.injection.tune import branch_logits, fit_branch, lower_states  # noqa: E402
 
@@ -106,13 +106,13 @@ def report(path: Path, target_fp: float) -> None:
             a, b = m & y, m & ~y
             row = f"  {s:26s}"
             if a.any():
-                det.append(hit[a].mean())
-                lo, hi = wilson(int(hit[a].sum()), int(a.sum()))
-                row += f" det {hit[a].mean():.3f} [{lo:.2f}, {hi:.2f}]"
+                r = rate(hit[a])
+                det.append(r[0])
+                row += f" det {r[0]:.3f} [{r[1]:.2f}, {r[2]:.2f}]"
             if b.any():
-                fp.append(hit[b].mean())
-                lo, hi = wilson(int(hit[b].sum()), int(b.sum()))
-                row += f" fp {hit[b].mean():.3f} [{lo:.2f}, {hi:.2f}]"
+                r = rate(hit[b])
+                fp.append(r[0])
+                row += f" fp {r[0]:.3f} [{r[1]:.2f}, {r[2]:.2f}]"
             if a.any() and b.any():
                 au.append(auroc(logit[a], logit[b]))
                 row += f" auroc {au[-1]:.3f}"

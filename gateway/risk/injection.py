@@ -86,8 +86,8 @@ class InjectionHead:
     - `window`: one hidden layer over [window embedding, role one-hot]; a text's logit is its worst
       window's (the embeddings are the ones the domain detector reads too);
     - `words`: a logistic model over hashed word 1-2 grams of the whole text, by role;
-    minus `offsets[role]`, the logit chosen as that role's operating point on out-of-fold scores
-    (which the score's 0.5 becomes)."""
+    minus `offsets[role]`, the logit chosen as that role's operating point on leave-one-source-out
+    scores (which the score's 0.5 becomes)."""
 
     w1: np.ndarray  # (DIM + len(ROLES), hidden)
     b1: np.ndarray

@@ -3,8 +3,8 @@
 Two parts, each fitted on the same texts: the window head (multiple-instance learning: a text is
 labelled, its windows are not, so a text's logit is the max over its windows' and the loss is on
 that) and the word model (logistic regression over hashed word 1-2 grams, by role); their logits
-are summed. Each role's operating point is chosen on out-of-fold scores with whole sources held
-out together, never on the texts the parts were fitted on.
+are summed. Each role's operating point is chosen on leave-one-source-out scores, never on the
+texts the parts were fitted on.
 
 Every source weighs the same and, inside a source, attacks and benign texts weigh the same in total:
 a large source must not decide what a small one means, and the operating point is not a property of
@@ -138,26 +138,25 @@ def part_logits(head: InjectionHead, d: Data) -> tuple[np.ndarray, np.ndarray]:
     return head.word_logits(d.words), window
 
 
-def grouped_oof(d: Data, folds: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold part logits with whole sources held out together."""
-    sources = sorted({e.source for e in d.examples})
-    random.Random(seed).shuffle(sources)
-    fold_of = {s: i % folds for i, s in enumerate(sources)}
-    words, window = np.zeros(len(d.examples)), np.zeros(len(d.examples))
-    for f in range(folds):
-        test = np.array([i for i, e in enumerate(d.examples) if fold_of[e.source] == f])
-        train = np.array([i for i, e in enumerate(d.examples) if fold_of[e.source] != f])
-        if len(test):
-            words[test], window[test] = part_logits(fit_parts(d.subset(train)), d.subset(test))
-    return words, window
+def source_oof(d: Data) -> np.ndarray:
+    """Each text's summed part logits from the parts fitted on every source but its own: the score a
+    source gets when it is new, as the operating point must hold on tomorrow's sources. (Three
+    grouped folds, before: which sources shared a fold, a seeded deal, moved typed text's operating
+    point from 1.0 to 1.9 logits between seeds, and pooling five deals still from 1.7 to 2.5.)"""
+    z = np.zeros(len(d.examples))
+    for source in sorted({e.source for e in d.examples}):
+        test = np.array([i for i, e in enumerate(d.examples) if e.source == source])
+        train = np.array([i for i, e in enumerate(d.examples) if e.source != source])
+        words, window = part_logits(fit_parts(d.subset(train)), d.subset(test))
+        z[test] = words + window
+    return z
 
 
-def fit_model(d: Data, target_fp: float, folds: int = 3) -> InjectionHead:
-    """Both parts fitted on everything given; the mix and the per-role operating points fitted on
-    grouped out-of-fold scores of the same data (never on what the parts were fitted on)."""
-    words, window = grouped_oof(d, folds)
+def fit_model(d: Data, target_fp: float) -> InjectionHead:
+    """Both parts fitted on everything given; each role's operating point chosen on leave-one-source-
+    out scores of the same data (never on what the parts were fitted on)."""
     parts = fit_parts(d)
-    t = role_thresholds(d.examples, parts.combine(words, window, [e.role for e in d.examples]), target_fp)
+    t = role_thresholds(d.examples, source_oof(d), target_fp)
     return InjectionHead(parts.w1, parts.b1, parts.w2, parts.b2, {**parts.meta, "threshold_logit": t.tolist()},
                          parts.words, parts.words_b, t.astype(np.float32))
 
@@ -236,3 +235,8 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (c - r) / d, (c + r) / d
 
 
+def rate(flags: np.ndarray) -> tuple[float, float, float]:
+    """The share of `flags` that are set, with its 95% Wilson interval."""
+    k, n = int(flags.sum()), len(flags)
+    lo, hi = wilson(k, n)
+    return (k / n if n else float("nan")), lo, hi
