@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from gateway.risk.injection import role_index  # noqa: E402
 from training.injection.dataset import load_all, summary  # noqa: E402
-from training.injection.features import featurize, flat_windows  # noqa: E402
+from training.injection.features import embed_windows, flat_windows  # noqa: E402
 from training.injection.fit import (  # noqa: E402
     Data,
     auroc,
@@ -58,9 +58,7 @@ def run(out: Path, folds: int, draws: int) -> None:
     flat, owner = flat_windows(examples)
     states, lens = lower_states(flat)
     print(f"{len(examples)} texts, {len(flat)} windows; lower states in {time.time() - started:.0f} s", flush=True)
-    vectors, owner2 = featurize(examples)
-    assert (owner == owner2).all()
-    data = Data.of(examples, vectors, owner)
+    data = Data.of(examples, embed_windows(flat), owner)
     fold_of = groups(sorted({e.source for e in examples}), folds)
     n = len(examples)
     words, window, branch = np.zeros(n), np.zeros(n), np.zeros(n)

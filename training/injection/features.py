@@ -68,10 +68,14 @@ def flat_windows(examples: list[Example], **window_kw) -> tuple[list[str], np.nd
 def featurize(examples: list[Example], embedder: Embedder | None = None, **window_kw) -> tuple[np.ndarray, np.ndarray]:
     """(window vectors (W, DIM), owner index (W,)): every example's windows, embedded."""
     flat, owner = flat_windows(examples, **window_kw)
+    return embed_windows(flat, embedder), owner
+
+
+def embed_windows(flat: list[str], embedder: Embedder | None = None) -> np.ndarray:
+    """The windows' vectors (W, DIM), from the cache where it holds them."""
     embedder = embedder or Embedder(cache_size=0, batch_size=64)  # the gateway's precision (its env too)
     cache = WindowCache(cache_path(embedder.precision))
     missing = [w for w in flat if _key(w) not in cache.rows]
     if missing:
         cache.embed(missing, embedder)
-    vectors = np.stack([cache.get(w) for w in flat]) if flat else np.zeros((0, DIM), np.float32)
-    return vectors, owner
+    return np.stack([cache.get(w) for w in flat]) if flat else np.zeros((0, DIM), np.float32)
