@@ -164,7 +164,7 @@ def fmt(r: tuple[float, float, float] | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--target-fp", type=float, default=0.02, help="benign false-positive rate the threshold "
+    ap.add_argument("--target-fp", type=float, default=0.03, help="benign false-positive rate the threshold "
                     "is chosen for, on the training sources' leave-one-source-out scores")
     ap.add_argument("--workers", type=int, default=2, help="inner fits at a time (one thread each)")
     ap.add_argument("--only", nargs="*", help="left-out sources to score (default: all; the inner fits "

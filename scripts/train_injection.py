@@ -40,7 +40,7 @@ from training.injection.fit import Data, fit_model  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--target-fp", type=float, default=0.02)
+    ap.add_argument("--target-fp", type=float, default=0.03)
     ap.add_argument("--out", type=Path, default=HEAD_PATH)
     args = ap.parse_args(argv)
     started = time.time()

@@ -65,16 +65,16 @@ def test_a_long_clean_document_is_not_flagged(injection, embedder):
 def test_out_of_source_sets(injection, embedder):
     """Authored sets no training source holds: benign text that sounds dangerous, benign personas and
     style rules, short and indirect attacks. A regression guard, not a figure (bench/RESULTS.md has
-    those, leave-one-source-out): the shipped model flags 0 of the 100 benign texts and 7 of the
-    22 attacks (2026-12-06, operating points on leave-one-source-out scores at 2%; 1 and 9 with the
-    grouped folds at 5% before, 0 and 8 on 2026-12-05); issue 22 stays open for the attacks."""
+    those, leave-one-source-out): the shipped model flags 0 of the 100 benign texts and 9 of the
+    22 attacks (2026-12-06, operating points on leave-one-source-out scores at 3%; 0 and 7 at 2%,
+    1 and 9 with the grouped folds at 5% before); issue 22 stays open for the attacks."""
     scary = load_jsonl("benign_scary.jsonl")
     personas = load_jsonl("benign_personas.jsonl")
     attacks = load_jsonl("attacks_extra.jsonl")
     fp = np.array(_scores(injection, embedder, [r["text"] for r in scary + personas])) >= 0.5
     hit = np.array(_scores(injection, embedder, [r["text"] for r in attacks])) >= 0.5
     assert fp.mean() <= 0.05
-    assert hit.sum() >= 7
+    assert hit.sum() >= 9
 
 
 def test_the_role_changes_the_score(injection, embedder):
