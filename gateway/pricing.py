@@ -14,6 +14,7 @@ import gzip
 import json
 import math
 import os
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -61,8 +62,24 @@ def litellm_tiers(model: str) -> Tiers:
 
     litellm.suppress_debug_info = True  # else an unmapped model prints litellm's provider list to stdout
 
+    from litellm._internal_context import pinned_billing_time
+
+    # Some models carry off-peak rates that litellm applies by the clock (DeepSeek's, by hour and
+    # weekday): a table built at night held half the day's price, and a budget must not depend on
+    # when it was computed. Price at the dearest hour of the week.
+    moments = [None]
+    if (litellm.model_cost.get(model) or {}).get("off_peak_pricing"):
+        monday = datetime(2026, 1, 5, tzinfo=UTC)
+        moments = [monday + timedelta(minutes=30 + 60 * h) for h in range(7 * 24)]
+
+    def at(moment, prompt_tokens: int) -> tuple[float, float]:
+        if moment is None:
+            return litellm.cost_per_token(model=model, prompt_tokens=prompt_tokens, completion_tokens=1_000)
+        with pinned_billing_time(moment):
+            return litellm.cost_per_token(model=model, prompt_tokens=prompt_tokens, completion_tokens=1_000)
+
     def rates(prompt_tokens: int) -> tuple[float, float]:
-        cost_in, cost_out = litellm.cost_per_token(model=model, prompt_tokens=prompt_tokens, completion_tokens=1_000)
+        cost_in, cost_out = max(at(m, prompt_tokens) for m in moments)
         return cost_in / prompt_tokens, cost_out / 1_000
 
     try:

@@ -87,3 +87,24 @@ def test_pricing_a_mapped_model_does_not_import_litellm():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["(1.5e-07,", "6e-07)", "False"]
+
+
+def test_off_peak_rates_do_not_follow_the_clock():
+    # litellm prices some models (DeepSeek's) by hour and weekday; the table and the fallback take
+    # the dearest hour, so a budget does not depend on when it was computed.
+    from datetime import UTC, datetime, timedelta
+
+    import litellm
+    from litellm._internal_context import pinned_billing_time
+
+    pricing.litellm_tiers("gpt-4o")  # sets the local cost map before litellm reads it
+    model = "deepseek/deepseek-v4-flash"
+    if not (litellm.model_cost.get(model) or {}).get("off_peak_pricing"):
+        pytest.skip("this litellm lists no off-peak pricing")
+    seen = set()
+    for h in range(0, 7 * 24, 3):
+        with pinned_billing_time(datetime(2026, 1, 5, tzinfo=UTC) + timedelta(hours=h, minutes=30)):
+            cost_in, _ = litellm.cost_per_token(model=model, prompt_tokens=1_000, completion_tokens=1_000)
+        seen.add(cost_in / 1_000)
+    assert len(seen) > 1  # the rate does move with the clock
+    assert pricing.litellm_tiers(model)[0][1] == max(seen)
