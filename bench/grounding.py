@@ -1,6 +1,7 @@
 """Latency of the grounding check: a 1,000-character answer against 4,000 characters of context.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/grounding.py [--runs N] [--threads 1]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/grounding.py --geometry 2x80,1x48,1x32
 
 Answers and contexts are cut from the converted sources (`training/grounding/build/`, else the dev
 file): each context is 4,000 characters of a document, each answer 1,000 characters of sentences
@@ -9,6 +10,11 @@ not, as in real answers). Printed: p50 / p99 per call, on `--threads` torch thre
 context's chunks cached (the same documents asked about again) and uncached (a new context every
 call); the content-word overlap baseline beside it, in the same process. The first call (model load
 and the precision probe) is excluded. Timings depend on the machine and its load.
+
+`--geometry KxN,...`: the same model comparing each claim with K chunks of up to N word pieces
+(the shipped geometry is `verifier.TOP_CHUNKS`x`verifier.CHUNK`), the geometries interleaved call by
+call on uncached contexts, with each one's time as a ratio to the first's. What a geometry loses is
+`bench/grounding_eval.py --geometry` (fitted figures) and, for the one shipped, `--loso`.
 """
 
 from __future__ import annotations
@@ -69,10 +75,35 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
 
 
+def parse_geometry(text: str) -> tuple[int, int]:
+    k, _, n = text.strip().partition("x")
+    return int(k), int(n)
+
+
+def geometries(check: GroundingCheck, work: list[tuple[str, str]], shapes: list[tuple[int, int]]) -> None:
+    v = check.verifier
+    times: dict[tuple[int, int], list[float]] = {g: [] for g in shapes}
+    pairs: dict[tuple[int, int], list[int]] = {g: [] for g in shapes}
+    for context, answer in work:
+        for g in shapes:  # interleaved, so that the machine's drift falls on every geometry alike
+            v.top_chunks, v.chunk = g
+            v._contexts.clear()
+            started = time.perf_counter()
+            result = check.score(context, answer)
+            times[g].append((time.perf_counter() - started) * 1000)
+            pairs[g].append(result.detail.get("pairs", 0))
+    base = statistics.median(times[shapes[0]])
+    for g in shapes:
+        print(f"{g[0]} chunk(s) x {g[1]:>3} pieces  p50 {pct(times[g], 50):6.1f} ms  p99 {pct(times[g], 99):6.1f} ms  "
+              f"({statistics.median(times[g]) / base:.2f}x the first; pairs {statistics.median(pairs[g]):.0f} "
+              f"per answer; {v.precision})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--geometry", help="compare chunk geometries, e.g. 2x80,1x48 (chunks x word pieces)")
     args = ap.parse_args()
     import torch  # only to pin the thread count
 
@@ -80,6 +111,9 @@ def main() -> None:
     check = GroundingCheck()
     work = cases(args.runs)
     check.score(*work[0])  # load, probe, first-call costs
+    if args.geometry:
+        geometries(check, work, [parse_geometry(g) for g in args.geometry.split(",")])
+        return
     results = {}
     for mode in ("uncached", "cached"):
         times, claims, pairs = [], [], []

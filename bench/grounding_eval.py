@@ -2,6 +2,7 @@
 
     HF_HUB_OFFLINE=1 nice .venv/bin/python bench/grounding_eval.py --loso [--only S ...] [--epochs N]
     HF_HUB_OFFLINE=1 .venv/bin/python bench/grounding_eval.py            # the shipped model (trained-on)
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/grounding_eval.py --geometry 1x48   # ... reading other chunks
 
 Protocol:
 - Sources: every converted source under `training/grounding/build/` plus HaluEval QA from the dev
@@ -266,6 +267,8 @@ def run_shipped(args) -> None:
     from gateway.hallucination.grounding import GroundingCheck  # the shipped check, as the gateway runs it
 
     check = GroundingCheck()
+    if args.geometry:  # the same model, comparing claims with other chunks (bench/grounding.py times it)
+        check.verifier.top_chunks, check.verifier.chunk = (int(x) for x in args.geometry.split("x"))
     rows = []
     for name, records in load_sources().items():
         if args.sources and name not in args.sources:
@@ -289,6 +292,7 @@ def main() -> None:
     ap.add_argument("--sources", nargs="*", default=[], help="use only these sources")
     ap.add_argument("--epochs", type=int, default=fit.EPOCHS)
     ap.add_argument("--combine", action="store_true", help="only the stacking step, on the scores --loso saved")
+    ap.add_argument("--geometry", help="without --loso: compare each claim with K chunks of N word pieces (KxN)")
     args = ap.parse_args()
     if args.combine:
         combine(write=True, epochs=args.epochs)

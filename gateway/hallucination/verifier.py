@@ -174,9 +174,9 @@ class Chunk:
 
 class ContextChunks:
     """A context cut into sentences, and the chunks that claims are compared with: for each sentence,
-    the run of whole sentences from it that fits CHUNK word pieces (a longer sentence is cut)."""
+    the run of whole sentences from it that fits `size` word pieces (a longer sentence is cut)."""
 
-    def __init__(self, tok, passages: Sequence[str]) -> None:
+    def __init__(self, tok, passages: Sequence[str], size: int = CHUNK) -> None:
         sentences: list[str] = []
         for passage in passages:
             # glued: "century.First" (knowledge sentences joined without a space) is two sentences.
@@ -187,13 +187,13 @@ class ContextChunks:
         words: list[frozenset[str]] = []
         for text, enc in zip(sentences, encoded, strict=True):
             ids = enc.ids
-            for lo in range(0, max(len(ids), 1), CHUNK):
-                pieces.append(ids[lo : lo + CHUNK])
+            for lo in range(0, max(len(ids), 1), size):
+                pieces.append(ids[lo : lo + size])
                 words.append(frozenset(content_words(text)))
         self.chunks: list[Chunk] = []
         for i in range(len(pieces)):
             ids, ws, j = list(pieces[i]), set(words[i]), i
-            while j + 1 < len(pieces) and len(ids) + len(pieces[j + 1]) <= CHUNK:
+            while j + 1 < len(pieces) and len(ids) + len(pieces[j + 1]) <= size:
                 j += 1
                 ids += pieces[j]
                 ws |= words[j]
@@ -278,7 +278,13 @@ class Verifier:
     """Thread-safe; one forward pass at a time. Contexts are cut and tokenized once and kept by
     their hash (the same documents come back with every question about them)."""
 
-    def __init__(self, path: Path | str | None = None, *, batch: int = 32, cache: int = 64) -> None:
+    def __init__(self, path: Path | str | None = None, *, batch: int = 32, cache: int = 64,
+                 chunk: int = CHUNK, top_chunks: int = TOP_CHUNKS) -> None:
+        """`chunk`, `top_chunks`: the comparison's geometry, what the model was fitted with unless a
+        bench asks what a smaller one would cost and lose (`bench/grounding.py --geometry`)."""
+        if not 1 <= chunk <= CHUNK or top_chunks < 1:
+            raise ValueError(f"chunk must be 1..{CHUNK} word pieces and top_chunks at least 1")
+        self.chunk, self.top_chunks = chunk, top_chunks
         path = Path(path) if path else weights_path()
         trainable = _read(path, arrays=True)
         self.meta = json.loads(str(trainable["meta"]))
@@ -320,7 +326,7 @@ class Verifier:
             if found is not None:
                 self._contexts.move_to_end(key)
                 return found
-        built = ContextChunks(self._tok, passages)
+        built = ContextChunks(self._tok, passages, self.chunk)
         with self._lock:
             self._contexts[key] = built
             while len(self._contexts) > self._cache_size:
@@ -338,7 +344,7 @@ class Verifier:
         pairs, owner = [], []
         for i, (claim, enc) in enumerate(zip(claims, encoded, strict=True)):
             seg = first_segment(enc.ids, q_ids)
-            for c in chunks.best(set(content_words(claim))):
+            for c in chunks.best(set(content_words(claim)), self.top_chunks):
                 pairs.append(pair_ids(seg, c.ids, chunks.pieces))
                 owner.append(i)
         probs = self.score_pairs(pairs)

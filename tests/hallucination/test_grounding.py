@@ -137,6 +137,21 @@ def test_a_claim_is_compared_with_the_chunks_that_share_its_words():
     assert chunks.best({"zzz"})[0].first == 0
 
 
+def test_a_smaller_geometry_cuts_shorter_chunks_and_fewer_pairs(check):
+    """What `bench/grounding.py --geometry` times: the same model, each claim against fewer, shorter
+    chunks of a context long enough to need several."""
+    context = " ".join(f"In {1900 + i} the town of Alder{i} built {i} bridges over the river." for i in range(30))
+    answer = "Alder3 built 3 bridges. Alder7 built 7 bridges."
+    shipped = check.score(context, answer).detail["pairs"]
+    small = Verifier(chunk=24, top_chunks=1)
+    assert all(len(c.ids) <= 24 for c in small.chunks([context]).chunks)
+    _, pairs = small.claim_scores([context], ["Alder3 built 3 bridges.", "Alder7 built 7 bridges."])
+    assert pairs == 2 < shipped
+    for bad in ({"chunk": 0}, {"chunk": CHUNK + 1}, {"top_chunks": 0}):
+        with pytest.raises(ValueError):
+            Verifier(**bad)
+
+
 def test_pair_inputs_mark_what_each_side_shares():
     ids, types, match = pair_ids([5, 6, 102, 7], [6, 8], frozenset({5, 6, 8}))
     assert ids == [101, 5, 6, 102, 7, 102, 6, 8, 102]
