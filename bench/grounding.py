@@ -86,8 +86,7 @@ def geometries(check: GroundingCheck, work: list[tuple[str, str]], shapes: list[
     pairs: dict[tuple[int, int], list[int]] = {g: [] for g in shapes}
     for context, answer in work:
         for g in shapes:  # interleaved, so that the machine's drift falls on every geometry alike
-            v.top_chunks, v.chunk = g
-            v._contexts.clear()
+            v.set_geometry(chunk=g[1], top_chunks=g[0])  # drops the cached contexts too
             started = time.perf_counter()
             result = check.score(context, answer)
             times[g].append((time.perf_counter() - started) * 1000)

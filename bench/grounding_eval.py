@@ -268,7 +268,10 @@ def run_shipped(args) -> None:
 
     check = GroundingCheck()
     if args.geometry:  # the same model, comparing claims with other chunks (bench/grounding.py times it)
-        check.verifier.top_chunks, check.verifier.chunk = (int(x) for x in args.geometry.split("x"))
+        from bench.grounding import parse_geometry
+
+        top_chunks, chunk = parse_geometry(args.geometry)
+        check.verifier.set_geometry(chunk=chunk, top_chunks=top_chunks)
     rows = []
     for name, records in load_sources().items():
         if args.sources and name not in args.sources:

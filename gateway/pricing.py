@@ -14,6 +14,7 @@ import gzip
 import json
 import math
 import os
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
@@ -73,9 +74,7 @@ def litellm_tiers(model: str) -> Tiers:
         moments = [monday + timedelta(minutes=30 + 60 * h) for h in range(7 * 24)]
 
     def at(moment, prompt_tokens: int) -> tuple[float, float]:
-        if moment is None:
-            return litellm.cost_per_token(model=model, prompt_tokens=prompt_tokens, completion_tokens=1_000)
-        with pinned_billing_time(moment):
+        with nullcontext() if moment is None else pinned_billing_time(moment):
             return litellm.cost_per_token(model=model, prompt_tokens=prompt_tokens, completion_tokens=1_000)
 
     def rates(prompt_tokens: int) -> tuple[float, float]:

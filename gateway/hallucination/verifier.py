@@ -280,11 +280,10 @@ class Verifier:
 
     def __init__(self, path: Path | str | None = None, *, batch: int = 32, cache: int = 64,
                  chunk: int = CHUNK, top_chunks: int = TOP_CHUNKS) -> None:
-        """`chunk`, `top_chunks`: the comparison's geometry, what the model was fitted with unless a
-        bench asks what a smaller one would cost and lose (`bench/grounding.py --geometry`)."""
-        if not 1 <= chunk <= CHUNK or top_chunks < 1:
-            raise ValueError(f"chunk must be 1..{CHUNK} word pieces and top_chunks at least 1")
-        self.chunk, self.top_chunks = chunk, top_chunks
+        """`chunk`, `top_chunks`: the comparison's geometry (`set_geometry`)."""
+        self._lock = threading.Lock()
+        self._contexts: OrderedDict[str, ContextChunks] = OrderedDict()
+        self.set_geometry(chunk, top_chunks)
         path = Path(path) if path else weights_path()
         trainable = _read(path, arrays=True)
         self.meta = json.loads(str(trainable["meta"]))
@@ -303,9 +302,17 @@ class Verifier:
         del model  # the runner holds what it needs
         encoder_runtime.release_freed_memory()
         self.batch = batch
-        self._lock = threading.Lock()
-        self._contexts: OrderedDict[str, ContextChunks] = OrderedDict()
         self._cache_size = cache
+
+    def set_geometry(self, chunk: int, top_chunks: int) -> None:
+        """Compare each claim with `top_chunks` chunks of up to `chunk` word pieces: what the model was
+        fitted with unless a bench asks what a smaller one would cost and lose (`bench/grounding.py
+        --geometry`). Contexts cut at another size are dropped."""
+        if not 1 <= chunk <= CHUNK or top_chunks < 1:
+            raise ValueError(f"chunk must be 1..{CHUNK} word pieces and top_chunks at least 1")
+        with self._lock:
+            self.chunk, self.top_chunks = chunk, top_chunks
+            self._contexts.clear()
 
     @property
     def precision(self) -> str:

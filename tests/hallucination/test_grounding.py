@@ -147,6 +147,8 @@ def test_a_smaller_geometry_cuts_shorter_chunks_and_fewer_pairs(check):
     assert all(len(c.ids) <= 24 for c in small.chunks([context]).chunks)
     _, pairs = small.claim_scores([context], ["Alder3 built 3 bridges.", "Alder7 built 7 bridges."])
     assert pairs == 2 < shipped
+    small.set_geometry(chunk=CHUNK, top_chunks=1)  # the context cut at 24 is not reused
+    assert max(len(c.ids) for c in small.chunks([context]).chunks) > 24
     for bad in ({"chunk": 0}, {"chunk": CHUNK + 1}, {"top_chunks": 0}):
         with pytest.raises(ValueError):
             Verifier(**bad)
