@@ -36,6 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gateway.hallucination import verifier  # noqa: E402
 from training.grounding import fit  # noqa: E402
 from training.grounding.dataset import EVAL_ONLY, load_sources, sample  # noqa: E402
 from training.injection.fit import auroc  # noqa: E402
@@ -257,6 +258,7 @@ def combine(*, write: bool, epochs: int = fit.EPOCHS) -> None:
         coef, intercept = fit_combiner([parts[n] for n in trained], feats)
         SUMMARY.write_text(json.dumps({
             "protocol": "bench/grounding_eval.py --loso", "epochs": epochs, "threshold": round(best, 2),
+            "chunk": verifier.CHUNK, "top_chunks": verifier.TOP_CHUNKS,
             "combiner": {"features": feats, "coef": [round(x, 4) for x in coef], "intercept": round(intercept, 4)},
             "mean_auroc": {k: round(v, 4) for k, v in means.items()}, "sources": rows}, indent=1) + "\n",
             encoding="utf-8")

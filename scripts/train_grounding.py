@@ -16,7 +16,9 @@ once (and cached under `training/grounding/build/cache/`); the top layers and th
 Time on this project's 2-core machine (2026-12-06, AMD EPYC): the shipped model, 9,797 pairs from
 eight sources for three epochs, took 400 s (346 s of fitting; the frozen layers' outputs came from
 the cache `--loso` had filled, about three minutes more without it); `bench/grounding_eval.py
---loso`, nine folds of ~8,500 pairs each, took 2,894 s. Each run prints its own `took` line.
+--loso`, nine folds of ~8,500 pairs each, took 2,894 s (3,128 s on 2026-12-07, another host). Each
+run prints its own `took` line. `--combiner-only` (seconds) is what moving the comparison's geometry
+to one chunk per claim took: training reads each claim's best chunk only, so the weights stayed.
 """
 
 from __future__ import annotations
@@ -33,19 +35,32 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from gateway import minilm  # noqa: E402
-from gateway.hallucination.verifier import WEIGHTS, trainable_state  # noqa: E402
+from gateway.hallucination.verifier import (  # noqa: E402
+    CHUNK,
+    LEGACY_GEOMETRY,
+    TOP_CHUNKS,
+    WEIGHTS,
+    trainable_state,
+)
 from training.grounding import fit  # noqa: E402
 from training.grounding.dataset import EVAL_ONLY, load_sources  # noqa: E402
 
 CACHE = ROOT / "training" / "grounding" / "build" / "cache"
 LOSO = ROOT / "training" / "grounding" / "loso.json"
 VERSION = "verifier-1"
+GEOMETRY = {"chunk": CHUNK, "top_chunks": TOP_CHUNKS}  # in the meta: the loader refuses another
 
 
 def combiner_meta() -> dict:
-    """The threshold and the combiner `bench/grounding_eval.py` chose on left-out sources."""
+    """The threshold and the combiner `bench/grounding_eval.py` chose on left-out sources, and the
+    geometry they were chosen at."""
     loso = json.loads(LOSO.read_text()) if LOSO.exists() else {}
-    out = {"threshold": loso.get("threshold", 0.5)}
+    measured = {k: loso.get(k, v) for k, v in LEGACY_GEOMETRY.items()}
+    if loso and measured != GEOMETRY:
+        # its threshold and combiner were chosen on scores at another geometry
+        raise SystemExit(f"{LOSO.name} was measured at {measured}, this build compares {GEOMETRY}: "
+                         "rerun bench/grounding_eval.py --loso")
+    out = {"threshold": loso.get("threshold", 0.5), **GEOMETRY}
     if "combiner" in loso:
         out["combiner"] = loso["combiner"]
     return out

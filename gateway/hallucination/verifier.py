@@ -9,9 +9,10 @@ Trained on many public sources (`training/grounding/`, `scripts/train_grounding.
   fine-tuned and stored (`data/grounding_verifier.npz`, fp16). On two CPU cores that is what makes a
   fit per left-out source affordable: the frozen layers' output is computed once for every pair and
   each fold trains only the top.
-- A claim is compared with a few chunks, not the whole context: the chunks (runs of whole context
-  sentences up to CHUNK word pieces) that share the most content words with it. A claim is as
-  supported as its best chunk; pairs that share no content word are not scored when others do.
+- A claim is compared with a chunk, not the whole context: the TOP_CHUNKS chunks (runs of whole
+  context sentences up to CHUNK word pieces) that share the most content words with it, one since a
+  second bought nothing left out (decision 0012). A claim is as supported as its best chunk; pairs
+  that share no content word are not scored when others do.
 - The question (the tail of it: for a dialogue, the last turn) rides with the claim, because a short
   answer ("Delhi.") asserts nothing without it.
 
@@ -42,9 +43,13 @@ LAYERS = 6
 FROZEN = 4  # the package's lower layers, unchanged
 CLAIM_MAX = 40  # word pieces of the claim
 QUESTION_MAX = 12  # word pieces of the question's tail
+# The comparison's geometry, fitted and recorded in the weights' meta (a file fitted at another one
+# is refused: its threshold and combiner were chosen at that one). Training reads each claim's best
+# chunk only, so TOP_CHUNKS is an evaluation choice; CHUNK is also a training one.
 CHUNK = 80  # word pieces of context per chunk
-MAX_LEN = 4 + CLAIM_MAX + QUESTION_MAX + CHUNK
-TOP_CHUNKS = 2  # chunks compared with each claim
+TOP_CHUNKS = 1  # chunks compared with each claim
+CHUNK_LIMIT = 128  # the longest chunk a bench may ask for (`set_geometry`)
+LEGACY_GEOMETRY = {"chunk": 80, "top_chunks": 2}  # weights files from before the meta recorded it
 # int8 weights in ONNX Runtime by default (decision 0013's rule for the other encoders): on the
 # shipped model and all nine sources' evaluation records, AUROC within 0.005 of fp32 on each and
 # 1.2% of verdicts flipped, at ~0.6x bf16's time (`bench/grounding.py`).
@@ -236,7 +241,7 @@ Pair = tuple[list[int], list[int], list[int]]  # input ids, token types, match
 def pair_ids(segment: Sequence[int], chunk: Sequence[int], context: frozenset[int] = frozenset()) -> Pair:
     """(input ids, token types, match) of `[CLS] segment [SEP] chunk [SEP]`; `context`: every word
     piece of the whole context."""
-    chunk = list(chunk[:CHUNK])
+    chunk = list(chunk[:CHUNK_LIMIT])
     ids = [minilm.CLS, *segment, minilm.SEP, *chunk, minilm.SEP]
     types = [0] * (len(segment) + 2) + [1] * (len(chunk) + 1)
     in_chunk, in_segment = set(chunk), set(segment)
@@ -287,7 +292,16 @@ class Verifier:
         path = Path(path) if path else weights_path()
         trainable = _read(path, arrays=True)
         self.meta = json.loads(str(trainable["meta"]))
+        fitted = {k: self.meta.get(k, v) for k, v in LEGACY_GEOMETRY.items()}
+        if fitted != {"chunk": CHUNK, "top_chunks": TOP_CHUNKS}:
+            raise VerifierWeightsError(
+                f"{path.name} was fitted comparing claims with {fitted['top_chunks']} chunk(s) of "
+                f"{fitted['chunk']} word pieces; this build compares {TOP_CHUNKS} of {CHUNK}: rebuild "
+                f"it with {REBUILD}")
         self.path = path
+        # What results and audit records name: the meta's version alone stays the same when only the
+        # threshold, the combiner or the geometry is refitted (`train_grounding.py --combiner-only`).
+        self.digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         self._tok = minilm.tokenizer()
         model = build_module(trainable).eval()
         probe = tuple(t.numpy() for t in batch_tensors([
@@ -308,8 +322,8 @@ class Verifier:
         """Compare each claim with `top_chunks` chunks of up to `chunk` word pieces: what the model was
         fitted with unless a bench asks what a smaller one would cost and lose (`bench/grounding.py
         --geometry`). Contexts cut at another size are dropped."""
-        if not 1 <= chunk <= CHUNK or top_chunks < 1:
-            raise ValueError(f"chunk must be 1..{CHUNK} word pieces and top_chunks at least 1")
+        if not 1 <= chunk <= CHUNK_LIMIT or top_chunks < 1:
+            raise ValueError(f"chunk must be 1..{CHUNK_LIMIT} word pieces and top_chunks at least 1")
         with self._lock:
             self.chunk, self.top_chunks = chunk, top_chunks
             self._contexts.clear()
@@ -324,7 +338,7 @@ class Verifier:
 
     @property
     def version(self) -> str:
-        return str(self.meta.get("version", "verifier"))
+        return f"{self.meta.get('version', 'verifier')}+{self.digest}"
 
     def chunks(self, passages: Sequence[str]) -> ContextChunks:
         key = hashlib.sha256("\x00".join(passages).encode("utf-8", "surrogatepass")).hexdigest()

@@ -14,12 +14,14 @@ import pytest
 from gateway.hallucination.grounding import GroundingCheck
 from gateway.hallucination.verifier import (
     CHUNK,
+    CHUNK_LIMIT,
     IN_CHUNK,
     IN_CONTEXT,
     NOWHERE,
     QUESTION,
     SHARED,
     SPECIAL,
+    TOP_CHUNKS,
     UNSHARED,
     WEIGHTS,
     ContextChunks,
@@ -47,6 +49,9 @@ def test_grounded_answer_scores_above_an_unrelated_one(check):
     unrelated = check.score(CONTEXT, "The moon orbits Jupiter every nine days, astronomers in Peru said.")
     assert 0.0 <= unrelated.score < good.score <= 1.0
     assert good.kind == "grounding" and good.version == check.verifier.version
+    # the file's digest rides with the version: a refitted threshold or combiner is another model
+    base, digest = good.version.split("+")
+    assert base == check.verifier.meta["version"] and len(digest) == 12
     assert good.detail["claims"] == 1 and good.detail["pairs"] >= 1
 
 
@@ -137,21 +142,36 @@ def test_a_claim_is_compared_with_the_chunks_that_share_its_words():
     assert chunks.best({"zzz"})[0].first == 0
 
 
-def test_a_smaller_geometry_cuts_shorter_chunks_and_fewer_pairs(check):
-    """What `bench/grounding.py --geometry` times: the same model, each claim against fewer, shorter
-    chunks of a context long enough to need several."""
+def test_a_geometry_sets_how_long_and_how_many_chunks_a_claim_reads():
+    """What `bench/grounding.py --geometry` times: the same model, each claim against more or fewer,
+    longer or shorter chunks of a context long enough to need several."""
     context = " ".join(f"In {1900 + i} the town of Alder{i} built {i} bridges over the river." for i in range(30))
-    answer = "Alder3 built 3 bridges. Alder7 built 7 bridges."
-    shipped = check.score(context, answer).detail["pairs"]
-    small = Verifier(chunk=24, top_chunks=1)
-    assert all(len(c.ids) <= 24 for c in small.chunks([context]).chunks)
-    _, pairs = small.claim_scores([context], ["Alder3 built 3 bridges.", "Alder7 built 7 bridges."])
-    assert pairs == 2 < shipped
-    small.set_geometry(chunk=CHUNK, top_chunks=1)  # the context cut at 24 is not reused
-    assert max(len(c.ids) for c in small.chunks([context]).chunks) > 24
-    for bad in ({"chunk": 0}, {"chunk": CHUNK + 1}, {"top_chunks": 0}):
+    claims = ["Alder3 built 3 bridges.", "Alder7 built 7 bridges."]
+    v = Verifier(chunk=24, top_chunks=1)
+    assert all(len(c.ids) <= 24 for c in v.chunks([context]).chunks)
+    _, pairs = v.claim_scores([context], claims)
+    assert pairs == 2
+    v.set_geometry(chunk=80, top_chunks=2)  # the context cut at 24 is not reused
+    assert max(len(c.ids) for c in v.chunks([context]).chunks) > 24
+    _, pairs = v.claim_scores([context], claims)
+    assert pairs == 4
+    for bad in ({"chunk": 0}, {"chunk": CHUNK_LIMIT + 1}, {"top_chunks": 0}):
         with pytest.raises(ValueError):
             Verifier(**bad)
+
+
+def test_weights_fitted_at_another_geometry_are_refused(tmp_path):
+    """A file from before the meta recorded its geometry was fitted on two chunks of 80 word pieces;
+    its threshold and combiner mean something else at this build's geometry."""
+    with np.load(WEIGHTS) as f:
+        state = {k: f[k] for k in f.files}
+    meta = json.loads(str(state["meta"]))
+    for name, changed in (("legacy", {k: v for k, v in meta.items() if k not in ("chunk", "top_chunks")}),
+                          ("wider", {**meta, "chunk": CHUNK + 8})):
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, **{**state, "meta": np.array(json.dumps(changed))})
+        with pytest.raises(VerifierWeightsError, match="rebuild it with scripts/train_grounding.py"):
+            Verifier(path)
 
 
 def test_pair_inputs_mark_what_each_side_shares():
@@ -188,6 +208,7 @@ def test_shipped_weights_are_compact_and_complete():
         meta = json.loads(str(f["meta"]))
         assert all(f[k].dtype == np.float16 for k in f.files if k != "meta")
     assert meta["version"] and 0.0 < meta["threshold"] < 1.0 and meta["sources"]
+    assert (meta["chunk"], meta["top_chunks"]) == (CHUNK, TOP_CHUNKS)
 
 
 def test_importing_the_package_does_not_load_torch():
