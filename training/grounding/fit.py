@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from gateway import minilm
+from gateway.hallucination import verifier
 from gateway.hallucination.verifier import Pair, batch_tensors, build_module
 from training.grounding.dataset import Record, Scored, pairs_for, sample
 
@@ -199,7 +200,8 @@ def _cached_lower(model, pairs, cache_dir, name: str) -> list[np.ndarray]:
     import hashlib  # only here: the cache key
     import json
 
-    key = hashlib.sha256(json.dumps([p[:2] for p in pairs]).encode()).hexdigest()[:16]
+    # the frozen depth is in the key: the same pairs through another number of layers is another output
+    key = hashlib.sha256(json.dumps([verifier.FROZEN, [p[:2] for p in pairs]]).encode()).hexdigest()[:16]
     path = cache_dir / f"{name}-{key}.npz"
     if path.exists():
         with np.load(path) as f:
