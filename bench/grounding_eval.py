@@ -1,6 +1,7 @@
 """The grounding verifier, leave-one-source-out, beside content-word overlap.
 
     HF_HUB_OFFLINE=1 nice .venv/bin/python bench/grounding_eval.py --loso [--only S ...] [--epochs N]
+    HF_HUB_OFFLINE=1 nice .venv/bin/python bench/grounding_eval.py --loso --frozen 3   # one more trained layer
     HF_HUB_OFFLINE=1 .venv/bin/python bench/grounding_eval.py            # the shipped model (trained-on)
     HF_HUB_OFFLINE=1 .venv/bin/python bench/grounding_eval.py --geometry 1x48   # ... reading other chunks
 
@@ -15,6 +16,8 @@ Protocol:
   accuracy over the left-out sources (the shipped model's default).
 - Evaluation-only sources (`EVAL_ONLY` in `training/grounding/dataset.py`) are never trained on:
   their left-out fold is the shipped model's recipe.
+- `--frozen N`: the folds train all but the lower N layers (the shipped verifier: `verifier.FROZEN`).
+  An experiment: its per-record scores go to `build/loso-frozenN/`, and `loso.json` is not written.
 - Without `--loso`: the shipped model, through `GroundingCheck` as the gateway runs it, on the
   same records. It was trained on these sources: those figures are not held out and never the
   headline.
@@ -125,7 +128,7 @@ def run_loso(args) -> None:
             "claims": [s.n_claims for s in held.eval_records]}))
     table(rows, "LEFT-OUT sources (each scored by a verifier that never saw it)")
     print(f"\n{time.perf_counter() - started:.0f} s in all")
-    combine(write=not args.only and not args.sources, epochs=args.epochs)
+    combine(write=not args.only and not args.sources and SCORES.name == "loso", epochs=args.epochs)
 
 
 def record_signals(names: list[str]) -> dict[str, dict[str, np.ndarray]]:
@@ -298,9 +301,15 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=fit.EPOCHS)
     ap.add_argument("--combine", action="store_true", help="only the stacking step, on the scores --loso saved")
     ap.add_argument("--geometry", help="without --loso: compare each claim with K chunks of N word pieces (KxN)")
+    ap.add_argument("--frozen", type=int, choices=range(verifier.LAYERS), default=verifier.FROZEN,
+                    help="--loso: freeze only the lower N layers (an experiment; loso.json is not written)")
     args = ap.parse_args()
+    if args.frozen != verifier.FROZEN:
+        global SCORES
+        verifier.FROZEN = args.frozen  # read when the folds' model is built and its outputs cached
+        SCORES = SCORES.with_name(f"loso-frozen{args.frozen}")
     if args.combine:
-        combine(write=True, epochs=args.epochs)
+        combine(write=SCORES.name == "loso", epochs=args.epochs)
         return
     (run_loso if args.loso else run_shipped)(args)
 
