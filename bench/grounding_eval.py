@@ -261,7 +261,7 @@ def combine(*, write: bool, epochs: int = fit.EPOCHS) -> None:
         coef, intercept = fit_combiner([parts[n] for n in trained], feats)
         SUMMARY.write_text(json.dumps({
             "protocol": "bench/grounding_eval.py --loso", "epochs": epochs, "threshold": round(best, 2),
-            "chunk": verifier.CHUNK, "top_chunks": verifier.TOP_CHUNKS,
+            **verifier.GEOMETRY,
             "combiner": {"features": feats, "coef": [round(x, 4) for x in coef], "intercept": round(intercept, 4)},
             "mean_auroc": {k: round(v, 4) for k, v in means.items()}, "sources": rows}, indent=1) + "\n",
             encoding="utf-8")

@@ -35,27 +35,20 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from gateway import minilm  # noqa: E402
-from gateway.hallucination.verifier import (  # noqa: E402
-    CHUNK,
-    LEGACY_GEOMETRY,
-    TOP_CHUNKS,
-    WEIGHTS,
-    trainable_state,
-)
+from gateway.hallucination.verifier import GEOMETRY, WEIGHTS, recorded_geometry, trainable_state  # noqa: E402
 from training.grounding import fit  # noqa: E402
 from training.grounding.dataset import EVAL_ONLY, load_sources  # noqa: E402
 
 CACHE = ROOT / "training" / "grounding" / "build" / "cache"
 LOSO = ROOT / "training" / "grounding" / "loso.json"
 VERSION = "verifier-1"
-GEOMETRY = {"chunk": CHUNK, "top_chunks": TOP_CHUNKS}  # in the meta: the loader refuses another
 
 
 def combiner_meta() -> dict:
     """The threshold and the combiner `bench/grounding_eval.py` chose on left-out sources, and the
     geometry they were chosen at."""
     loso = json.loads(LOSO.read_text()) if LOSO.exists() else {}
-    measured = {k: loso.get(k, v) for k, v in LEGACY_GEOMETRY.items()}
+    measured = recorded_geometry(loso)
     if loso and measured != GEOMETRY:
         # its threshold and combiner were chosen on scores at another geometry
         raise SystemExit(f"{LOSO.name} was measured at {measured}, this build compares {GEOMETRY}: "

@@ -49,7 +49,15 @@ QUESTION_MAX = 12  # word pieces of the question's tail
 CHUNK = 80  # word pieces of context per chunk
 TOP_CHUNKS = 1  # chunks compared with each claim
 CHUNK_LIMIT = 128  # the longest chunk a bench may ask for (`set_geometry`)
-LEGACY_GEOMETRY = {"chunk": 80, "top_chunks": 2}  # weights files from before the meta recorded it
+GEOMETRY = {"chunk": CHUNK, "top_chunks": TOP_CHUNKS}  # as the weights' meta and loso.json record it
+LEGACY_GEOMETRY = {"chunk": 80, "top_chunks": 2}  # files from before they recorded it
+
+
+def recorded_geometry(meta: dict) -> dict:
+    """The geometry a weights meta or a `loso.json` was fitted or measured at."""
+    return {k: meta.get(k, v) for k, v in LEGACY_GEOMETRY.items()}
+
+
 # int8 weights in ONNX Runtime by default (decision 0013's rule for the other encoders): on the
 # shipped model and all nine sources' evaluation records, AUROC within 0.005 of fp32 on each and
 # 1.2% of verdicts flipped, at ~0.6x bf16's time (`bench/grounding.py`).
@@ -292,8 +300,8 @@ class Verifier:
         path = Path(path) if path else weights_path()
         trainable = _read(path, arrays=True)
         self.meta = json.loads(str(trainable["meta"]))
-        fitted = {k: self.meta.get(k, v) for k, v in LEGACY_GEOMETRY.items()}
-        if fitted != {"chunk": CHUNK, "top_chunks": TOP_CHUNKS}:
+        fitted = recorded_geometry(self.meta)
+        if fitted != GEOMETRY:
             raise VerifierWeightsError(
                 f"{path.name} was fitted comparing claims with {fitted['top_chunks']} chunk(s) of "
                 f"{fitted['chunk']} word pieces; this build compares {TOP_CHUNKS} of {CHUNK}: rebuild "
