@@ -4,7 +4,8 @@
     HF_HUB_OFFLINE=1 .venv/bin/python bench/pii_leak.py [--per-source 80] [--recall-first]
 
 For each group of training sources, a gateway (`bulkhead serve`, default PII policy, one external
-backend) runs with the name tagger trained without that group (`BULKHEAD_NAME_TAGGER`), and the
+backend) runs with the name tagger trained without that group (`BULKHEAD_NAME_TAGGER`; the shipped
+weights for a group the recipe holds back), and the
 group's sentences that hold a person's name are sent as chat requests, each with an e-mail address
 and a phone number added, to the recording stand-in (tests/standin.py) on 127.0.0.1. A protected
 value has leaked when it appears in what the stand-in received (case-insensitive, whole word).
@@ -39,7 +40,6 @@ pii: {{recall_first: {recall_first}}}
 backends:
   - {{name: ext, adapter: openai, model: say, api_base: '{upstream}', trust: external}}
 """
-GROUPS = ("btc", "gum-spoken", "gum-written", "indian_legal_ner", "multiconer-en", "pii-dev", "re3d", "wikigold")
 RECALL_FIRST = "{PERSON: 0.15, LOCATION: 0.25}"
 
 
@@ -111,7 +111,7 @@ def run_group(cases: list, fold: Path, recall_first: bool, standin: StandIn) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from scripts.train_ner import FOLDS
+    from scripts.train_ner import SCORED, left_out_weights
     from training.ner.dataset import load_all
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -125,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     totals = [0, 0, 0, 0, 0, 0]
     by_group = load_all()
     try:
-        for group in args.only or GROUPS:
-            fold = FOLDS / f"{group}.npz"
+        for group in args.only or SCORED:
+            fold = left_out_weights(group)
             if not fold.is_file():
                 print(f"{group}: no left-out model at {fold}; run scripts/train_ner.py --folds")
                 continue
