@@ -34,13 +34,14 @@ def test_litbank_keeps_proper_names_cut_to_the_name_and_drops_nominals():
     assert not counters["dropped_sentences"]
 
 
-def test_litbank_an_outer_mention_that_is_no_clean_name_gives_way_to_its_inner_ones():
+def test_litbank_cuts_a_mention_before_its_comma_and_tags_the_mentions_inside_it():
     text = "Elizabeth , daughter of James Stevenson , Esq. of South Park , wed .\n"
     ann = _brat(text, [("PROP_PER", "Elizabeth"), ("PROP_PER", "James Stevenson , Esq. of South Park"),
                        ("PROP_GPE", "South Park")])
     (tokens, tags), = litbank.convert_doc(text, ann, Counter())
     named = {tokens[i]: t for i, t in enumerate(tags) if t != "O"}
-    assert named == {"Elizabeth": "B-PER", "South": "B-LOC", "Park": "I-LOC"}
+    assert named == {"Elizabeth": "B-PER", "James": "B-PER", "Stevenson": "I-PER", "South": "B-LOC",
+                     "Park": "I-LOC"}
 
 
 def test_litbank_drops_a_sentence_whose_proper_mention_reduces_to_no_name():

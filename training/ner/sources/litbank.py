@@ -8,10 +8,11 @@ Mapping: PROP_PER -> PER; PROP_GPE, PROP_LOC, PROP_FAC -> LOC; PROP_ORG -> ORG; 
 nominal or pronominal mention ("his wife", "the printer") -> O.
 
 Spans are cut to the name: leading titles and lower-case words go ("the second Sir Walter" ->
-"Walter", titles are tagged O in every source here; the analyzer adds them by rule). Nested
-mentions keep the outer one unless it holds a comma or a lower-case word other than a name
-particle ("James Stevenson , Esq. of South Park"), in which case the inner ones are kept. A
-sentence with a proper mention that cannot be cut to a clean name is dropped, not guessed.
+"Walter", titles are tagged O in every source here; the analyzer adds them by rule). A mention
+that holds a comma or a lower-case word other than a name particle ("James Stevenson , Esq. of
+South Park") is cut before it ("James Stevenson"); the mentions nested in it ("South Park") are
+tagged on their own. A sentence with a proper mention that cannot be cut to a clean name is
+dropped, not guessed.
 
     python3 training/ner/sources/litbank.py --mirrors DIR --out training/ner/build
 """
@@ -37,8 +38,8 @@ TITLES = {"mr", "mr.", "mrs", "mrs.", "miss", "ms", "ms.", "sir", "lady", "lord"
           "little", "young", "poor", "dear", "cousin", "lieutenant", "lieut.", "sergeant", "inspector"}
 PARTICLES = {"de", "du", "da", "di", "van", "von", "der", "la", "le", "del", "of", "'s", "the", "and", "&"}
 NOTES = ("LitBank coreference layer (coref/brat, 100 texts): proper mentions only, cut to the name "
-         "(leading titles and lower-case words dropped; titles are O as in every source here), outer "
-         "mention kept unless it holds a comma or lower-case word, then its inner mentions. Sentences "
+         "(leading titles and lower-case words dropped; titles are O as in every source here); a mention "
+         "holding a comma or lower-case word is cut before it, nested mentions tagged on their own. Sentences "
          "with a proper mention that does not reduce to a clean name are dropped. Cite Bamman, Popat "
          "and Shen 2019 (NAACL); Bamman, Lewke and Mansoor 2020 (LREC, coreference).")
 
@@ -95,11 +96,16 @@ def convert_doc(text: str, ann: str, counters: dict):
         if typ is None:  # a vehicle: O, but its span must not be claimed by anything else
             continue
         span = cut(tokens, s, e)
-        has_inner = any(s <= s2 and e2 <= e and (s2, e2) != (s, e) for s2, e2, _ in mentions)
         if span is None:
-            if not has_inner:
-                bad_sents.add(sent_of[s])
-                counters["unclean"] += 1
+            # "James Stevenson , Esq. of South Park": the name is what comes before the first comma
+            # or lower-case word; the mentions inside it ("South Park") are tagged on their own.
+            head = next((i for i in range(s, e) if tokens[i] == "," or
+                         (i > s and not name_part(tokens[i]) and tokens[i].lower() not in PARTICLES)), e)
+            span = cut(tokens, s, head) if head < e else None
+            counters["cut_at_comma"] += span is not None
+        if span is None:
+            bad_sents.add(sent_of[s])
+            counters["unclean"] += 1
             continue
         a, b = span
         if any(t != "O" for t in tags[a:b]):
@@ -127,7 +133,7 @@ def sentences(mirrors: str, counters: dict):
 
 def main() -> None:
     args = common.standard_args(__doc__.splitlines()[0], __file__).parse_args()
-    counters = {"unaligned": 0, "unclean": 0, "dropped_sentences": 0}
+    counters = {"unaligned": 0, "cut_at_comma": 0, "unclean": 0, "dropped_sentences": 0}
     stats = common.finalize("litbank", list(sentences(args.mirrors, counters)), args.out,
                             cap=args.cap, seed=args.seed)
     stats.update(counters)
