@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "training" / "ner" 
 import common
 import crossner
 import litbank
+import sec_filings
 
 
 def _brat(text: str, mentions: list[tuple[str, str]]) -> str:
@@ -56,3 +57,10 @@ def test_litbank_drops_a_sentence_whose_proper_mention_reduces_to_no_name():
 def test_crossner_reads_person_subtypes_as_persons_and_titles_as_nothing():
     raw = ["B-writer", "I-writer", "O", "B-book", "I-book", "O", "B-country", "B-band"]
     assert common.to_bio(raw, crossner.MAPPING) == ["B-PER", "I-PER", "O", "O", "O", "O", "B-LOC", "B-ORG"]
+
+
+def test_sec_filings_defined_parties_are_roles_not_names():
+    tokens = ["Borrower", "shall", "pay", "Lender", "and", "Silicon", "Valley", "Bank", "per", "John", "Smith"]
+    tags = ["B-PER", "O", "O", "B-PER", "O", "B-ORG", "I-ORG", "I-ORG", "O", "B-PER", "I-PER"]
+    assert sec_filings.without_roles(tokens, tags) == [
+        "O", "O", "O", "O", "O", "B-ORG", "I-ORG", "I-ORG", "O", "B-PER", "I-PER"]
