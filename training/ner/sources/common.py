@@ -132,6 +132,11 @@ def to_bio(raw_tags: list[str], mapping: dict[str, str]) -> list[str]:
     return out
 
 
+def is_cap(tok: str) -> bool:
+    """A word that can be part of a name as written: it starts with a capital or a digit."""
+    return tok[:1].isupper() or tok[:1].isdigit()
+
+
 def repair_bio(tags: list[str]) -> list[str]:
     """Make a BIO sequence valid (I-X after O or another type becomes B-X)."""
     out, prev = [], "O"

@@ -23,6 +23,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common
+from common import is_cap
 
 REPO = "dbamman/litbank"
 COMMIT = "3e50db0ffc033d7ccbb94f4d88f6b99210328ed8"
@@ -44,20 +45,16 @@ NOTES = ("LitBank coreference layer (coref/brat, 100 texts): proper mentions onl
          "and Shen 2019 (NAACL); Bamman, Lewke and Mansoor 2020 (LREC, coreference).")
 
 
-def name_part(tok: str) -> bool:
-    return tok[:1].isupper() or tok[:1].isdigit()
-
-
 def cut(tokens: list[str], s: int, e: int) -> tuple[int, int] | None:
     """The name inside mention tokens[s:e], or None when it is not a clean name."""
-    while s < e and (tokens[s].lower() in TITLES or not name_part(tokens[s])):
+    while s < e and (tokens[s].lower() in TITLES or not is_cap(tokens[s])):
         s += 1
-    while e > s and not name_part(tokens[e - 1]):
+    while e > s and not is_cap(tokens[e - 1]):
         e -= 1
     if s == e:
         return None
     inner = tokens[s:e]
-    if any(t == "," or (not name_part(t) and t.lower() not in PARTICLES) for t in inner):
+    if any(t == "," or (not is_cap(t) and t.lower() not in PARTICLES) for t in inner):
         return None
     return s, e
 
@@ -91,16 +88,16 @@ def convert_doc(text: str, ann: str, counters: dict):
             mentions.append((s, e, TYPES.get(kind)))
     tags = ["O"] * len(tokens)
     bad_sents = set()
-    # outer first; an outer mention that is not a clean name gives way to the mentions inside it
+    # outer first: a mention's name takes its words before any mention nested in it can
     for s, e, typ in sorted(mentions, key=lambda m: (m[0], -(m[1] - m[0]))):
-        if typ is None:  # a vehicle: O, but its span must not be claimed by anything else
+        if typ is None:  # a vehicle: not a type the tagger learns
             continue
         span = cut(tokens, s, e)
         if span is None:
             # "James Stevenson , Esq. of South Park": the name is what comes before the first comma
             # or lower-case word; the mentions inside it ("South Park") are tagged on their own.
             head = next((i for i in range(s, e) if tokens[i] == "," or
-                         (i > s and not name_part(tokens[i]) and tokens[i].lower() not in PARTICLES)), e)
+                         (i > s and not is_cap(tokens[i]) and tokens[i].lower() not in PARTICLES)), e)
             span = cut(tokens, s, head) if head < e else None
             counters["cut_at_comma"] += span is not None
         if span is None:

