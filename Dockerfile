@@ -18,6 +18,12 @@ RUN python -m local_moe.cli train-demo --out data/demo-moe
 # .dockerignore keeps data/ (secrets, keys, databases), .venv and the rest of the checkout's own out.
 COPY . .
 RUN pip install --no-cache-dir --no-deps -e .
+# local_moe's native decode kernels (local_moe/native.py), built for each x86-64 level into
+# local_moe/prebuilt: the running image has no compiler, and loads the variant its CPU can run. The
+# compiler is installed and removed in this one layer, so it never ships.
+RUN apt-get update && apt-get install -y --no-install-recommends g++ \
+ && bulkhead moe build-kernels \
+ && apt-get purge -y --auto-remove g++ && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 bulkhead && mkdir -p /var/lib/bulkhead && chown bulkhead /var/lib/bulkhead
 VOLUME /var/lib/bulkhead
 # The system user has no home: local_moe's per-machine kernel choices (local_moe/kernels.py) are

@@ -1,17 +1,20 @@
-"""`bulkhead moe ...`: serve a checkpoint, or train the embedded demo model.
+"""`bulkhead moe ...`: serve a checkpoint, train the embedded demo model, or prebuild the native kernels.
 
 serve --model DIR [--host H] [--port P] [--device D] [--dtype T] [--quantize int8] [--max-batch N] [--max-seq N]
 train-demo --out DIR [--steps N] [--no-balance] [--seed S]
+build-kernels [--out DIR] [--cxx CXX]
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
 import uvicorn
 
+from local_moe import native
 from local_moe.runtime import open_engine
 from local_moe.server import create_app
 from local_moe.train_demo import train_demo
@@ -42,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, default=None)
     train.add_argument("--no-balance", action="store_true", help="disable aux-loss-free bias balancing")
     train.add_argument("--seed", type=int, default=0)
+    build = sub.add_parser(
+        "build-kernels", help="build the native decode kernels for every x86-64 level (for hosts without a compiler)"
+    )
+    build.add_argument("--out", default=None, help="folder (default: local_moe/prebuilt)")
+    build.add_argument("--cxx", default="g++")
     return parser
 
 
@@ -74,6 +82,14 @@ def main(argv: list[str] | None = None) -> int:
             uvicorn.run(create_app(engine, name), host=args.host, port=args.port, log_level="warning")
         finally:
             engine.close()
+        return 0
+    if args.command == "build-kernels":
+        try:
+            for path in native.build_prebuilt(Path(args.out) if args.out else native.PREBUILT_DIR, args.cxx):
+                print(path)
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            print(f"bulkhead moe build-kernels: {exc}", file=sys.stderr)
+            return 2
         return 0
     report = train_demo(Path(args.out), steps=args.steps, balance=not args.no_balance, seed=args.seed)
     print(

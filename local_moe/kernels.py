@@ -18,6 +18,10 @@ Exact kernels, for the checkpoint's dtype (bf16/fp32):
   wins (cached like the kernels).
 - `packed`: the weight reordered once into oneDNN's blocked layout (`_linear_pointwise`); matches
   `F.linear` bitwise in bf16 and to ~1e-7 relative in fp32.
+- `native`: bf16 only. Our own decode kernel (`native.py`, compiled on this machine): each output is
+  one weight row read front to back in fp32 sums, rounded once to bf16, so it differs from
+  `F.linear` only in summation order (about one bf16 rounding step in a few outputs). The weight
+  stays as stored; calls of more than 8 rows (prefill) go to `F.linear` on it.
 
 int8 weights (`quantize="int8"`, CPU only): symmetric per-output-channel scales, half of bf16's
 bytes per token; routers and gates stay exact. Two kernels read them:
@@ -25,7 +29,10 @@ bytes per token; routers and gates stay exact. Two kernels read them:
 - `int8-dynamic`: fbgemm's dynamic int8 linear (x86): each call also rounds its input rows to 7
   bits with one scale per call, so it is less exact; on the Xeon above it is the only int8 kernel
   that streams faster than bf16 (`int8-weight` is slower than packed bf16 at eight rows).
-Both are candidates and the faster wins, like the exact kernels; `bench/moe.py` reports each one's
+- `int8-native`: `native`'s kernel over int8 weights: weight-only like `int8-weight` (products
+  formed exactly from bf16 activations, the row scale applied to the fp32 sum); more than 8 rows
+  dequantize the weight to bf16 for one `F.linear`.
+All are candidates and the fastest wins, like the exact kernels; `bench/moe.py` reports each one's
 top-1 agreement with exact mode. `BULKHEAD_MOE_KERNELS=int8-weight` keeps activations exact.
 
 A kernel-held weight is inference-only: autograd does not reach packed or int8 weights and they
@@ -47,10 +54,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from local_moe import native
+
 log = logging.getLogger("local_moe.kernels")
 
-EXACT = ("linear", "packed")
-INT8 = ("int8-weight", "int8-dynamic")
+EXACT = ("linear", "packed", "native")
+INT8 = ("int8-weight", "int8-dynamic", "int8-native")
+NATIVE = ("native", "int8-native")
 KERNELS_ENV = "BULKHEAD_MOE_KERNELS"  # a kind name forces it everywhere it applies; default "auto"
 CACHE_ENV = "BULKHEAD_MOE_KERNEL_CACHE"  # where decisions are cached; "off" disables the cache
 WORKING_SET_ENV = "BULKHEAD_MOE_KERNEL_WORKING_SET_MB"
@@ -82,8 +92,10 @@ def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _smoke(kind: str, dtype: torch.dtype) -> bool:
     try:
         with torch.no_grad():
-            w = torch.randn(24, 16).to(dtype)
-            x = torch.randn(3, 16).to(dtype)
+            # a native kernel gets 200 inputs: its unrolled steps, its 32-wide steps and a masked tail
+            k = 200 if kind in NATIVE else 16
+            w = torch.randn(24, k).to(dtype)
+            x = torch.randn(3, k).to(dtype)
             got, ref = KernelLinear(w, None, kind)(x).float(), F.linear(x, w).float()
             if kind in INT8:  # rounding error, not a broken kernel: a few percent of the output's norm
                 return bool((got - ref).norm() <= 0.05 * ref.norm())
@@ -102,6 +114,8 @@ def available(kind: str, device: torch.device, dtype: torch.dtype) -> bool:
         return False
     if kind == "packed" and not (torch.backends.mkldnn.enabled and torch.backends.mkldnn.is_available()):
         return False
+    if kind in NATIVE and (dtype != torch.bfloat16 or native.library() is None):
+        return False  # the native kernels read and write bf16; fp32 models keep the library kernels
     if kind == "int8-dynamic" and "fbgemm" not in torch.backends.quantized.supported_engines:
         return False
     return _smoke(kind, dtype)
@@ -125,9 +139,15 @@ class KernelLinear(nn.Module):
             self.weight = weight
         elif kind == "packed":
             self.packed = pack_weight(weight)
+        elif kind == "native":
+            if weight.dtype != torch.bfloat16:
+                raise ValueError(f"the native kernel reads bf16 weights, not {weight.dtype}")
+            self.weight = weight.detach().contiguous()
         elif kind == "int8-weight":
             q, scale = quantize_int8(weight)
             self.q, self.scale = q, scale.to(weight.dtype)
+        elif kind == "int8-native":
+            self.q, self.scale = quantize_int8(weight)  # scales stay fp32: applied to the fp32 sums
         elif kind == "int8-dynamic":
             q, scale = quantize_int8(weight)
             with warnings.catch_warnings(), _engine("fbgemm"):
@@ -139,7 +159,8 @@ class KernelLinear(nn.Module):
                 self.packed = torch.ops.quantized.linear_prepack(qw, None)
         else:
             raise ValueError(f"unknown kernel {kind!r}")
-        self._run = {"linear": self._linear, "packed": self._packed}.get(kind, self._int8)
+        runs = {"linear": self._linear, "packed": self._packed, "native": self._native, "int8-native": self._native}
+        self._run = runs.get(kind, self._int8)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # dispatch is per call and a decode step makes ~80 of them: the kind's method was bound at init
@@ -150,6 +171,19 @@ class KernelLinear(nn.Module):
 
     def _packed(self, x: torch.Tensor) -> torch.Tensor:
         return _LINEAR_POINTWISE(x.contiguous(), self.packed, self.bias, "none", [], "")
+
+    def _native(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features)
+        if rows.shape[0] > native.MAX_ROWS or rows.shape[0] == 0:
+            # prefill: a library GEMM on the weight as held (int8 dequantized for the call)
+            w = self.weight if self.kind == "native" else (self.q.to(self.dtype) * self.scale[:, None].to(self.dtype))
+            return F.linear(x, w, self.bias)
+        rows = rows.to(torch.bfloat16).contiguous()
+        native_kind = self.kind == "native"
+        y = native.gemv_bf16(rows, self.weight) if native_kind else native.gemv_int8(rows, self.q, self.scale)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.view(*x.shape[:-1], self.out_features).to(x.dtype)
 
     def _int8(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2:  # the int8 ops take [rows, in]
@@ -190,9 +224,12 @@ class Choice:
     timings_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # kind -> size -> ms per call
     source: str = "measured"  # "measured", "cached", "forced" or "only candidate"
     sites: int = 0
+    rows: tuple[int, ...] = DECODE_ROWS  # the decode row counts whose summed times decided
 
     def describe(self) -> str:
         shape = f"{self.shape[0]}x{self.shape[1]}"
+        if self.rows != DECODE_ROWS:
+            shape += f" (experts, decided at {' / '.join(map(str, self.rows))} rows)"
         if not self.timings_ms:
             return f"{shape} ({self.sites} weights): {self.kind} ({self.source})"
         sizes, cells = _timing_cells(self.timings_ms, 3)
@@ -278,7 +315,11 @@ def _best_ms(fn, repeats: int = 3) -> float:
 
 
 def time_kernels(
-    shape: tuple[int, int], dtype: torch.dtype, kinds: list[str], working_set_mb: float | None = None
+    shape: tuple[int, int],
+    dtype: torch.dtype,
+    kinds: list[str],
+    working_set_mb: float | None = None,
+    rows: tuple[int, ...] = DECODE_ROWS,
 ) -> dict[str, dict[str, float]]:
     """ms per call of each kernel for an [out, in] weight at the decode sizes and the prefill size."""
     mb = working_set_mb or float(os.environ.get(WORKING_SET_ENV, DEFAULT_WORKING_SET_MB))
@@ -294,15 +335,15 @@ def time_kernels(
         layers = [KernelLinear(base.clone(), None, kind) for _ in range(copies)]
         timings = {}
         with torch.inference_mode():
-            for rows in (*DECODE_ROWS, PREFILL_ROWS):
-                x = torch.randn(rows, in_f, generator=gen).to(dtype)
-                use = layers if rows in DECODE_ROWS else layers[:1]
+            for size in (*rows, PREFILL_ROWS):
+                x = torch.randn(size, in_f, generator=gen).to(dtype)
+                use = layers if size in rows else layers[:1]
 
                 def run(use=use, x=x) -> None:
                     for layer in use:
                         layer(x)
 
-                timings[str(rows)] = _best_ms(run) / len(use)
+                timings[str(size)] = _best_ms(run) / len(use)
         results[kind] = timings
         del layers
     return results
@@ -330,9 +371,11 @@ def choose(
     dtype: torch.dtype,
     quantize: str | None = None,
     force: str = "auto",
+    rows: tuple[int, ...] = DECODE_ROWS,
 ) -> dict[tuple[int, int], Choice]:
     """A kernel for each weight shape ({shape: how many weights have it}): measured, or read from
-    the per-machine cache."""
+    the per-machine cache. `rows`: the row counts these weights see at decode, whose summed times
+    decide (dense weights: batch 1 and batch 8; routed experts see fewer, see `expert_rows`)."""
     kinds = candidates(device, dtype, quantize, force)
     forced = force != "auto"
     path = _cache_path()
@@ -342,17 +385,18 @@ def choose(
     dirty = False
     for shape, sites in shapes.items():
         if len(kinds) == 1:
-            chosen[shape] = Choice(shape, kinds[0], source="forced" if forced else "only candidate", sites=sites)
+            source = "forced" if forced else "only candidate"
+            chosen[shape] = Choice(shape, kinds[0], source=source, sites=sites, rows=rows)
             continue
-        key = f"{prefix}|{shape[0]}x{shape[1]}"
+        key = f"{prefix}|{shape[0]}x{shape[1]}" + ("" if rows == DECODE_ROWS else f"|rows {','.join(map(str, rows))}")
         hit = cache.get(key)
         if isinstance(hit, dict) and hit.get("kind") in kinds:
-            chosen[shape] = Choice(shape, hit["kind"], hit.get("timings_ms", {}), "cached", sites)
+            chosen[shape] = Choice(shape, hit["kind"], hit.get("timings_ms", {}), "cached", sites, rows)
             continue
-        timings = time_kernels(shape, dtype, kinds)
+        timings = time_kernels(shape, dtype, kinds, rows=rows)
         # decode streams weights and is where serving spends its time: the sum over decode sizes decides
-        best = min(kinds, key=lambda k: sum(timings[k][str(r)] for r in DECODE_ROWS))
-        chosen[shape] = Choice(shape, best, timings, "measured", sites)
+        best = min(kinds, key=lambda k: sum(timings[k][str(r)] for r in rows))
+        chosen[shape] = Choice(shape, best, timings, "measured", sites, rows)
         cache[key] = {"kind": best, "timings_ms": timings}
         dirty = True
     if dirty:
@@ -385,24 +429,26 @@ def prepare(model: nn.Module, quantize: str | None = None, force: str | None = N
     device, dtype = param.device, param.dtype
     exact_only = ("shared_gate",)
     sites = linear_sites(model, skip=("wkv_b",))
-    shapes: dict[bool, dict[tuple[int, int], int]] = {False: {}, True: {}}  # quantized? -> counts
+    # (quantized?, decode rows) -> {shape: how many weights}: weights are chosen for per group
+    shapes: dict[tuple[bool, tuple[int, ...]], dict[tuple[int, int], int]] = {}
 
-    def count(shape: tuple[int, int], n: int, quantizable: bool) -> None:
-        group = shapes[bool(quantize) and quantizable]
+    def count(shape: tuple[int, int], n: int, quantizable: bool, rows: tuple[int, ...] = DECODE_ROWS) -> None:
+        group = shapes.setdefault((bool(quantize) and quantizable, rows), {})
         group[shape] = group.get(shape, 0) + n
 
     for _, name, layer in sites:
         count(tuple(layer.weight.shape), 1, name not in exact_only)
     owners = [m for m in model.modules() if hasattr(m, "kernel_shapes")]  # experts and routers
     for owner in owners:
-        for shape, n, quantizable in owner.kernel_shapes():
-            count(shape, n, quantizable)
+        for site in owner.kernel_shapes():
+            count(*site)
     chosen = {
-        q: choose(group, device, dtype, quantize if q else None, force) for q, group in shapes.items() if group
+        (q, rows): choose(group, device, dtype, quantize if q else None, force, rows)
+        for (q, rows), group in shapes.items()
     }
 
-    def kind_of(shape: tuple[int, int], quantizable: bool) -> str:
-        return chosen[bool(quantize) and quantizable][shape].kind
+    def kind_of(shape: tuple[int, int], quantizable: bool, rows: tuple[int, ...] = DECODE_ROWS) -> str:
+        return chosen[(bool(quantize) and quantizable, rows)][shape].kind
 
     for parent, name, layer in sites:
         kind = kind_of(tuple(layer.weight.shape), name not in exact_only)
@@ -411,6 +457,12 @@ def prepare(model: nn.Module, quantize: str | None = None, force: str | None = N
     for owner in owners:
         owner.use_kernels(kind_of)
     choices = [c for group in chosen.values() for c in group.values()]
+    if available("native", device, dtype) and force in ("auto", "native", "int8-native"):
+        from local_moe.model import RMSNorm  # model imports moe, which imports this module
+
+        for module in model.modules():
+            if isinstance(module, RMSNorm):
+                module.native = True
     if device.type == "cpu":
         stacked = [m for m in owners if getattr(m, "kernels", True) is None]  # experts still stacked
         measured: dict[tuple, Choice] = {}
@@ -421,6 +473,13 @@ def prepare(model: nn.Module, quantize: str | None = None, force: str | None = N
             experts.grouped_min_rows = measured[key].grouped_min_rows
         choices += list(measured.values())
     return choices
+
+
+def expert_rows(num_experts: int, top_k: int) -> tuple[int, ...]:
+    """The rows one routed expert's matmul gets at decode: one at batch 1, and at batch 8 the
+    tokens' top_k picks spread over the experts (at least one): 8 * 4 / 32 = 1 row for a
+    qwen3-moe layer, so its experts are chosen for one row, where the dense weights see 1 and 8."""
+    return tuple(sorted({1, max(1, min(8, -(-8 * top_k // num_experts)))}))
 
 
 DISPATCH_TOKENS = (1, 2, 4, 8, 16, 32, 64, 128, 512)

@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from local_moe import native
 from local_moe.config import ModelArgs
-from local_moe.kernels import KernelLinear
+from local_moe.kernels import NATIVE, KernelLinear, expert_rows
 
 # Measured with `bench/moe.py --dispatch` (qwen3_moe layer: hidden 1024, 32 experts, top-4, width 512;
 # 2-core AMD EPYC, fp32): at decode sizes (4-16 rows) both modes read the same expert weights and tie
@@ -124,15 +125,19 @@ class Experts(nn.Module):
         self.w13 = nn.Parameter(torch.empty(e, 2 * i, h))
         self.w2 = nn.Parameter(torch.empty(e, h, i))
         self.act = activation(args.hidden_act)
+        self.act_name = args.hidden_act
         self.kernels: list[tuple[KernelLinear, KernelLinear]] | None = None
+        self.fused: native.FusedExperts | None = None  # decode-sized calls in one native call
 
-    def kernel_shapes(self) -> list[tuple[tuple[int, int], int, bool]]:
+    def kernel_shapes(self) -> list[tuple[tuple[int, int], int, bool, tuple[int, ...]]]:
         if self.kernels is not None:
             return []
-        return [(tuple(self.w13.shape[1:]), self.num_experts, True), (tuple(self.w2.shape[1:]), self.num_experts, True)]
+        rows = expert_rows(self.num_experts, self.top_k)
+        return [(tuple(w.shape[1:]), self.num_experts, True, rows) for w in (self.w13, self.w2)]
 
     def use_kernels(self, kind_of) -> None:
-        k13, k2 = kind_of(tuple(self.w13.shape[1:]), True), kind_of(tuple(self.w2.shape[1:]), True)
+        rows = expert_rows(self.num_experts, self.top_k)
+        k13, k2 = (kind_of(tuple(w.shape[1:]), True, rows) for w in (self.w13, self.w2))
         if k13 == k2 == "linear":
             return
         self.kernels = [
@@ -140,6 +145,8 @@ class Experts(nn.Module):
             for e in range(self.num_experts)
         ]
         del self.w13, self.w2  # the kernels' copies replace them
+        if k13 == k2 and k13 in NATIVE and self.top_k <= native.MAX_ROWS:
+            self.fused = native.FusedExperts(self.kernels, self.act_name)
 
     def expert(self, e: int, x: torch.Tensor) -> torch.Tensor:
         """Expert e's SwiGLU on rows x [n, H]."""
@@ -153,6 +160,9 @@ class Experts(nn.Module):
     def forward(self, x: torch.Tensor, weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         n, k = idx.shape
         forced = self.dispatch or DISPATCH_MODE
+        if self.fused is not None and n <= native.MAX_ROWS and forced == "auto":
+            # decode: all of the layer's experts for these tokens in one call, no per-expert ops
+            return self.fused(x, weights, idx).to(x.dtype)
         if n == 1 and forced == "auto" and not x.is_cuda:
             # One token (batch-1 decode): its k experts are distinct, so the sort/gather/scatter below
             # would only add a dozen small ops per layer; sum the k expert outputs directly. (Not on

@@ -163,3 +163,152 @@ def test_no_home_directory_means_no_cache_not_a_crash(monkeypatch):
     assert kernels._cache_path() is None
     monkeypatch.setenv("XDG_CACHE_HOME", "/var/lib/bulkhead/cache")
     assert str(kernels._cache_path()) == "/var/lib/bulkhead/cache/bulkhead/moe-kernels.json"
+
+
+def _native_runs() -> bool:
+    return available("native", CPU, torch.bfloat16)
+
+
+@pytest.mark.parametrize("rows", [1, 3, 8, 9, 40])
+def test_native_kernels_compute_the_product_at_every_row_count(rows):
+    # 1-8 rows take the compiled kernel, more take F.linear on the same weight; 232 inputs cover
+    # the kernel's unrolled steps, its 32-wide steps and a masked tail
+    if not _native_runs():
+        pytest.skip("the native kernels do not build or run here")
+    torch.manual_seed(rows)
+    w = torch.randn(70, 232).bfloat16()
+    x = torch.randn(2, rows, 232).bfloat16()
+    want = F.linear(x.float(), w.float())
+    got = KernelLinear(w, None, "native")(x)
+    assert got.dtype == torch.bfloat16 and got.shape == (2, rows, 70)
+    # fp32 sums rounded once to bf16: at most about one bf16 step (2**-8 relative) per output
+    assert ((got.float() - want).abs() <= want.abs() * 2**-7 + 1e-3).all()
+    q, scale = quantize_int8(w.float())
+    want8 = F.linear(x.float(), q.float() * scale[:, None])
+    got8 = KernelLinear(w, None, "int8-native")(x).float()
+    assert (got8 - want8).norm() <= 1e-2 * want8.norm()
+
+
+def test_native_kernel_refuses_weights_it_cannot_read():
+    if not _native_runs():
+        pytest.skip("the native kernels do not build or run here")
+    with pytest.raises(ValueError, match="reads bf16 weights"):
+        KernelLinear(torch.randn(8, 32), None, "native")
+    assert not available("native", CPU, torch.float32)  # fp32 models keep the library kernels
+
+
+def test_without_a_compiler_the_native_kernels_are_not_candidates(monkeypatch):
+    from local_moe import native
+
+    monkeypatch.setenv(native.CXX_ENV, "off")
+    native.library.cache_clear()
+    available.cache_clear()
+    try:
+        assert native.library() is None
+        assert "native" not in kernels.candidates(CPU, torch.bfloat16, None)
+        assert "int8-native" not in kernels.candidates(CPU, torch.bfloat16, "int8")
+    finally:
+        monkeypatch.undo()
+        native.library.cache_clear()
+        available.cache_clear()
+
+
+def test_a_model_on_native_kernels_matches_exact_bf16(tmp_path, monkeypatch):
+    if not _native_runs():
+        pytest.skip("the native kernels do not build or run here")
+    build("qwen3_moe", tmp_path, seed=8)
+    exact = load_model(tmp_path, device="cpu", dtype="bfloat16", pack=False)
+    monkeypatch.setenv(kernels.KERNELS_ENV, "native")
+    ours = load_model(tmp_path, device="cpu", dtype="bfloat16")
+    assert all(m.kind == "native" for m in ours.modules() if isinstance(m, KernelLinear))
+    assert all(w13.kind == "native" for b in ours.layers if b.is_moe for w13, _ in b.mlp.experts.kernels)
+    with torch.no_grad():
+        for ids in (torch.tensor([PROMPT]), torch.tensor([[7]])):  # prefill rows and one decode row
+            a, b = exact(ids).float(), ours(ids).float()
+            assert F.cosine_similarity(a.flatten(), b.flatten(), dim=0) > 0.999
+
+
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_fused_experts_equal_the_per_expert_path_bit_for_bit(tmp_path, monkeypatch, quantize):
+    # the one-call expert layer rounds and adds as the per-expert path does, so decode is unchanged
+    if not _native_runs():
+        pytest.skip("the native kernels do not build or run here")
+    build("mixtral", tmp_path, seed=9)  # 4 experts, top-2, silu
+    monkeypatch.setenv(kernels.KERNELS_ENV, "int8-native" if quantize else "native")
+    model = load_model(tmp_path, device="cpu", dtype="bfloat16", quantize=quantize)
+    layer = model.layers[0].mlp
+    assert layer.experts.fused is not None
+    torch.manual_seed(1)
+    for tokens in (1, 3, 8, 9):  # 9: more than the fused call takes, the per-expert path serves
+        x = torch.randn(tokens, layer.args.hidden_size).bfloat16()
+        weights, idx, _ = layer.gate(x)
+        with torch.no_grad():
+            fused = layer.experts(x, weights, idx)
+            keep, layer.experts.fused = layer.experts.fused, None
+            plain = layer.experts(x, weights, idx)
+            layer.experts.fused = keep
+        assert torch.equal(fused, plain)
+
+
+def test_native_rmsnorm_matches_the_torch_form():
+    if not _native_runs():
+        pytest.skip("the native kernels do not build or run here")
+    from local_moe.model import RMSNorm
+
+    torch.manual_seed(2)
+    norm = RMSNorm(200, eps=1e-6).to(torch.bfloat16)
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(200))
+    for shape in ((1, 1, 200), (3, 5, 200)):
+        x = (torch.randn(shape) * 3).bfloat16()
+        want = norm(x)
+        norm.native = True
+        got = norm(x)
+        norm.native = False
+        # the sum of squares in another order: at most one bf16 step apart, almost always equal
+        assert ((got.float() - want.float()).abs() <= want.float().abs() * 2**-7 + 1e-6).all()
+        assert (got == want).float().mean() > 0.95
+
+
+def test_routed_experts_are_chosen_for_the_rows_they_see(tmp_path, cache_file):
+    assert kernels.expert_rows(32, 4) == (1,)  # 8 tokens x top-4 over 32 experts: one row each
+    assert kernels.expert_rows(8, 2) == (1, 2)
+    assert kernels.expert_rows(4, 4) == (1, 8)
+    build("qwen3_moe", tmp_path, seed=10)  # 8 experts, top-2
+    model = load_model(tmp_path, device="cpu", dtype="bfloat16")
+    experts = [c for c in model.kernel_choices if c.rows == (1, 2)]
+    dense = [
+        c for c in model.kernel_choices if c.rows == kernels.DECODE_ROWS and not isinstance(c, kernels.DispatchChoice)
+    ]
+    assert {c.shape for c in experts} == {(64, 64), (64, 32)}  # w13 [2 x 32, 64] and w2 [64, 32]
+    assert all(c.sites == 8 * 2 for c in experts)  # 8 experts in each of the two MoE layers
+    assert dense and all("experts" not in c.describe() for c in dense)
+    assert all("experts, decided at 1 / 2 rows" in c.describe() for c in experts)
+
+
+def test_without_a_compiler_a_prebuilt_variant_is_loaded(tmp_path, monkeypatch):
+    # the container image: variants built at image build, no compiler at run time
+    from local_moe import native
+
+    if native._compiler() is None:
+        pytest.skip("no compiler here to build the variants")
+    built = native.build_prebuilt(tmp_path)
+    assert len(built) == len(native.VARIANTS) and all(p.exists() for p in built)
+    monkeypatch.setenv(native.CXX_ENV, "off")
+    monkeypatch.setenv(native.PREBUILT_ENV, str(tmp_path))
+    native.library.cache_clear()
+    available.cache_clear()
+    try:
+        runnable = [name for name, _, needs in native.VARIANTS if needs <= native._cpu_flags()]
+        if not runnable:
+            assert native.library() is None
+        else:
+            assert native.isa() == runnable[0]  # the best level this CPU has
+            x, w = torch.randn(2, 96).bfloat16(), torch.randn(40, 96).bfloat16()
+            got = native.gemv_bf16(x, w).float()
+            want = F.linear(x.float(), w.float())
+            assert (got - want).norm() <= 1e-2 * want.norm()
+    finally:
+        monkeypatch.undo()
+        native.library.cache_clear()
+        available.cache_clear()
