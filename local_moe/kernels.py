@@ -271,13 +271,8 @@ def _cache_path() -> Path | None:
         return None
     if raw:
         return Path(raw)
-    base = os.environ.get("XDG_CACHE_HOME")
-    if not base:
-        try:
-            base = str(Path.home() / ".cache")
-        except RuntimeError:  # no home directory to be found (a bare container user): measure each load
-            return None
-    return Path(base) / "bulkhead" / "moe-kernels.json"
+    home = native.cache_home()  # None without a home directory (a bare container user): measure each load
+    return home / "bulkhead" / "moe-kernels.json" if home is not None else None
 
 
 def _load_cache(path: Path | None) -> dict:
@@ -381,6 +376,8 @@ def choose(
     path = _cache_path()
     cache = _load_cache(path)
     prefix = f"{_machine_key(dtype)}|{','.join(kinds)}"
+    if any(k in NATIVE for k in kinds):  # a changed native source times again
+        prefix += f"|native {native.source_digest()}"
     chosen: dict[tuple[int, int], Choice] = {}
     dirty = False
     for shape, sites in shapes.items():
@@ -429,11 +426,12 @@ def prepare(model: nn.Module, quantize: str | None = None, force: str | None = N
     device, dtype = param.device, param.dtype
     exact_only = ("shared_gate",)
     sites = linear_sites(model, skip=("wkv_b",))
-    # (quantized?, decode rows) -> {shape: how many weights}: weights are chosen for per group
-    shapes: dict[tuple[bool, tuple[int, ...]], dict[tuple[int, int], int]] = {}
+    # (quantized?, decode rows, routed experts?) -> {shape: how many weights}, chosen per group
+    shapes: dict[tuple[bool, tuple[int, ...], bool], dict[tuple[int, int], int]] = {}
 
-    def count(shape: tuple[int, int], n: int, quantizable: bool, rows: tuple[int, ...] = DECODE_ROWS) -> None:
-        group = shapes.setdefault((bool(quantize) and quantizable, rows), {})
+    def count(shape: tuple[int, int], n: int, quantizable: bool, rows: tuple[int, ...] | None = None) -> None:
+        # owners that give their decode rows are routed experts (Experts.kernel_shapes)
+        group = shapes.setdefault((bool(quantize) and quantizable, rows or DECODE_ROWS, rows is not None), {})
         group[shape] = group.get(shape, 0) + n
 
     for _, name, layer in sites:
@@ -443,12 +441,27 @@ def prepare(model: nn.Module, quantize: str | None = None, force: str | None = N
         for site in owner.kernel_shapes():
             count(*site)
     chosen = {
-        (q, rows): choose(group, device, dtype, quantize if q else None, force, rows)
-        for (q, rows), group in shapes.items()
+        (q, rows, experts): choose(group, device, dtype, quantize if q else None, force, rows)
+        for (q, rows, experts), group in shapes.items()
     }
 
-    def kind_of(shape: tuple[int, int], quantizable: bool, rows: tuple[int, ...] = DECODE_ROWS) -> str:
-        return chosen[(bool(quantize) and quantizable, rows)][shape].kind
+    def kind_of(shape: tuple, quantizable: bool, rows: tuple[int, ...] = DECODE_ROWS) -> str:
+        """The kind for a weight shape, or for several shapes whose weights are used together (an
+        expert's w13 and w2): then one kind for all, the least summed decode time. Decided apart,
+        a near tie could split an expert's two weights and lose the fused native call, whose saving
+        (no per-expert tensor ops) no single weight's timing shows."""
+        if not isinstance(shape[0], tuple):
+            return chosen[(bool(quantize) and quantizable, rows, False)][shape].kind
+        group = chosen[(bool(quantize) and quantizable, rows, True)]
+        timed = [group[s].timings_ms for s in shape]
+        common = set.intersection(*(set(t) for t in timed)) if all(timed) else set()
+        if not common:  # forced or a single candidate: the kinds already agree
+            return group[shape[0]].kind
+        kind = min(sorted(common), key=lambda k: sum(t[k][str(r)] for t in timed for r in rows))
+        for s in shape:  # what the log and kernel_choices report is what runs
+            if group[s].kind != kind:
+                group[s].kind, group[s].source = kind, f"{group[s].source}, paired"
+        return kind
 
     for parent, name, layer in sites:
         kind = kind_of(tuple(layer.weight.shape), name not in exact_only)
@@ -458,10 +471,8 @@ def prepare(model: nn.Module, quantize: str | None = None, force: str | None = N
         owner.use_kernels(kind_of)
     choices = [c for group in chosen.values() for c in group.values()]
     if available("native", device, dtype) and force in ("auto", "native", "int8-native"):
-        from local_moe.model import RMSNorm  # model imports moe, which imports this module
-
         for module in model.modules():
-            if isinstance(module, RMSNorm):
+            if isinstance(getattr(module, "native", None), bool):  # model.RMSNorm and model.Attention
                 module.native = True
     if device.type == "cpu":
         stacked = [m for m in owners if getattr(m, "kernels", True) is None]  # experts still stacked

@@ -105,6 +105,7 @@ class Attention(nn.Module):
         elif args.qk_norm == "full":
             self.q_norm = RMSNorm(q, args.rms_norm_eps)
             self.k_norm = RMSNorm(kv, args.rms_norm_eps)
+        self.native = False  # set like RMSNorm.native: decode attention in one native call
 
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, step: Step | None, layer: int
@@ -134,6 +135,12 @@ class Attention(nn.Module):
             # cache layout [slot, head, pos, dim]: advanced indices around a slice put [B, T] first
             ck[step.slot_idx, :, step.pos_idx] = k
             cv[step.slot_idx, :, step.pos_idx] = v
+            if t == 1 and self.native and q.dtype == torch.bfloat16:
+                # decode: one native call reads each row's slot in place (no gather, no mask
+                # expansion); the library's attention costs ~100 us a call here even for a short cache
+                slots = step.slot_idx[:, 0].contiguous()
+                out = native.attention_decode_bf16(q[:, :, 0], ck, cv, slots, step.mask.view(b, -1), scale)
+                return self.wo(out.reshape(b, 1, -1))
             keys = step.rows(ck[:, :, : step.length])
             values = step.rows(cv[:, :, : step.length])
             out = F.scaled_dot_product_attention(

@@ -137,15 +137,16 @@ class Experts(nn.Module):
 
     def use_kernels(self, kind_of) -> None:
         rows = expert_rows(self.num_experts, self.top_k)
-        k13, k2 = (kind_of(tuple(w.shape[1:]), True, rows) for w in (self.w13, self.w2))
-        if k13 == k2 == "linear":
+        # one kind for both weights (kernels.prepare's kind_of over several shapes)
+        kind = kind_of((tuple(self.w13.shape[1:]), tuple(self.w2.shape[1:])), True, rows)
+        if kind == "linear":
             return
         self.kernels = [
-            (KernelLinear(self.w13[e], None, k13), KernelLinear(self.w2[e], None, k2))
+            (KernelLinear(self.w13[e], None, kind), KernelLinear(self.w2[e], None, kind))
             for e in range(self.num_experts)
         ]
         del self.w13, self.w2  # the kernels' copies replace them
-        if k13 == k2 and k13 in NATIVE and self.top_k <= native.MAX_ROWS:
+        if kind in NATIVE and self.top_k <= native.MAX_ROWS:
             self.fused = native.FusedExperts(self.kernels, self.act_name)
 
     def expert(self, e: int, x: torch.Tensor) -> torch.Tensor:

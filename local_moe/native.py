@@ -51,6 +51,11 @@ VARIANTS = (
 )
 
 
+@functools.cache
+def source_digest() -> str:
+    return hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
+
+
 def _cpu_flags() -> set[str]:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -68,11 +73,21 @@ def _compiler() -> str | None:
     return shutil.which(name)
 
 
-def _build_dir() -> Path:
-    from local_moe.kernels import _cache_path  # the kernel choices' cache decides where builds live
+def cache_home() -> Path | None:
+    """$XDG_CACHE_HOME, else ~/.cache; None where the user has no home directory."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if base:
+        return Path(base)
+    try:
+        return Path.home() / ".cache"
+    except RuntimeError:
+        return None
 
-    cache = _cache_path()
-    return cache.parent / "native" if cache is not None else Path(tempfile.gettempdir()) / "bulkhead-native"
+
+def _build_dir() -> Path:
+    """Beside the kernel choices (kernels._cache_path), or a temporary folder without a home."""
+    home = cache_home()
+    return home / "bulkhead" / "native" if home is not None else Path(tempfile.gettempdir()) / "bulkhead-native"
 
 
 def compile_to(target: Path, march: list[str], cxx: str) -> str | None:
@@ -105,7 +120,7 @@ def _native_build(cxx: str) -> Path | None:
 def _prebuilt() -> Path | None:
     """The best prebuilt variant this CPU runs, if any was built for this source."""
     folder = Path(os.environ.get(PREBUILT_ENV) or PREBUILT_DIR)
-    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
+    digest = source_digest()
     have = _cpu_flags()
     for name, _, needs in VARIANTS:
         path = folder / f"gemv-{name}-{digest}.so"
@@ -138,6 +153,7 @@ def library() -> ctypes.CDLL | None:
     lib.bk_moe_bf16.argtypes = [ptr, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ctypes.c_int, ptr, ctypes.c_int]
     lib.bk_moe_int8.argtypes = [ptr, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ctypes.c_int, ptr, ctypes.c_int]
     lib.bk_rmsnorm_bf16.argtypes = [ptr, i64, i64, ptr, ctypes.c_float, ptr, ctypes.c_int]
+    lib.bk_attn_decode_bf16.argtypes = [ptr, ptr, ptr, ptr, *[i64] * 6, ptr, ctypes.c_float, ptr, ctypes.c_int]
     lib.bk_isa.restype = ctypes.c_char_p
     log.info("native kernels: %s (%s)", target.name, lib.bk_isa().decode())
     return lib
@@ -145,7 +161,7 @@ def library() -> ctypes.CDLL | None:
 
 def build_prebuilt(folder: Path, cxx: str = "g++") -> list[Path]:
     """Build every variant into `folder` (the container image's build stage runs this)."""
-    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
+    digest = source_digest()
     built = []
     for name, march, _ in VARIANTS:
         path = folder / f"gemv-{name}-{digest}.so"
@@ -194,6 +210,34 @@ def rmsnorm_bf16(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Ten
         x.data_ptr(), x.numel() // dim, dim, weight.data_ptr(), eps, y.data_ptr(), torch.get_num_threads()
     )
     return y
+
+
+def attention_decode_bf16(
+    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, slots: torch.Tensor, mask: torch.Tensor, scale: float
+) -> torch.Tensor:
+    """One new token per row: q [B, H, D] bf16 against the cached keys and values [slots, n_kv,
+    max_seq, D] of each row's slot (slots [B]), over the first L positions that mask [B, L] allows
+    -> [B, H, D] bf16."""
+    b, h, d = q.shape
+    q, mask = q.contiguous(), mask.contiguous()
+    out = torch.empty_like(q)
+    library().bk_attn_decode_bf16(
+        q.data_ptr(),
+        k_cache.data_ptr(),
+        v_cache.data_ptr(),
+        slots.data_ptr(),
+        b,
+        h,
+        k_cache.shape[1],
+        d,
+        k_cache.shape[2],
+        mask.shape[-1],
+        mask.data_ptr(),
+        scale,
+        out.data_ptr(),
+        torch.get_num_threads(),
+    )
+    return out
 
 
 ACTIVATIONS = {"silu": 0, "swish": 0, "gelu": 1}

@@ -99,6 +99,20 @@ inline void int8_row(const uint16_t* xb, const float* x, int64_t K, const int8_t
     for (int m = 0; m < M; ++m) acc[m] = _mm512_setzero_ps();
     int64_t k = 0;
 #if defined(__AVX512BF16__)
+    if (M == 1) {
+        // as in bf16_row: independent sums, so one row is not one long chain of dependent adds
+        __m512 a1 = _mm512_setzero_ps();
+        for (; k + 64 <= K; k += 64) {
+            __m512i q = _mm512_loadu_si512(w + k);
+            __m512 f0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_castsi512_si128(q)));
+            __m512 f1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(q, 1)));
+            __m512 f2 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(q, 2)));
+            __m512 f3 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(q, 3)));
+            acc[0] = _mm512_dpbf16_ps(acc[0], _mm512_cvtne2ps_pbh(f1, f0), (__m512bh)_mm512_loadu_si512(xb + k));
+            a1 = _mm512_dpbf16_ps(a1, _mm512_cvtne2ps_pbh(f3, f2), (__m512bh)_mm512_loadu_si512(xb + k + 32));
+        }
+        acc[0] = _mm512_add_ps(acc[0], a1);
+    }
     for (; k + 32 <= K; k += 32) {
         __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + k));
         __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q)));
@@ -372,6 +386,55 @@ void bk_rmsnorm_bf16(const uint16_t* x, int64_t rows, int64_t dim, const uint16_
         float inv = 1.f / std::sqrt(ss / static_cast<float>(dim) + eps);
         uint16_t* yr = y + r * dim;
         for (int64_t c = 0; c < dim; ++c) yr[c] = f32_to_bf16(bf16_to_f32(weight[c]) * rnd(bf16_to_f32(xr[c]) * inv));
+    }
+}
+
+// Attention of one new token per batch row over its slot's cached keys and values (decode):
+// q [B, H, D] bf16; k and v caches [slots, n_kv, max_seq, D] bf16; slot [B]; mask [B, L] (nonzero
+// = may attend); -> out [B, H, D] bf16. Query head h reads kv head h / (H / n_kv), as grouped-query
+// attention repeats kv heads. Scores and softmax in fp32 from exact bf16 products, the weighted sum
+// of values in fp32, rounded once. One (row, head) pair per work item.
+void bk_attn_decode_bf16(const uint16_t* q, const uint16_t* kc, const uint16_t* vc, const int64_t* slot, int64_t B,
+                         int64_t H, int64_t n_kv, int64_t D, int64_t max_seq, int64_t L, const uint8_t* mask,
+                         float scale, uint16_t* out, int threads) {
+    const int64_t group = H / n_kv;
+#pragma omp parallel num_threads(threads)
+    {
+        std::vector<float> p(L);
+        std::vector<float> acc(D);
+#pragma omp for schedule(static)
+        for (int64_t item = 0; item < B * H; ++item) {
+            int64_t b = item / H, h = item % H;
+            const uint16_t* qv = q + item * D;
+            const int64_t base = ((slot[b] * n_kv) + h / group) * max_seq * D;
+            const uint8_t* mb = mask + b * L;
+            float top = -INFINITY;
+            for (int64_t i = 0; i < L; ++i) {
+                if (!mb[i]) {
+                    p[i] = -INFINITY;
+                    continue;
+                }
+                float sdot;
+                bf16_row<1>(qv, D, kc + base + i * D, &sdot);
+                p[i] = sdot * scale;
+                top = std::max(top, p[i]);
+            }
+            float total = 0.f;
+            for (int64_t i = 0; i < L; ++i) {
+                p[i] = mb[i] ? std::exp(p[i] - top) : 0.f;
+                total += p[i];
+            }
+            std::fill(acc.begin(), acc.end(), 0.f);
+            for (int64_t i = 0; i < L; ++i) {
+                if (p[i] == 0.f) continue;
+                const uint16_t* vr = vc + base + i * D;
+                float w = p[i] / total;
+#pragma omp simd
+                for (int64_t d = 0; d < D; ++d) acc[d] += w * bf16_to_f32(vr[d]);
+            }
+            uint16_t* o = out + item * D;
+            for (int64_t d = 0; d < D; ++d) o[d] = f32_to_bf16(acc[d]);
+        }
     }
 }
 }

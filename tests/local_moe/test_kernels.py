@@ -312,3 +312,64 @@ def test_without_a_compiler_a_prebuilt_variant_is_loaded(tmp_path, monkeypatch):
         monkeypatch.undo()
         native.library.cache_clear()
         available.cache_clear()
+
+
+def test_native_decode_attention_matches_the_library_path(tmp_path, monkeypatch):
+    # padded prompts of different lengths (masked cache positions), contiguous and gathered slots
+    if not _native_runs():
+        pytest.skip("the native kernels do not build or run here")
+    from local_moe.cache import KVCache, Step
+    from local_moe.model import Attention
+
+    build("qwen3_moe", tmp_path, seed=11)  # 4 query heads over 2 kv heads
+    monkeypatch.setenv(kernels.KERNELS_ENV, "native")
+    model = load_model(tmp_path, device="cpu", dtype="bfloat16")
+    attention = [m for m in model.modules() if isinstance(m, Attention)]
+    assert attention and all(m.native for m in attention)
+
+    def decode(native_attention: bool) -> list[torch.Tensor]:
+        for m in attention:
+            m.native = native_attention
+        cache = KVCache(model.args, 4, 32, model.device, model.dtype)
+        ids = torch.tensor([[0, 0, 0, 5, 6, 7], [8, 9, 10, 11, 12, 13], [0, 14, 15, 16, 17, 18]])
+        pad = ids != 0
+        positions = (pad.long().cumsum(-1) - 1).clamp_min(0)
+        out = []
+        with torch.no_grad():
+            model(ids, positions, Step.build(cache, [1, 2, 3], [0, 0, 0], 6, pad), last_only=True)
+            lengths = pad.sum(-1)
+            for i in range(3):
+                nxt = torch.tensor([[20 + i], [30 + i], [40 + i]])
+                step = Step.build(cache, [1, 2, 3], [6 + i] * 3, 1)
+                out.append(model(nxt, (lengths + i)[:, None], step, last_only=True).float())
+            step = Step.build(cache, [3, 1], [9, 9], 1)  # slots out of order: the library path gathers
+            out.append(model(torch.tensor([[50], [51]]), (lengths[[2, 0]] + 3)[:, None], step, last_only=True).float())
+        return out
+
+    for got, want in zip(decode(True), decode(False), strict=True):
+        assert F.cosine_similarity(got.flatten(), want.flatten(), dim=0) > 0.999
+        assert torch.equal(got.argmax(-1), want.argmax(-1))
+
+
+def test_an_experts_two_weights_get_one_kind(tmp_path, monkeypatch):
+    # w2 alone would take packed; summed with w13, native is faster, and both must be native to fuse
+    if not _native_runs() or not available("packed", CPU, torch.bfloat16):
+        pytest.skip("needs the native and packed kernels")
+    table = {
+        (64, 64): {"linear": 5.0, "packed": 2.0, "native": 1.0},
+        (64, 32): {"linear": 5.0, "packed": 1.0, "native": 1.5},
+    }
+
+    def fake_timings(shape, dtype, kinds, working_set_mb=None, rows=kernels.DECODE_ROWS):
+        ms = table.get(shape, {"linear": 3.0, "packed": 2.0, "native": 1.0})
+        return {k: {str(r): ms[k] for r in (*rows, kernels.PREFILL_ROWS)} for k in kinds}
+
+    monkeypatch.setattr(kernels, "time_kernels", fake_timings)
+    monkeypatch.setenv(kernels.CACHE_ENV, "off")
+    build("qwen3_moe", tmp_path, seed=12)
+    model = load_model(tmp_path, device="cpu", dtype="bfloat16")
+    moe_layers = [b.mlp.experts for b in model.layers if b.is_moe]
+    assert all(w13.kind == w2.kind == "native" for e in moe_layers for w13, w2 in e.kernels)
+    assert all(e.fused is not None for e in moe_layers)
+    w2_choice = next(c for c in model.kernel_choices if c.shape == (64, 32) and c.rows == (1, 2))
+    assert w2_choice.kind == "native" and "paired" in w2_choice.source
