@@ -32,6 +32,11 @@ bytes per token; routers and gates stay exact. Two kernels read them:
 - `int8-native`: `native`'s kernel over int8 weights: weight-only like `int8-weight` (products
   formed exactly from bf16 activations, the row scale applied to the fp32 sum); more than 8 rows
   dequantize the weight to bf16 for one `F.linear`.
+- `int8-mixed` (dense weights only: attention, lm_head, dense MLPs): both layouts, `int8-native`'s
+  for one-row calls (batch-1 decode), fbgemm's dynamic kernel for more rows, where its u8*s8 dot
+  products do twice the work per instruction that ours can from bf16 activations. Dense weights
+  are a small part of an MoE's (54 of 456 MB int8 in the bench checkpoint), so the second copy is
+  cheap there; a routed expert keeps one layout (`EXPERT_FORM`).
 All are candidates and the fastest wins, like the exact kernels; `bench/moe.py` reports each one's
 top-1 agreement with exact mode. `BULKHEAD_MOE_KERNELS=int8-weight` keeps activations exact.
 
@@ -59,8 +64,11 @@ from local_moe import native
 log = logging.getLogger("local_moe.kernels")
 
 EXACT = ("linear", "packed", "native")
-INT8 = ("int8-weight", "int8-dynamic", "int8-native")
+INT8 = ("int8-weight", "int8-dynamic", "int8-native", "int8-mixed")
 NATIVE = ("native", "int8-native")
+# Dense weights only (attention, lm_head, dense MLPs): int8-mixed keeps two int8 layouts. A routed
+# expert keeps one, so where int8-mixed is forced, experts take int8-native.
+EXPERT_FORM = {"int8-mixed": "int8-native"}
 KERNELS_ENV = "BULKHEAD_MOE_KERNELS"  # a kind name forces it everywhere it applies; default "auto"
 CACHE_ENV = "BULKHEAD_MOE_KERNEL_CACHE"  # where decisions are cached; "off" disables the cache
 WORKING_SET_ENV = "BULKHEAD_MOE_KERNEL_WORKING_SET_MB"
@@ -116,6 +124,8 @@ def available(kind: str, device: torch.device, dtype: torch.dtype) -> bool:
         return False
     if kind in NATIVE and (dtype != torch.bfloat16 or native.library() is None):
         return False  # the native kernels read and write bf16; fp32 models keep the library kernels
+    if kind == "int8-mixed":  # both of its layouts' kernels must run
+        return available("int8-native", device, dtype) and available("int8-dynamic", device, dtype)
     if kind == "int8-dynamic" and "fbgemm" not in torch.backends.quantized.supported_engines:
         return False
     return _smoke(kind, dtype)
@@ -148,8 +158,10 @@ class KernelLinear(nn.Module):
             self.q, self.scale = q, scale.to(weight.dtype)
         elif kind == "int8-native":
             self.q, self.scale = quantize_int8(weight)  # scales stay fp32: applied to the fp32 sums
-        elif kind == "int8-dynamic":
+        elif kind in ("int8-dynamic", "int8-mixed"):
             q, scale = quantize_int8(weight)
+            if kind == "int8-mixed":  # one-row calls read these with the native kernel
+                self.q, self.scale = q, scale
             with warnings.catch_warnings(), _engine("fbgemm"):
                 # torch 2.13 marks quantized tensors deprecated; if a later torch drops them, the
                 # smoke test in `available` fails and the chooser keeps to `int8-weight`
@@ -160,7 +172,7 @@ class KernelLinear(nn.Module):
         else:
             raise ValueError(f"unknown kernel {kind!r}")
         runs = {"linear": self._linear, "packed": self._packed, "native": self._native, "int8-native": self._native}
-        self._run = runs.get(kind, self._int8)
+        self._run = runs.get(kind, self._mixed if kind == "int8-mixed" else self._int8)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # dispatch is per call and a decode step makes ~80 of them: the kind's method was bound at init
@@ -184,6 +196,13 @@ class KernelLinear(nn.Module):
         if self.bias is not None:
             y = y + self.bias
         return y.view(*x.shape[:-1], self.out_features).to(x.dtype)
+
+    def _mixed(self, x: torch.Tensor) -> torch.Tensor:
+        # one row (batch-1 decode): ours reads the weight faster; more rows: fbgemm's u8*s8 dot
+        # products do twice the work per instruction that ours can from bf16 activations
+        if x.numel() == self.in_features:
+            return self._native(x)
+        return self._int8(x)
 
     def _int8(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2:  # the int8 ops take [rows, in]
@@ -367,11 +386,14 @@ def choose(
     quantize: str | None = None,
     force: str = "auto",
     rows: tuple[int, ...] = DECODE_ROWS,
+    experts: bool = False,
 ) -> dict[tuple[int, int], Choice]:
     """A kernel for each weight shape ({shape: how many weights have it}): measured, or read from
     the per-machine cache. `rows`: the row counts these weights see at decode, whose summed times
     decide (dense weights: batch 1 and batch 8; routed experts see fewer, see `expert_rows`)."""
     kinds = candidates(device, dtype, quantize, force)
+    if experts:
+        kinds = list(dict.fromkeys(EXPERT_FORM.get(k, k) for k in kinds))
     forced = force != "auto"
     path = _cache_path()
     cache = _load_cache(path)
@@ -441,7 +463,7 @@ def prepare(model: nn.Module, quantize: str | None = None, force: str | None = N
         for site in owner.kernel_shapes():
             count(*site)
     chosen = {
-        (q, rows, experts): choose(group, device, dtype, quantize if q else None, force, rows)
+        (q, rows, experts): choose(group, device, dtype, quantize if q else None, force, rows, experts)
         for (q, rows, experts), group in shapes.items()
     }
 

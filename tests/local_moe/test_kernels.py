@@ -373,3 +373,22 @@ def test_an_experts_two_weights_get_one_kind(tmp_path, monkeypatch):
     assert all(e.fused is not None for e in moe_layers)
     w2_choice = next(c for c in model.kernel_choices if c.shape == (64, 32) and c.rows == (1, 2))
     assert w2_choice.kind == "native" and "paired" in w2_choice.source
+
+
+def test_int8_mixed_reads_one_row_natively_and_more_with_fbgemm(tmp_path, monkeypatch):
+    if not available("int8-mixed", CPU, torch.bfloat16):
+        pytest.skip("int8-mixed needs the native kernels and fbgemm")
+    torch.manual_seed(3)
+    w = torch.randn(48, 96).bfloat16()
+    mixed, ours, theirs = (KernelLinear(w, None, k) for k in ("int8-mixed", "int8-native", "int8-dynamic"))
+    one, rows = torch.randn(1, 1, 96).bfloat16(), torch.randn(5, 96).bfloat16()
+    assert torch.equal(mixed(one), ours(one))  # weight-only at batch-1 decode
+    assert torch.equal(mixed(rows), theirs(rows))
+    # dense weights only: forced everywhere, routed experts keep one int8 layout (int8-native)
+    build("qwen3_moe", tmp_path, seed=13)
+    monkeypatch.setenv(kernels.KERNELS_ENV, "int8-mixed")
+    model = load_model(tmp_path, device="cpu", dtype="bfloat16", quantize="int8")
+    assert model.lm_head.kind == "int8-mixed"
+    experts = [b.mlp.experts for b in model.layers if b.is_moe]
+    assert all(w13.kind == w2.kind == "int8-native" for e in experts for w13, w2 in e.kernels)
+    assert all(e.fused is not None for e in experts)
