@@ -24,7 +24,7 @@ Exact kernels, for the checkpoint's dtype (bf16/fp32):
   stays as stored; calls of more than 8 rows (prefill) go to `F.linear` on it.
 
 int8 weights (`quantize="int8"`, CPU only): symmetric per-output-channel scales, half of bf16's
-bytes per token; routers and gates stay exact. Two kernels read them:
+bytes per token; routers and gates stay exact. Four kernels read them:
 - `int8-weight`: `aten._weight_int8pack_mm`; activations stay in the model dtype (weight-only).
 - `int8-dynamic`: fbgemm's dynamic int8 linear (x86): each call also rounds its input rows to 7
   bits with one scale per call, so it is less exact; on the Xeon above it is the only int8 kernel
@@ -492,7 +492,7 @@ def prepare(model: nn.Module, quantize: str | None = None, force: str | None = N
     for owner in owners:
         owner.use_kernels(kind_of)
     choices = [c for group in chosen.values() for c in group.values()]
-    if available("native", device, dtype) and force in ("auto", "native", "int8-native"):
+    if available("native", device, dtype) and force in ("auto", *NATIVE, "int8-mixed"):
         for module in model.modules():
             if isinstance(getattr(module, "native", None), bool):  # model.RMSNorm and model.Attention
                 module.native = True
