@@ -265,12 +265,9 @@ def _timing_cells(timings_ms: dict[str, dict[str, float]], digits: int) -> tuple
 
 @functools.cache
 def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    name = native.cpuinfo("model name")
+    if name:
+        return name
     import platform  # only where /proc/cpuinfo is missing (macOS, Windows)
 
     return platform.processor() or platform.machine()

@@ -56,14 +56,20 @@ def source_digest() -> str:
     return hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
 
 
-def _cpu_flags() -> set[str]:
+@functools.cache
+def cpuinfo(field: str) -> str:
+    """A field of /proc/cpuinfo's first processor ("model name", "flags"); "" where there is none."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
+            if line.split(":", 1)[0].strip() == field:
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return ""
+
+
+def _cpu_flags() -> set[str]:
+    return set(cpuinfo("flags").split())
 
 
 def _compiler() -> str | None:
@@ -107,7 +113,7 @@ def compile_to(target: Path, march: list[str], cxx: str) -> str | None:
 def _native_build(cxx: str) -> Path | None:
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=30).stdout
     flags = " ".join(sorted(_cpu_flags()))
-    key = hashlib.sha256(SOURCE.read_bytes() + version.encode() + flags.encode() + " ".join(_FLAGS).encode())
+    key = hashlib.sha256(f"{source_digest()}|{version}|{flags}|{' '.join(_FLAGS)}".encode())
     target = _build_dir() / f"gemv-{key.hexdigest()[:16]}.so"
     if not target.exists():
         error = compile_to(target, ["-march=native"], cxx)

@@ -159,44 +159,6 @@ inline void int8_row(const uint16_t*, const float* x, int64_t K, const int8_t* w
 
 #endif
 
-// Output rows are split into contiguous ranges, one per thread: each thread streams one block of W.
-template <int M>
-void gemv_bf16(const uint16_t* x, int64_t K, const uint16_t* w, int64_t N, uint16_t* y, int threads) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t n = 0; n < N; ++n) {
-        float out[M];
-        bf16_row<M>(x, K, w + n * K, out);
-        for (int m = 0; m < M; ++m) y[m * N + n] = f32_to_bf16(out[m]);
-    }
-}
-
-template <int M>
-void gemv_int8(const uint16_t* xb, const float* x, int64_t K, const int8_t* w, const float* scale, int64_t N, uint16_t* y,
-               int threads) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t n = 0; n < N; ++n) {
-        float out[M];
-        int8_row<M>(xb, x, K, w + n * K, out);
-        for (int m = 0; m < M; ++m) y[m * N + n] = f32_to_bf16(out[m] * scale[n]);
-    }
-}
-
-template <typename F>
-int by_rows(int64_t M, F&& f) {
-    switch (M) {
-        case 1: f.template operator()<1>(); return 0;
-        case 2: f.template operator()<2>(); return 0;
-        case 3: f.template operator()<3>(); return 0;
-        case 4: f.template operator()<4>(); return 0;
-        case 5: f.template operator()<5>(); return 0;
-        case 6: f.template operator()<6>(); return 0;
-        case 7: f.template operator()<7>(); return 0;
-        case 8: f.template operator()<8>(); return 0;
-        default: return -1;
-    }
-}
-
-
 // One weight row of either kind against M activation rows held as bf16 (xb) and fp32 (xf).
 template <int M>
 inline void dot_row(const uint16_t* xb, const float*, int64_t K, const uint16_t* w, float* out) {
@@ -220,6 +182,38 @@ inline void dot_rows(int64_t M, const uint16_t* xb, const float* xf, int64_t K, 
         default: dot_row<8>(xb, xf, K, w, out); break;
     }
 }
+
+// y[M, N] = x . W^T for either weight kind; an int8 row's scale is applied to its fp32 sum. Output
+// rows are split into contiguous ranges, one per thread: each thread streams one block of W. M is a
+// template argument (by_rows picks it once per call): dispatching on it per weight row instead was
+// measured slower at eight rows (1024x1024 bf16: 0.145 vs 0.120 ms).
+template <int M, typename W>
+void gemv(const uint16_t* xb, const float* xf, int64_t K, const W* w, const float* scale, int64_t N, uint16_t* y,
+          int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+        float out[M];
+        dot_row<M>(xb, xf, K, w + n * K, out);
+        float s = scale ? scale[n] : 1.f;
+        for (int m = 0; m < M; ++m) y[m * N + n] = f32_to_bf16(out[m] * s);
+    }
+}
+
+template <typename F>
+int by_rows(int64_t M, F&& f) {
+    switch (M) {
+        case 1: f.template operator()<1>(); return 0;
+        case 2: f.template operator()<2>(); return 0;
+        case 3: f.template operator()<3>(); return 0;
+        case 4: f.template operator()<4>(); return 0;
+        case 5: f.template operator()<5>(); return 0;
+        case 6: f.template operator()<6>(); return 0;
+        case 7: f.template operator()<7>(); return 0;
+        case 8: f.template operator()<8>(); return 0;
+        default: return -1;
+    }
+}
+
 
 inline float rnd(float f) { return bf16_to_f32(f32_to_bf16(f)); }  // what storing as bf16 keeps
 
@@ -338,7 +332,7 @@ const char* bk_isa() {
 // x [M, K] bf16, w [N, K] bf16 -> y [M, N] bf16. Returns -1 (nothing written) unless 1 <= M <= 8.
 int bk_gemv_bf16(const uint16_t* x, int64_t M, int64_t K, const uint16_t* w, int64_t N, uint16_t* y,
                  int threads) {
-    return by_rows(M, [&]<int Rows>() { gemv_bf16<Rows>(x, K, w, N, y, threads); });
+    return by_rows(M, [&]<int Rows>() { gemv<Rows, uint16_t>(x, nullptr, K, w, nullptr, N, y, threads); });
 }
 
 // x [M, K] bf16, w [N, K] int8, scale [N] fp32 -> y [M, N] bf16. Returns -1 unless 1 <= M <= 8.
@@ -351,7 +345,7 @@ int bk_gemv_int8(const uint16_t* x, int64_t M, int64_t K, const int8_t* w, const
     xf.resize(static_cast<size_t>(M * K));
     for (int64_t i = 0; i < M * K; ++i) xf[i] = bf16_to_f32(x[i]);
     const float* xp = xf.data();
-    return by_rows(M, [&]<int Rows>() { gemv_int8<Rows>(x, xp, K, w, scale, N, y, threads); });
+    return by_rows(M, [&]<int Rows>() { gemv<Rows, int8_t>(x, xp, K, w, scale, N, y, threads); });
 }
 
 // A layer's routed experts for n tokens (1 <= n <= 8, k <= 8): x [n, H] bf16, idx [n, k] expert ids,
