@@ -48,6 +48,7 @@ class Step:
     cache: KVCache
     slots: list[int]
     starts: list[int]
+    slot_t: torch.Tensor  # [B] long: `slots` as a tensor, built once per step
     slot_idx: torch.Tensor  # [B, T] long
     pos_idx: torch.Tensor  # [B, T] long
     mask: torch.Tensor  # [B, 1, T, L] bool, True = may attend
@@ -88,10 +89,10 @@ class Step:
         # A query always sees itself, so a padding row never softmaxes over nothing (NaN).
         own = keys[None, None, :] == pos_idx[:, :, None]
         mask = causal & (valid[:, None, :] | own)
-        return cls(cache, slots, starts, slot_idx, pos_idx, mask[:, None], length, contiguous)
+        return cls(cache, slots, starts, slot_t, slot_idx, pos_idx, mask[:, None], length, contiguous)
 
     def rows(self, tensor: torch.Tensor) -> torch.Tensor:
         """This step's rows of a per-slot tensor (slice it to the visible length first: gathers copy)."""
         if self.contiguous:
             return tensor[self.slots[0] : self.slots[0] + len(self.slots)]
-        return tensor[torch.tensor(self.slots, device=tensor.device)]
+        return tensor[self.slot_t]

@@ -138,8 +138,7 @@ class Attention(nn.Module):
             if t == 1 and self.native and q.dtype == torch.bfloat16:
                 # decode: one native call reads each row's slot in place (no gather, no mask
                 # expansion); the library's attention costs ~100 us a call here even for a short cache
-                slots = step.slot_idx[:, 0].contiguous()
-                out = native.attention_decode_bf16(q[:, :, 0], ck, cv, slots, step.mask.view(b, -1), scale)
+                out = native.attention_decode_bf16(q[:, :, 0], ck, cv, step.slot_t, step.mask.view(b, -1), scale)
                 return self.wo(out.reshape(b, 1, -1))
             keys = step.rows(ck[:, :, : step.length])
             values = step.rows(cv[:, :, : step.length])
