@@ -197,20 +197,25 @@ def test_native_kernel_refuses_weights_it_cannot_read():
     assert not available("native", CPU, torch.float32)  # fp32 models keep the library kernels
 
 
-def test_without_a_compiler_the_native_kernels_are_not_candidates(monkeypatch):
+@pytest.fixture
+def native_reloaded():
+    """The native library and kernel availability looked up afresh in the test, and forgotten after
+    it: the next lookup comes after monkeypatch restores the environment, so no other test sees
+    what this one set up."""
     from local_moe import native
 
-    monkeypatch.setenv(native.CXX_ENV, "off")
     native.library.cache_clear()
     available.cache_clear()
-    try:
-        assert native.library() is None
-        assert "native" not in kernels.candidates(CPU, torch.bfloat16, None)
-        assert "int8-native" not in kernels.candidates(CPU, torch.bfloat16, "int8")
-    finally:
-        monkeypatch.undo()
-        native.library.cache_clear()
-        available.cache_clear()
+    yield native
+    native.library.cache_clear()
+    available.cache_clear()
+
+
+def test_without_a_compiler_the_native_kernels_are_not_candidates(monkeypatch, native_reloaded):
+    monkeypatch.setenv(native_reloaded.CXX_ENV, "off")
+    assert native_reloaded.library() is None
+    assert "native" not in kernels.candidates(CPU, torch.bfloat16, None)
+    assert "int8-native" not in kernels.candidates(CPU, torch.bfloat16, "int8")
 
 
 def test_a_model_on_native_kernels_matches_exact_bf16(tmp_path, monkeypatch):
@@ -286,32 +291,24 @@ def test_routed_experts_are_chosen_for_the_rows_they_see(tmp_path, cache_file):
     assert all("experts, decided at 1 / 2 rows" in c.describe() for c in experts)
 
 
-def test_without_a_compiler_a_prebuilt_variant_is_loaded(tmp_path, monkeypatch):
+def test_without_a_compiler_a_prebuilt_variant_is_loaded(tmp_path, monkeypatch, native_reloaded):
     # the container image: variants built at image build, no compiler at run time
-    from local_moe import native
-
+    native = native_reloaded
     if native._compiler() is None:
         pytest.skip("no compiler here to build the variants")
     built = native.build_prebuilt(tmp_path)
     assert len(built) == len(native.VARIANTS) and all(p.exists() for p in built)
     monkeypatch.setenv(native.CXX_ENV, "off")
     monkeypatch.setenv(native.PREBUILT_ENV, str(tmp_path))
-    native.library.cache_clear()
-    available.cache_clear()
-    try:
-        runnable = [name for name, _, needs in native.VARIANTS if needs <= native._cpu_flags()]
-        if not runnable:
-            assert native.library() is None
-        else:
-            assert native.isa() == runnable[0]  # the best level this CPU has
-            x, w = torch.randn(2, 96).bfloat16(), torch.randn(40, 96).bfloat16()
-            got = native.gemv_bf16(x, w).float()
-            want = F.linear(x.float(), w.float())
-            assert (got - want).norm() <= 1e-2 * want.norm()
-    finally:
-        monkeypatch.undo()
-        native.library.cache_clear()
-        available.cache_clear()
+    runnable = [name for name, _, needs in native.VARIANTS if needs <= native._cpu_flags()]
+    if not runnable:
+        assert native.library() is None
+    else:
+        assert native.isa() == runnable[0]  # the best level this CPU has
+        x, w = torch.randn(2, 96).bfloat16(), torch.randn(40, 96).bfloat16()
+        got = native.gemv_bf16(x, w).float()
+        want = F.linear(x.float(), w.float())
+        assert (got - want).norm() <= 1e-2 * want.norm()
 
 
 def test_native_decode_attention_matches_the_library_path(tmp_path, monkeypatch):
