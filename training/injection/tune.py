@@ -23,12 +23,13 @@ import torch
 
 from gateway import minilm
 from gateway.risk.embeddings import DIM, LAYERS, build_module
+from gateway.risk.embeddings import MAX_PIECES as EMBEDDER_PIECES
 from gateway.risk.injection import ROLES, role_index
 from training.injection.dataset import BUILD, Example
 from training.injection.fit import weights
 
 FROZEN = 4
-MAX_PIECES = 128  # 35% of the 600-character windows reach it; the embedder reads up to 256
+MAX_PIECES = 128  # 35% of the 600-character windows reach it; the lower layers read up to 256
 SCALE = 10.0  # the read-out is of a unit vector: the scale lets its logit span about +-10
 
 
@@ -60,34 +61,42 @@ def lower_module(frozen: int = FROZEN):
     return Lower().eval()
 
 
-def pieces(texts: list[str], max_pieces: int = MAX_PIECES) -> list[list[int]]:
+def pieces(texts: list[str]) -> list[list[int]]:
+    """Each window's word pieces as the embedder reads them (`embeddings.MAX_PIECES`, cut with [SEP])."""
     tok = minilm.tokenizer()
     out = []
     for t in texts:
         ids = tok.encode(t).ids
-        out.append(ids if len(ids) <= max_pieces else ids[: max_pieces - 1] + [minilm.SEP])
+        out.append(ids if len(ids) <= EMBEDDER_PIECES else ids[: EMBEDDER_PIECES - 1] + [minilm.SEP])
     return out
 
 
 def lower_states(flat: list[str], frozen: int = FROZEN, max_pieces: int = MAX_PIECES,
                  batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """(states (W, max_pieces, DIM) fp16, lengths (W,)), cached in build/ by the windows' digest."""
-    path = BUILD / f"lower-states-{frozen}-{max_pieces}-{_digest(flat)}.npy"
+    """(states (W, max_pieces, DIM) fp16, lengths (W,)), cached in build/ by the windows' digest.
+
+    As a branch inside the embedder's own pass would read them: the lower layers read the whole
+    window (up to 256 pieces) and the branch takes the first `max_pieces` positions of their output.
+    (Until 2026-12-07 windows were cut to `max_pieces` before the lower layers, which a branch sharing
+    the embedder's pass never sees: it moved a long window's logit.)"""
+    path = BUILD / f"lower-states-{frozen}-{max_pieces}-of-{EMBEDDER_PIECES}-{_digest(flat)}.npy"
     lens_path = path.with_suffix(".lens.npy")
-    ids = pieces(flat, max_pieces)
-    lens = np.array([len(p) for p in ids], dtype=np.int32)
+    ids = pieces(flat)
+    full = np.array([len(p) for p in ids], dtype=np.int32)
+    lens = np.minimum(full, max_pieces)
     if path.exists() and lens_path.exists():
         return np.load(path, mmap_mode="r"), np.load(lens_path)
     model = lower_module(frozen)
     out = np.lib.format.open_memmap(path.with_suffix(".part.npy"), mode="w+", dtype=np.float16,
                                     shape=(len(flat), max_pieces, DIM))
-    order = np.argsort(lens, kind="stable")
+    order = np.argsort(full, kind="stable")
     started = time.time()
     with torch.inference_mode():
         for k in range(0, len(order), batch):
             part = order[k : k + batch]
             x, a = minilm.padded([ids[i] for i in part])
-            out[part, : x.shape[1]] = model(torch.from_numpy(x), torch.from_numpy(a)).numpy().astype(np.float16)
+            states = model(torch.from_numpy(x), torch.from_numpy(a))[:, :max_pieces]
+            out[part, : states.shape[1]] = states.numpy().astype(np.float16)
             if (k // batch) % 50 == 0:
                 print(f"  lower states {k + len(part)}/{len(flat)} ({(k + len(part)) / (time.time() - started):.0f}/s)",
                       file=sys.stderr, flush=True)
