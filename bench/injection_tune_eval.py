@@ -97,16 +97,22 @@ def report(path: Path, target_fp: float) -> None:
     models = {"frozen head (window + words)": z["window"] + z["words"],
               "window head alone": z["window"], "branch alone": z["branch"], "branch + words": z["branch"] + z["words"],
               "mean of both heads + words": (z["window"] + z["branch"]) / 2 + z["words"]}
-    for name, logit in models.items():
+
+    def flagged(logit: np.ndarray, target: float) -> np.ndarray:
+        """Each scored text flagged or not, its group's thresholds chosen on the other groups' scores."""
         hit = np.zeros(len(y), dtype=bool)
         for f in sorted(set(group[done])):
             test = np.nonzero(group == f)[0]
             other = np.nonzero((group != f) & done)[0]
-            t = role_thresholds([examples[i] for i in other], logit[other], target_fp)
-            hit[test] = logit[test] >= t[roles[test]]
+            hit[test] = logit[test] >= role_thresholds([examples[i] for i in other], logit[other], target)[roles[test]]
+        return hit
+
+    scored = sorted(set(source[done]))
+    for name, logit in models.items():
+        hit = flagged(logit, target_fp)
         det, fp, au = [], [], []
         rows = []
-        for s in sorted(set(source[done])):
+        for s in scored:
             m = source == s
             a, b = m & y, m & ~y
             row = f"  {s:26s}"
@@ -127,12 +133,7 @@ def report(path: Path, target_fp: float) -> None:
               f"AUROC where both {np.mean(au):.3f}, pooled AUROC {pooled:.3f}")
         curve = []
         for t in (0.01, 0.02, 0.03, 0.05):  # operating points chosen as above, at other targets
-            h = np.zeros(len(y), dtype=bool)
-            for f in sorted(set(group[done])):
-                test = np.nonzero(group == f)[0]
-                other = np.nonzero((group != f) & done)[0]
-                h[test] = logit[test] >= role_thresholds([examples[i] for i in other], logit[other], t)[roles[test]]
-            scored = sorted(set(source[done]))
+            h = flagged(logit, t)
             d = np.mean([h[(source == s) & y].mean() for s in scored if ((source == s) & y).any()])
             fp_rate = np.mean([h[(source == s) & ~y].mean() for s in scored if ((source == s) & ~y).any()])
             curve.append(f"{t:.0%}: {d:.3f} / {fp_rate:.3f}")
