@@ -48,6 +48,12 @@ def model_path() -> Path:
     return path
 
 
+def cut(ids: list[int]) -> list[int]:
+    """A tokenized text ([CLS] ... [SEP]) as the model reads it: at most MAX_PIECES pieces, still
+    ending in [SEP]."""
+    return ids if len(ids) <= MAX_PIECES else ids[: MAX_PIECES - 1] + [minilm.SEP]
+
+
 def build_module():
     """The sentence encoder as a torch module: (ids, attention) -> unit-length mean-pooled rows."""
     torch = minilm.torch()
@@ -94,8 +100,7 @@ class _Model:
         encoder_runtime.release_freed_memory()  # the torch module, once exported
 
     def pieces(self, text: str) -> list[int]:
-        ids = self._tok.encode(text).ids  # [CLS] ... [SEP]
-        return ids if len(ids) <= MAX_PIECES else ids[: MAX_PIECES - 1] + [minilm.SEP]
+        return cut(self._tok.encode(text).ids)
 
     def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         encoded = [self.pieces(t) for t in texts]

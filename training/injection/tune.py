@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from gateway import minilm
-from gateway.risk.embeddings import DIM, LAYERS, build_module
+from gateway.risk.embeddings import DIM, LAYERS, build_module, cut
 from gateway.risk.embeddings import MAX_PIECES as EMBEDDER_PIECES
 from gateway.risk.injection import ROLES, role_index
 from training.injection.dataset import BUILD, Example
@@ -62,13 +62,9 @@ def lower_module(frozen: int = FROZEN):
 
 
 def pieces(texts: list[str]) -> list[list[int]]:
-    """Each window's word pieces as the embedder reads them (`embeddings.MAX_PIECES`, cut with [SEP])."""
+    """Each window's word pieces as the embedder reads them (`embeddings.cut`)."""
     tok = minilm.tokenizer()
-    out = []
-    for t in texts:
-        ids = tok.encode(t).ids
-        out.append(ids if len(ids) <= EMBEDDER_PIECES else ids[: EMBEDDER_PIECES - 1] + [minilm.SEP])
-    return out
+    return [cut(tok.encode(t).ids) for t in texts]
 
 
 def lower_states(flat: list[str], frozen: int = FROZEN, max_pieces: int = MAX_PIECES,
