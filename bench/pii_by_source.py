@@ -6,12 +6,16 @@
 For every group of training sources (`training/ner/dataset.py`), the analyzer runs with the tagger
 trained on all the other groups (`training/ner/build/folds/GROUP.npz`; for a group the recipe holds
 back, `HELD_BACK`, the shipped weights, which never saw it) over a fixed-seed sample of that group's
-sentences, each its own request, written as its words joined by spaces. Beside it:
+sentences, each its own request, written as its words joined by spaces, or with `--passages
+CHARS`, running text: the group's consecutive sentences joined up to CHARS characters a request
+(requests are often paragraphs, and a tagger can read a sentence alone better than the same
+sentence inside one). Beside it:
 vanilla Presidio (its defaults, spaCy's small model). (The hand-written name and place rules that
 the tagger replaced were scored here too before they were deleted: bench/RESULTS.md.) Recall per type is
 per gold entity (found by an overlapping prediction of the same type); precision per prediction
 (overlaps a gold entity of the same type); "any" counts a prediction right when it overlaps any
-gold entity, as the gateway replaces the stretch whatever its label. 95% Wilson intervals.
+gold entity, as the gateway replaces the stretch whatever its label, and "covered" counts a gold
+entity that a prediction of any type overlaps (what does not leak). 95% Wilson intervals.
 @mentions and #hashtags are scored on neither side: the Broad Twitter Corpus labels a few as
 persons and most not.
 
@@ -43,6 +47,26 @@ def as_text(tokens: list[str], tags: list[str]) -> tuple[str, list[tuple[str, in
     return text, gold
 
 
+def as_passages(rows: list, count: int, chars: int, seed: int = 11) -> list[tuple[str, list[tuple[str, int, int]]]]:
+    """`count` texts of running prose: from a fixed-seed start, the group's consecutive sentences (in
+    corpus order) joined by spaces up to `chars` characters, with their gold entities."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        i = rng.randrange(max(1, len(rows) - 1))
+        text, gold = "", []
+        while i < len(rows):
+            t, g = as_text(*rows[i])
+            if text and len(text) + 1 + len(t) > chars:
+                break
+            shift = len(text) + 1 if text else 0
+            text = f"{text} {t}" if text else t
+            gold += [(k, a + shift, b + shift) for k, a, b in g]
+            i += 1
+        out.append((text, gold))
+    return out
+
+
 def _handle(text: str, start: int) -> bool:
     """An @mention or #hashtag: the Broad Twitter Corpus labels a few of them as persons and most
     not (its guidelines), so they are noise either way and are scored on neither side."""
@@ -50,7 +74,7 @@ def _handle(text: str, start: int) -> bool:
 
 
 def score(texts: list[str], gold: list[list[tuple]], pred: list[list[tuple]]) -> dict:
-    out = {t: {"gold": 0, "found": 0, "pred": 0, "right": 0} for t in TYPES.values()}
+    out = {t: {"gold": 0, "found": 0, "covered": 0, "pred": 0, "right": 0} for t in TYPES.values()}
     out["any"] = {"pred": 0, "right": 0}
     for text, g, p in zip(texts, gold, pred, strict=True):
         g = [e for e in g if not _handle(text, e[1])]
@@ -58,6 +82,7 @@ def score(texts: list[str], gold: list[list[tuple]], pred: list[list[tuple]]) ->
         for t, a, b in g:
             out[t]["gold"] += 1
             out[t]["found"] += any(t2 == t and a2 < b and a < b2 for t2, a2, b2 in p)
+            out[t]["covered"] += any(a2 < b and a < b2 for _, a2, b2 in p)  # replaced, whatever the label
         for t, a, b in p:
             if t not in out:
                 continue
@@ -99,28 +124,32 @@ def vanilla():
 
 
 def run(per_source: int = 600, recall_first: bool = False, only: list[str] | None = None,
-        threshold: float | None = None) -> int:
+        threshold: float | None = None, folds: Path | None = None, passages: int = 0, baseline: bool = True) -> int:
     from pii_eval import wilson  # beside this script
 
-    from scripts.train_ner import SCORED, left_out_weights
+    from scripts.train_ner import FOLDS, SCORED, left_out_weights
     from training.ner.dataset import GENRE, load_all
 
     by_group = load_all()
-    base = vanilla()
+    others = [("vanilla Presidio", vanilla())] if baseline else []
     table = []
     for name in only or SCORED:
-        fold = left_out_weights(name)
+        fold = left_out_weights(name, folds or FOLDS)
         if not fold.is_file():
             print(f"{name}: no left-out model at {fold}; run scripts/train_ner.py --folds")
             continue
         rows = by_group[name]
-        sample = rows if len(rows) <= per_source else random.Random(5).sample(rows, per_source)
-        texts, gold = zip(*(as_text(t, g) for t, g in sample), strict=True)
+        if passages:  # as many characters of running text as the sentences would give, about
+            texts, gold = zip(*as_passages(rows, max(1, per_source * 130 // passages), passages), strict=True)
+        else:
+            sample = rows if len(rows) <= per_source else random.Random(5).sample(rows, per_source)
+            texts, gold = zip(*(as_text(t, g) for t, g in sample), strict=True)
         found = {}
         t0 = time.perf_counter()
-        for label, fn in [*systems(fold, recall_first, threshold).items(), ("vanilla Presidio", base)]:
+        for label, fn in [*systems(fold, recall_first, threshold).items(), *others]:
             found[label] = score(list(texts), list(gold), fn(list(texts)))
-        print(f"\n{name} ({GENRE.get(name, '?')}), {len(sample)} sentences, {time.perf_counter() - t0:.0f} s")
+        unit = f"passages of up to {passages} characters" if passages else "sentences"
+        print(f"\n{name} ({GENRE.get(name, '?')}), {len(texts)} {unit}, {time.perf_counter() - t0:.0f} s")
         print(f"  {'system':18} {'PERSON rec':>20} {'LOCATION rec':>20} {'ORG rec':>20} "
               f"{'PERSON prec':>12} {'any prec':>9}")
         for label, s in found.items():
@@ -142,10 +171,15 @@ def run(per_source: int = 600, recall_first: bool = False, only: list[str] | Non
         for t in ("PERSON", "LOCATION", "ORGANIZATION"):
             vals = [s[t]["found"] / s[t]["gold"] for s in rows if s[t]["gold"] >= 20]
             cells.append(f"{sum(vals) / len(vals):.3f}" if vals else "-")
+        covered = []
+        for t in ("PERSON", "LOCATION"):
+            vals = [s[t]["covered"] / s[t]["gold"] for s in rows if s[t]["gold"] >= 20]
+            covered.append(f"{sum(vals) / len(vals):.3f}" if vals else "-")
         pvals = [s["PERSON"]["right"] / s["PERSON"]["pred"] for s in rows if s["PERSON"]["pred"] >= 20]
         avals = [s["any"]["right"] / s["any"]["pred"] for s in rows if s["any"]["pred"] >= 20]
         pp = f"{sum(pvals) / len(pvals):.3f}" if pvals else "-"
         ap = f"{sum(avals) / len(avals):.3f}" if avals else "-"
         print(f"  {label:18} PERSON {cells[0]}  LOCATION {cells[1]}  ORG {cells[2]}  "
               f"PERSON precision {pp}  any precision {ap}   (types with >= 20 entities)")
+        print(f"  {'':18} covered by a span of any type: PERSON {covered[0]}  LOCATION {covered[1]}")
     return 0

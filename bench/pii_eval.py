@@ -298,12 +298,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recall-first", action="store_true", help="with --by-source: the recall-first thresholds")
     ap.add_argument("--only", nargs="*", help="with --by-source: these sources only")
     ap.add_argument("--threshold", type=float, help="with --by-source: the names' threshold (policy default else)")
+    ap.add_argument("--folds-dir", type=Path,
+                    help="with --by-source: the left-out models (default: scripts/train_ner.py's folds)")
+    ap.add_argument("--passages", type=int, default=0, metavar="CHARS",
+                    help="with --by-source: score running text, consecutive sentences joined up to CHARS "
+                         "characters per request, instead of one sentence per request")
+    ap.add_argument("--no-vanilla", action="store_true", help="with --by-source: the tagger only (faster)")
     args = ap.parse_args(argv)
     if args.by_source:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from pii_by_source import run as by_source
 
-        return by_source(args.per_source, args.recall_first, args.only, args.threshold)
+        return by_source(args.per_source, args.recall_first, args.only, args.threshold, args.folds_dir,
+                         args.passages, not args.no_vanilla)
     pii_path = args.pii or args.evals / "pii-dev.jsonl"
     secrets_path = args.secrets or args.evals / "secrets-dev.jsonl"
     run, enabled = detector(args)

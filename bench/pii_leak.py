@@ -111,13 +111,14 @@ def run_group(cases: list, fold: Path, recall_first: bool, standin: StandIn) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from scripts.train_ner import SCORED, left_out_weights
+    from scripts.train_ner import FOLDS, SCORED, left_out_weights
     from training.ner.dataset import load_all
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--per-source", type=int, default=80)
     ap.add_argument("--recall-first", action="store_true", help=f"recall_first: {RECALL_FIRST}")
     ap.add_argument("--only", nargs="*")
+    ap.add_argument("--folds-dir", type=Path, default=FOLDS, help="the left-out models (default %(default)s)")
     args = ap.parse_args(argv)
     standin = StandIn().start()
     print(f"{'held-out source':18} {'prompts':>7} {'names':>6} {'names leaked':>12} {'e-mail/phone leaked':>19} "
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     by_group = load_all()
     try:
         for group in args.only or SCORED:
-            fold = left_out_weights(group)
+            fold = left_out_weights(group, args.folds_dir)
             if not fold.is_file():
                 print(f"{group}: no left-out model at {fold}; run scripts/train_ner.py --folds")
                 continue

@@ -15,7 +15,9 @@ package ships), fine-tuned on public NER corpora and generated chat text (`train
 `NameTagger.tag(texts)` gives, per text, the words and the probability of each label per word;
 `spans()` turns them into entity spans at a threshold (a lower one finds more and is what the
 recall-first external zone uses). Texts are split into words by one regex, words into word pieces
-by the package's tokenizer, and a text longer than one window is tagged in overlapping windows.
+by the package's tokenizer, and a text longer than one window is tagged in overlapping windows
+(short ones: see WINDOW). Training shows the model running text as well as single sentences
+(`training/ner/dataset.py`), because requests are often paragraphs.
 """
 
 from __future__ import annotations
@@ -40,15 +42,20 @@ ENTITY_OF = {"PER": "PERSON", "LOC": "LOCATION", "ORG": "ORGANIZATION"}
 LABELS = ("O",) + tuple(f"{p}-{t}" for t in TYPES for p in ("B", "I"))
 LAYERS = 4
 HIDDEN = minilm.HIDDEN
-WINDOW = 192  # word pieces per window, [CLS] and [SEP] included
-OVERLAP = 48  # word pieces two neighbouring windows share
+# Word pieces per window, [CLS] and [SEP] included, and how many two neighbouring windows share.
+# Short windows: on running text (2,000 characters of consecutive sentences from corpora the tagger
+# never saw) 192-piece windows found 0.79 of CrossNER's places and 0.80 of LitBank's, 96-piece
+# windows 0.86 and 0.88 (bench/RESULTS.md, 2026-12-07 (2)): a word far into a long window reads
+# worse. The time per 2,000-character text is the same (the overlaps cost what shorter attention saves).
+WINDOW = 96
+OVERLAP = 24
 GROW = 0.25  # a word next to a name joins it down to this probability (see `spans`)
 # int8 (ONNX Runtime) unless BULKHEAD_TAGGER_PRECISION says otherwise: 6.0 ms a 40-piece text on one
 # core against 9.8 in fp32 (ONNX Runtime) and 11.2 in torch. The same weights in int8 and fp32 agree on
 # 99.7% of word labels over the PII dev file and 300 chat prompts, and the dev file's PERSON recall
 # moves from 0.986 to 0.981 (inside its interval, 0.976-0.992), LOCATION not at all (bench/RESULTS.md).
 PRECISION = "int8"
-REQUIRED = ("head.weight", "shapes.weight", *(f"layers.{i}.qkv.weight" for i in range(LAYERS)))
+REQUIRED = ("head.weight", "shapes.weight", "layers.0.qkv.weight")
 
 # A word: letters and digits, joined by an apostrophe or hyphen ("O'Brien", "Jean-Luc"); any other
 # non-space character is a word of its own.
@@ -90,9 +97,19 @@ def tokenizer():
     return minilm.tokenizer()
 
 
-def build_module(trainable: dict[str, np.ndarray] | None = None):
-    """The tagger as a torch module: the package's weights, overlaid with `trainable` (fine-tuned
-    layers, shape embedding, classifier) where given. Training (`training/ner/fit.py`) uses it too."""
+def depth(trainable: dict[str, np.ndarray]) -> int:
+    """How many encoder layers a weights file holds (the file, not the code, says how deep it is)."""
+    n = 0
+    while f"layers.{n}.qkv.weight" in trainable:
+        n += 1
+    return n
+
+
+def build_module(trainable: dict[str, np.ndarray] | None = None, layers: int | None = None):
+    """The tagger as a torch module: the package's lower `layers` layers (by default as many as
+    `trainable` holds, else LAYERS), overlaid with `trainable` (fine-tuned layers, shape embedding,
+    classifier) where given. Training (`training/ner/fit.py`) uses it too."""
+    layers = layers or (depth(trainable) if trainable else LAYERS)
     torch = _torch()
     nn = torch.nn
     Layer = minilm.layer_class()
@@ -107,7 +124,7 @@ def build_module(trainable: dict[str, np.ndarray] | None = None):
             self.shapes = nn.Embedding(N_SHAPES, HIDDEN)
             nn.init.zeros_(self.shapes.weight)
             self.ln = nn.LayerNorm(HIDDEN, eps=1e-12)
-            self.layers = nn.ModuleList(Layer() for _ in range(LAYERS))
+            self.layers = nn.ModuleList(Layer() for _ in range(layers))
             self.drop = nn.Dropout(0.1)
             self.head = nn.Linear(HIDDEN, len(LABELS))
 
@@ -121,10 +138,10 @@ def build_module(trainable: dict[str, np.ndarray] | None = None):
             return self.head(self.drop(x))
 
     model = Tagger()
-    base = minilm.base_weights(LAYERS)
+    base = minilm.base_weights(layers)
     state = minilm.embedding_state(base)
     state["type0"] = state.pop("types.weight")[0]  # one segment: the first type's row
-    for i in range(LAYERS):
+    for i in range(layers):
         state.update(minilm.layer_state(base, i))
     state.update(trainable or {})
     minilm.load_state(model, state)

@@ -64,3 +64,19 @@ def test_sec_filings_defined_parties_are_roles_not_names():
     tags = ["B-PER", "O", "O", "B-PER", "O", "B-ORG", "I-ORG", "I-ORG", "O", "B-PER", "I-PER"]
     assert sec_filings.without_roles(tokens, tags) == [
         "O", "O", "O", "O", "O", "B-ORG", "I-ORG", "I-ORG", "O", "B-PER", "I-PER"]
+
+
+def test_training_draw_joins_a_share_of_neighbouring_sentences_into_passages():
+    from training.ner.dataset import PASSAGE_WORDS, training_draw
+
+    rows = [([f"w{i}", "said", f"Name{i}", "."], ["O", "O", "B-PER", "O"]) for i in range(400)]
+    by_group = {"a": rows, "left": rows[:5]}
+    singles = training_draw(by_group, {"left"}, passages=0)
+    assert singles == rows  # nothing joined: the sentences themselves, in corpus order
+    joined = training_draw(by_group, {"left"}, passages=0.5)
+    # Every word and tag is still there once, in order; only the cuts moved.
+    assert [w for t, _ in joined for w in t] == [w for t, _ in rows for w in t]
+    assert [g for _, tags in joined for g in tags] == [g for _, tags in rows for g in tags]
+    lengths = [len(t) for t, _ in joined]
+    assert max(lengths) <= PASSAGE_WORDS[1] and sum(n >= PASSAGE_WORDS[0] for n in lengths) > 10
+    assert joined == training_draw(by_group, {"left"}, passages=0.5)  # fixed seed

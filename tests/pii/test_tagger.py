@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -17,8 +19,11 @@ from gateway.pii.tagger import (
     Tagged,
     TaggerWeightsError,
     _windows,
+    build_module,
+    depth,
     get_tagger,
     spans,
+    trainable_state,
     words_of,
 )
 from gateway.pii.transform import for_zone, inspect_request_sync, transform_request
@@ -47,6 +52,16 @@ def test_missing_or_corrupt_weights_are_a_clear_error_naming_the_rebuild_script(
     np.savez(partial, other=np.zeros(3))
     with pytest.raises(TaggerWeightsError, match=r"lack"):
         NameTagger(partial)
+
+
+def test_the_weights_file_says_how_deep_the_tagger_is(tmp_path):
+    # scripts/train_ner.py --layers N: a shallower tagger loads from its file alone, no code change.
+    state = trainable_state(build_module(layers=2))
+    assert depth(state) == 2
+    path = tmp_path / "two_layers.npz"
+    np.savez(path, **state)
+    tagged = NameTagger(path).tag(["ask ruth abernathy"])[0]
+    assert tagged.probs.shape == (3, len(LABELS))
 
 
 def test_unknown_precision_is_refused(monkeypatch):
@@ -103,6 +118,19 @@ def test_names_in_a_long_text_are_found_in_every_window(tagger_only):
     text = "".join(filler * 4 + f"Please send it to {n} today. " for n in names)
     got = found(text, tagger_only.analyze([text])[0])
     assert {("PERSON", n) for n in names} <= got
+
+
+def test_places_deep_into_running_text_are_each_found_as_places(tagger_only):
+    # A paragraph, not a sentence: the tagger trained on single sentences read places far into a long
+    # window worse (bench/RESULTS.md, 2026-12-07 (2)); each occurrence must be found, as a place.
+    places = ["La Paz", "El Alto", "Sucre", "Potosí", "Oruro", "Cochabamba", "Tarija", "Trinidad", "Cobija",
+              "Uyuni", "Tupiza", "Villazón", "Camiri", "Yacuiba", "Riberalta", "Montero"]
+    text = " ".join(f"On day {i + 1} the survey team drove from {a} to {b}, logged the samples and slept in {b} "
+                    "before moving on." for i, (a, b) in enumerate(itertools.pairwise(places)))
+    assert len(text) > 1500
+    got = [(e.type, text[e.start : e.end]) for e in tagger_only.analyze([text])[0]]
+    assert sorted(got) == sorted(("LOCATION", p) for p in [places[0], *(p for p in places[1:-1] for _ in "abc"),
+                                                            places[-1], places[-1]])
 
 
 # -- what the tagger reads --------------------------------------------------------------------

@@ -17,13 +17,15 @@ from gateway.pii.tagger import (
     SHAPE_LOWER,
     SHAPE_NONE,
     SHAPE_UPPER,
-    WINDOW,
     build_module,
     shape,
     tokenizer,
 )
 
 LABEL_ID = {label: i for i, label in enumerate(LABELS)}
+# The longest sequence the model is shown, [CLS] and [SEP] included: longer than the tagger's
+# inference window (tagger.WINDOW), so every position a window uses is trained on running text.
+MAX_PIECES = 192
 AUGMENT = (("as_written", 0.55), ("lower", 0.3), ("upper", 0.05), ("no_punct", 0.1))
 
 
@@ -42,9 +44,9 @@ def augment(tokens: list[str], tags: list[str], mode: str) -> tuple[list[str], l
 
 
 def encode(tok, tokens: list[str], tags: list[str], shapes: list[int]) -> tuple[list[int], list[int], list[int]]:
-    """Word pieces, their shapes, and labels on each word's first piece (-100 elsewhere), cut to a window."""
+    """Word pieces, their shapes, and labels on each word's first piece (-100 elsewhere), cut to MAX_PIECES."""
     enc = tok.encode(tokens, is_pretokenized=True, add_special_tokens=False)
-    ids, wid = enc.ids[: WINDOW - 2], enc.word_ids[: WINDOW - 2]
+    ids, wid = enc.ids[: MAX_PIECES - 2], enc.word_ids[: MAX_PIECES - 2]
     labels, piece_shapes, prev = [], [], None
     for w in wid:
         piece_shapes.append(shapes[w])
@@ -83,6 +85,7 @@ def fit(
     lr: float = 1e-4,
     seed: int = 7,
     threads: int = 2,
+    layers: int | None = None,
     log=print,
 ):
     """A fine-tuned tagger module (eval mode). `epochs` may be fractional (sentences drawn anew)."""
@@ -92,7 +95,7 @@ def fit(
     torch.set_num_threads(threads)
     rng = random.Random(seed)
     tok = tokenizer()
-    model = build_module()
+    model = build_module(layers=layers)
     model.train()
     head = [p for n, p in model.named_parameters() if n.startswith(("head.", "shapes.")) and p.requires_grad]
     body = [p for n, p in model.named_parameters() if not n.startswith(("head.", "shapes.")) and p.requires_grad]
