@@ -151,7 +151,7 @@ def run(per_source: int = 600, recall_first: bool = False, only: list[str] | Non
         unit = f"passages of up to {passages} characters" if passages else "sentences"
         print(f"\n{name} ({GENRE.get(name, '?')}), {len(texts)} {unit}, {time.perf_counter() - t0:.0f} s")
         print(f"  {'system':18} {'PERSON rec':>20} {'LOCATION rec':>20} {'ORG rec':>20} "
-              f"{'PERSON prec':>12} {'any prec':>9}")
+              f"{'PERSON prec':>12} {'any prec':>9} {'PERSON cov':>10} {'LOC cov':>8}")
         for label, s in found.items():
             cells = []
             for t in ("PERSON", "LOCATION", "ORGANIZATION"):
@@ -160,21 +160,17 @@ def run(per_source: int = 600, recall_first: bool = False, only: list[str] | Non
                 cells.append(f"{k / n:.3f} [{lo:.2f}-{hi:.2f}] {n:>4}" if n else f"{'-':>20}")
             pp = s["PERSON"]["right"] / s["PERSON"]["pred"] if s["PERSON"]["pred"] else float("nan")
             ap = s["any"]["right"] / s["any"]["pred"] if s["any"]["pred"] else float("nan")
-            print(f"  {label:18} {cells[0]:>20} {cells[1]:>20} {cells[2]:>20} {pp:12.3f} {ap:9.3f}")
+            pc, lc = (s[t]["covered"] / s[t]["gold"] if s[t]["gold"] else float("nan") for t in ("PERSON", "LOCATION"))
+            print(f"  {label:18} {cells[0]:>20} {cells[1]:>20} {cells[2]:>20} {pp:12.3f} {ap:9.3f} "
+                  f"{pc:10.3f} {lc:8.3f}")
             table.append((name, label, s))
     print("\nmean over left-out groups (each group weighing the same):")
     for label in ("tagger", "vanilla Presidio"):
         rows = [s for _, lab, s in table if lab == label]
         if not rows:
             continue
-        cells = []
-        for t in ("PERSON", "LOCATION", "ORGANIZATION"):
-            vals = [s[t]["found"] / s[t]["gold"] for s in rows if s[t]["gold"] >= 20]
-            cells.append(f"{sum(vals) / len(vals):.3f}" if vals else "-")
-        covered = []
-        for t in ("PERSON", "LOCATION"):
-            vals = [s[t]["covered"] / s[t]["gold"] for s in rows if s[t]["gold"] >= 20]
-            covered.append(f"{sum(vals) / len(vals):.3f}" if vals else "-")
+        cells = [_mean(rows, t, "found") for t in ("PERSON", "LOCATION", "ORGANIZATION")]
+        covered = [_mean(rows, t, "covered") for t in ("PERSON", "LOCATION")]
         pvals = [s["PERSON"]["right"] / s["PERSON"]["pred"] for s in rows if s["PERSON"]["pred"] >= 20]
         avals = [s["any"]["right"] / s["any"]["pred"] for s in rows if s["any"]["pred"] >= 20]
         pp = f"{sum(pvals) / len(pvals):.3f}" if pvals else "-"
@@ -183,3 +179,9 @@ def run(per_source: int = 600, recall_first: bool = False, only: list[str] | Non
               f"PERSON precision {pp}  any precision {ap}   (types with >= 20 entities)")
         print(f"  {'':18} covered by a span of any type: PERSON {covered[0]}  LOCATION {covered[1]}")
     return 0
+
+
+def _mean(rows: list[dict], t: str, key: str) -> str:
+    """The mean over groups of `key` per gold entity of type `t` (groups with >= 20 of them)."""
+    vals = [s[t][key] / s[t]["gold"] for s in rows if s[t]["gold"] >= 20]
+    return f"{sum(vals) / len(vals):.3f}" if vals else "-"
