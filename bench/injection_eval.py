@@ -90,7 +90,11 @@ def dropped_for(d: Data, source: str) -> np.ndarray:
     return near_copies(d.vectors, d.owner, np.setdiff1d(np.arange(len(d.examples)), test), test)
 
 
-_DATA: dict = {}  # what forked workers read (set before the pool starts)
+_DATA: dict = {}  # what each worker reads (`_load`, once per worker)
+
+
+def _load(d: Data, dropped: dict[str, np.ndarray]) -> None:
+    _DATA.update(data=d, dropped=dropped)
 
 
 def _pair(task: tuple[str, str]) -> tuple[str, str, np.ndarray, np.ndarray]:
@@ -113,9 +117,11 @@ def inner_scores(d: Data, sources: list[str], dropped: dict[str, np.ndarray], wo
 
     out = {s: np.full(len(d.examples), np.nan) for s in sources}
     tasks = [(a, b) for k, a in enumerate(sources) for b in sources[k + 1 :]]
-    _DATA.update(data=d, dropped=dropped)
     started = time.time()
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    # Workers start from a fresh interpreter (forkserver), not a fork of this process: once the
+    # embedder or BLAS has started thread pools here (a first run embeds its windows), forked
+    # children hang in them. The data reaches each worker once, pickled (~100 MB).
+    with multiprocessing.get_context("forkserver").Pool(workers, initializer=_load, initargs=(d, dropped)) as pool:
         for n, (a, b, za, zb) in enumerate(pool.imap_unordered(_pair, tasks), 1):
             out[a][indices(d, b)] = zb  # fold a, inner source b
             out[b][indices(d, a)] = za

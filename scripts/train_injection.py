@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         "rebuild": "scripts/train_injection.py",
     })
     head.save(args.out)
-    print(f"wrote {args.out.relative_to(ROOT)} ({args.out.stat().st_size / 1024:.0f} KiB): {len(examples)} texts, "
+    shown = args.out.resolve().relative_to(ROOT) if args.out.resolve().is_relative_to(ROOT) else args.out
+    print(f"wrote {shown} ({args.out.stat().st_size / 1024:.0f} KiB): {len(examples)} texts, "
           f"{len(vectors)} windows, thresholds by role {head.offsets.round(3).tolist()}; "
           f"embedding {embedded:.0f} s, "
           f"total {time.time() - started:.0f} s")
