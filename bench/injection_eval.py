@@ -20,6 +20,10 @@ confound). The headline is the mean over left-out sources.
 
     HF_HUB_OFFLINE=1 nice -n 10 .venv/bin/python bench/injection_eval.py
     HF_HUB_OFFLINE=1 nice -n 10 .venv/bin/python bench/injection_eval.py --json build/injection-loso.json
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/injection_eval.py --held-back    # the shipped head, held-back sources
+
+`--with-held-back`: the sources the recipe holds back (`training/injection/dataset.py: HELD_BACK`)
+join the rotation, as training sources of the other folds and as left-out sources of their own.
 
 The training data is rebuilt from the manifest first (`training/injection/README.md`).
 """
@@ -38,9 +42,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.risk.injection import role_index  # noqa: E402
+from gateway.risk.injection import InjectionHead, role_index  # noqa: E402
 from gateway.risk.prepare import CHUNK_CHARS, MAX_CHUNKS  # noqa: E402
-from training.injection.dataset import load_all, summary  # noqa: E402
+from training.injection.dataset import HELD_BACK, load_all, summary  # noqa: E402
 from training.injection.features import featurize  # noqa: E402
 from training.injection.fit import (  # noqa: E402
     Data,
@@ -164,6 +168,30 @@ def fold(d: Data, source: str, target_fp: float, inner: np.ndarray, dropped: np.
     return out
 
 
+def score_held_back(chunk_chars: int, max_chunks: int) -> int:
+    """The shipped head on the sources the recipe holds back: left-out figures by construction."""
+    head = InjectionHead.load()
+    examples = [e for e in load_all(held_back=True) if e.source in HELD_BACK]
+    if not examples:
+        print("no held-back source is built: run its converter (training/injection/README.md)")
+        return 1
+    vectors, owner = featurize(examples, chunk_chars=chunk_chars, max_chunks=max_chunks)
+    data = Data.of(examples, vectors, owner)
+    for source in sorted({e.source for e in examples}):
+        te = data.subset(indices(data, source))
+        z, y = predict(head, te), te.y
+        kw = np.array([keyword_hits(e.text) for e in te.examples], dtype=float)
+        line = f"{source:30s} A={int(y.sum()):5d} B={int((~y).sum()):5d}"
+        if y.any():
+            line += f"  det {fmt(rate(z[y] >= 0))}  keywords {float((kw[y] > 0).mean()):.3f}"
+        if (~y).any():
+            line += f"  fp {fmt(rate(z[~y] >= 0))}  keywords {float((kw[~y] > 0).mean()):.3f}"
+        if y.any() and (~y).any():
+            line += f"  auroc {fmt((auroc(z[y], z[~y]), *auroc_ci(z[y], z[~y])))}"
+        print(line)
+    return 0
+
+
 def fmt(r: tuple[float, float, float] | None) -> str:
     return "" if r is None else f"{r[0]:.3f} [{r[1]:.2f}, {r[2]:.2f}]"
 
@@ -178,10 +206,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunk-chars", type=int, default=CHUNK_CHARS, help="window size (characters)")
     ap.add_argument("--max-chunks", type=int, default=MAX_CHUNKS, help="windows per text at most")
     ap.add_argument("--json", type=Path, help="write the per-source figures here")
+    ap.add_argument("--with-held-back", action="store_true", help="the held-back sources join the rotation "
+                    "(training/injection/dataset.py: HELD_BACK; the shipped head never trained on them)")
+    ap.add_argument("--held-back", action="store_true", help="only score the held-back sources with the "
+                    "shipped head (gateway/risk/data/injection_head.npz), which never saw them; seconds")
     args = ap.parse_args(argv)
+    if args.held_back:
+        return score_held_back(args.chunk_chars, args.max_chunks)
 
     started = time.time()
-    examples = load_all()
+    examples = load_all(held_back=args.with_held_back)
     print(summary(examples))
     vectors, owner = featurize(examples, chunk_chars=args.chunk_chars, max_chunks=args.max_chunks)
     print(f"{len(examples)} texts, {len(vectors)} windows; embedded in {time.time() - started:.0f} s\n")

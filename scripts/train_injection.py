@@ -42,9 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target-fp", type=float, default=0.03)
     ap.add_argument("--out", type=Path, default=HEAD_PATH)
+    ap.add_argument("--with-held-back", action="store_true",
+                    help="train on the held-back sources too (training/injection/dataset.py: HELD_BACK)")
     args = ap.parse_args(argv)
     started = time.time()
-    examples = load_all()
+    examples = load_all(held_back=args.with_held_back)
     print(summary(examples))
     embedder = Embedder(cache_size=0, batch_size=64)  # the gateway's precision: the head reads what it computes
     vectors, owner = featurize(examples, embedder)

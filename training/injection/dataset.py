@@ -28,6 +28,11 @@ BUILD = HERE / "build"
 AUTHORED = HERE / "authored" / "lookalikes.jsonl"
 DEV = ROOT.parent / "shared" / "evals" / "injection-dev.jsonl"
 ROLES = ("user", "tool", "context")
+# Converted and scored, not trained on: the shipped head scores them left out (`bench/injection_eval.py
+# --held-back`). indirect-agent-requests (plain requests planted in tool results, 2026-12-07): a
+# leave-one-source-out round that trained on it moved no left-out figure beyond noise (bench/RESULTS.md),
+# so the shipped head was not refitted and the source measures what it misses instead.
+HELD_BACK = frozenset({"indirect-agent-requests"})
 
 # The dev file's upstream datasets (its README names them): community jailbreaks, Self-Instruct tasks.
 _DEV_SOURCES = {"garak": "dev-jailbreaks", "gptfuzz": "dev-jailbreaks", "self-instruct": "dev-self-instruct"}
@@ -97,9 +102,11 @@ def manifest_order(sources_dir: Path = HERE / "sources") -> list[str]:
     return names
 
 
-def load_all(build: Path = BUILD, dev: Path | None = DEV) -> list[Example]:
-    """Every record, exact repeats dropped across and within sources (first listed source wins)."""
-    records = (load_dev(dev) if dev is not None and dev.exists() else []) + load_authored() + load_build(build)
+def load_all(build: Path = BUILD, dev: Path | None = DEV, held_back: bool = False) -> list[Example]:
+    """Every record of the recipe's sources, exact repeats dropped across and within sources (first
+    listed source wins); `held_back`: the HELD_BACK sources too."""
+    built = [e for e in load_build(build) if held_back or e.source not in HELD_BACK]
+    records = (load_dev(dev) if dev is not None and dev.exists() else []) + load_authored() + built
     order = {name: i for i, name in enumerate(manifest_order())}
     first = ("dev-", "authored-")
     records.sort(key=lambda e: (order.get(e.source, -1 if e.source.startswith(first) else len(order)), e.id))
