@@ -18,6 +18,8 @@ Protocol:
   their left-out fold is the shipped model's recipe.
 - `--frozen N`: the folds train all but the lower N layers (the shipped verifier: `verifier.FROZEN`).
   An experiment: its per-record scores go to `build/loso-frozenN/`, and `loso.json` is not written.
+- `--layers L` (with `--frozen N`, N < L): a shallower verifier, the package's lower L layers only
+  (N frozen, the rest trained): issue 21's latency lever. Scores go to `build/loso-layersL-frozenN/`.
 - Without `--loso`: the shipped model, through `GroundingCheck` as the gateway runs it, on the
   same records. It was trained on these sources: those figures are not held out and never the
   headline.
@@ -303,11 +305,18 @@ def main() -> None:
     ap.add_argument("--geometry", help="without --loso: compare each claim with K chunks of N word pieces (KxN)")
     ap.add_argument("--frozen", type=int, choices=range(verifier.LAYERS), default=verifier.FROZEN,
                     help="--loso: freeze only the lower N layers (an experiment; loso.json is not written)")
+    ap.add_argument("--layers", type=int, choices=range(2, verifier.LAYERS + 1), default=verifier.LAYERS,
+                    help="--loso: the package's lower N layers only, the top ones trained (an experiment: a "
+                    "shallower verifier for issue 21's latency; with --frozen below N)")
     args = ap.parse_args()
-    if args.frozen != verifier.FROZEN:
+    if args.frozen != verifier.FROZEN or args.layers != verifier.LAYERS:
         global SCORES
+        if args.frozen >= args.layers:
+            ap.error("--frozen must be below --layers")
+        shallower = f"-layers{args.layers}" if args.layers != verifier.LAYERS else ""
         verifier.FROZEN = args.frozen  # read when the folds' model is built and its outputs cached
-        SCORES = SCORES.with_name(f"loso-frozen{args.frozen}")
+        verifier.LAYERS = args.layers
+        SCORES = SCORES.with_name(f"loso{shallower}-frozen{args.frozen}")
     if args.combine:
         combine(write=SCORES.name == "loso", epochs=args.epochs)
         return
