@@ -336,16 +336,11 @@ def carrier(rng: random.Random, f: dict[str, str]) -> tuple[dict, list[tuple]]:
             "message": text(REVIEWS + MESSAGES, f, rng)}, [("message",)]
 
 
-def set_field(obj: dict, path: tuple, value: str) -> None:
+def plant(obj: dict, path: tuple, text_: str, rng: random.Random) -> None:
+    """Put `text_` in the field at `path`: alone (the field's own text replaced) or after it."""
     for key in path[:-1]:
         obj = obj[key]
-    obj[path[-1]] = value
-
-
-def get_field(obj: dict, path: tuple) -> str:
-    for key in path:
-        obj = obj[key]
-    return obj
+    obj[path[-1]] = text_ if rng.random() < 0.5 else obj[path[-1]] + " " + text_
 
 
 def request(rng: random.Random, f: dict[str, str]) -> str:
@@ -397,10 +392,7 @@ def build(rng: random.Random) -> list[dict]:
         obj, fields = carrier(rng, f)
         field = rng.choice(fields)
         clean = json.loads(json.dumps(obj))
-        planted = request(rng, f)
-        # Alone in the field (the field's text replaced) or after the field's own text.
-        value = planted if rng.random() < 0.5 else get_field(obj, field) + " " + planted
-        set_field(obj, field, value)
+        plant(obj, field, request(rng, f), rng)
         style = style_of(rng)
         rows.append((render(obj, style), "attack", "indirect"))
         rows.append((render(clean, style), "benign", "clean_doc"))
@@ -408,8 +400,7 @@ def build(rng: random.Random) -> list[dict]:
         f = fills(rng)
         obj, fields = carrier(rng, f)
         field = rng.choice(fields)
-        note = rng.choice(READER_INSTRUCTIONS).format(**f)
-        set_field(obj, field, note if rng.random() < 0.5 else get_field(obj, field) + " " + note)
+        plant(obj, field, rng.choice(READER_INSTRUCTIONS).format(**f), rng)
         rows.append((render(obj, style_of(rng)), "benign", "clean_doc"))
     out, seen = [], set()
     for text_, label, family in rows:
