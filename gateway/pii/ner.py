@@ -189,6 +189,33 @@ class SlimSpacyEngine(SpacyNlpEngine):
         return art
 
 
+# A token as Presidio's context matching needs one: a run of non-space characters that starts and
+# ends with a letter or digit ("john@x.org", "123-4567"), or one punctuation character.
+_TOKEN = re.compile(r"\w(?:\S*\w)?|[^\w\s]")
+
+
+def word_artifacts(text: str) -> NlpArtifacts:
+    """Artifacts for a text that no spaCy model reads (the default policy: names and places come from
+    the tagger): tokens by one regex instead of spaCy's tokenizer, which cost more than all the pattern
+    recognizers together (6.5 of 55 ms at 2,000 characters) and added every new word it met to the
+    process's vocabulary for good. Presidio uses the tokens for context words only, and counts the
+    words that are not punctuation, as the regex splits them off too ("call:", "(555)")."""
+    texts, lowered, starts, keywords = [], [], [], set()
+    for m in _TOKEN.finditer(text):
+        token = m.group()
+        texts.append(token)
+        low = token.lower()
+        lowered.append(low)
+        starts.append(m.start())
+        if len(token) > 1 or token.isalnum() or token == "_":
+            keywords.add(low)
+    art = NlpArtifacts(
+        entities=[], tokens=texts, tokens_indices=starts, lemmas=lowered, nlp_engine=None, language="en", scores=[]
+    )
+    art.keywords = keywords
+    return art
+
+
 class ContextEnhancer(LemmaContextAwareEnhancer):
     """Presidio's enhancer finds the token under each match by scanning all tokens from the start
     (quadratic on long texts); a binary search over token offsets gives the same token."""

@@ -231,3 +231,16 @@ def test_nhs_numbers_need_context_and_recall_first_can_still_take_them_outside()
     found = analyzer_for(policy).analyze([without])[0]
     assert [e.type for e in found] == ["UK_NHS"]
     assert policy.zone_threshold("UK_NHS", "internal") == 0.4
+
+
+def test_the_default_policy_does_not_grow_spacys_vocabulary():
+    """Without NRP or dates nothing goes through spaCy: its tokenizer would keep every new word it
+    met for the life of the process. Context words still raise a phone number's score."""
+    analyzer = PiiAnalyzer(PiiPolicy())
+    before = len(analyzer.nlp.vocab)
+    text = "zqxwvu plorkt call me on 020 7946 0018 tomorrow"
+    found = analyzer.analyze([text])[0]
+    assert len(analyzer.nlp.vocab) == before
+    phone = [e for e in found if e.type == "PHONE_NUMBER"]
+    bare = [e for e in analyzer.analyze(["zqxwvu plorkt 020 7946 0018 tomorrow"])[0] if e.type == "PHONE_NUMBER"]
+    assert phone and (not bare or phone[0].score > bare[0].score)

@@ -314,7 +314,8 @@ def test_no_value_reaches_the_external_backend_and_restore_is_exact(pseudo_analy
     # Values with a format (e-mail, phone, card, IBAN, SSN, IP, key) never leak. Names come from a
     # learned tagger, which has no such guarantee: over 3,000 prompts of this generator (seeds 7-9)
     # the weights shipped before 2026-12-07 (2) let a name through in 7, the ones since in 8 (a
-    # surname after a long IBAN or IP address, "... for Giorgos Okafor."). One such prompt is
+    # surname after a long IBAN or IP address, "... for Giorgos Okafor."); with the values the
+    # patterns find read as placeholders, 2 (7 without, same weights, same day). One such prompt is
     # tolerated here, so the test still fails on a tagger that leaks names at several times that rate.
     structured = [(i, kinds) for i, kinds in leaks if set(kinds) != {"person"}]
     assert structured == [], f"{len(structured)} of {N} prompts leaked formatted values: {structured[:10]}"

@@ -241,3 +241,28 @@ def test_a_texts_labels_do_not_depend_on_what_it_is_batched_with():
     same = np.array_equal if tagger.runner.rows_per_call == 1 else (lambda a, b: np.allclose(a, b, atol=1e-5))
     assert all(same(a, b) for a, b in zip(alone, together, strict=True))
     assert all(same(a, b) for a, b in zip(alone, in_one_call, strict=True))
+
+
+def test_a_masked_value_reads_as_its_placeholder_and_is_never_a_name():
+    """A value the pattern recognizers found reaches the encoder as one placeholder word: the other
+    words' labels are exactly those of the text written with the placeholder, and the value's words
+    are O whatever the model would say of them."""
+    tagger = get_tagger()
+    iban = "DE89 3704 0044 0532 0130 00"
+    text = f"Transfer 500 EUR to IBAN {iban} for Chiara Eze tomorrow."
+    start = text.index(iban)
+    masked = tagger.tag([text], [[(start, start + len(iban), "IBAN_CODE")]])[0]
+    written = tagger.tag([text.replace(iban, "number")])[0]
+    inside = [k for k, (a, b) in enumerate(masked.words) if start <= a and b <= start + len(iban)]
+    assert len(inside) == 6
+    assert not masked.probs[inside].any()
+    outside = [k for k in range(len(masked.words)) if k not in inside]
+    around = [k for k in range(len(written.words)) if k != inside[0]]
+    assert np.array_equal(masked.probs[outside], written.probs[around])
+
+
+def test_the_analyzer_masks_what_the_patterns_found_but_not_addresses(tagger_only):
+    text = "Mail ana.dias@example.org, call +44 20 7946 0018, or visit 12 Baker Street, London."
+    results = tagger_only.engine.analyze(text, language="en", entities=["EMAIL_ADDRESS", "PHONE_NUMBER", "ADDRESS"])
+    kinds = {kind for _a, _b, kind in tagger_only._hard_spans(text, results)}
+    assert kinds == {"EMAIL_ADDRESS", "PHONE_NUMBER"}
