@@ -47,6 +47,9 @@ HIDDEN = minilm.HIDDEN
 # never saw) 192-piece windows found 0.79 of CrossNER's places and 0.80 of LitBank's, 96-piece
 # windows 0.86 and 0.88 (bench/RESULTS.md, 2026-12-07 (2)): a word far into a long window reads
 # worse. The time per 2,000-character text is the same (the overlaps cost what shorter attention saves).
+# A window ends where a sentence or line begins when one does within its last OVERLAP pieces, and
+# the next starts there without overlap (`_windows`): 22% fewer pieces on PII-dense text, and on the
+# held-back groups' running text every figure within a point (bench/RESULTS.md, 2026-12-07 (3)).
 WINDOW = 96
 OVERLAP = 24
 GROW = 0.25  # a word next to a name joins it down to this probability (see `spans`)
@@ -67,6 +70,12 @@ N_SHAPES = 5
 
 
 def shape(word: str) -> int:
+    if word.isascii() and word.isalpha():  # most words: str methods give the same answer, faster
+        if word.islower():
+            return SHAPE_LOWER
+        if word.isupper():
+            return SHAPE_UPPER if len(word) > 1 else SHAPE_TITLE
+        return SHAPE_TITLE if word[0].isupper() and word[1:].islower() else SHAPE_MIXED
     letters = [c for c in word if c.isalpha()]
     if not letters:
         return SHAPE_NONE
@@ -239,7 +248,9 @@ class NameTagger:
             enc = self._tok.encode(strings, is_pretokenized=True, add_special_tokens=False)
             ids, wid = enc.ids, [fed[w] for w in enc.word_ids]
             shapes_w = {w: shape(s) for w, s in zip(fed, strings, strict=True)}
-            for lo, hi in _windows(wid, WINDOW - 2, OVERLAP):
+            begins = sentence_starts(text, words)
+            starts = [begins[w] and (j == 0 or wid[j - 1] != w) for j, w in enumerate(wid)]
+            for lo, hi in _windows(wid, WINDOW - 2, OVERLAP, starts):
                 w_ids = ids[lo:hi]
                 w_of = wid[lo:hi]
                 pieces.append((t, lo, w_ids, [shapes_w[w] for w in w_of], w_of))
@@ -327,9 +338,25 @@ def _unmasked(
     return fed, strings, placeholders
 
 
-def _windows(word_of: list[int], size: int, overlap: int) -> list[tuple[int, int]]:
+def sentence_starts(text: str, words: list[tuple[int, int]]) -> list[bool]:
+    """Per word, whether it begins a sentence or a line: after a line break, or after ".", "!" or
+    "?" that follows a word longer than three letters (not "Dr.", "St.", "U.S.")."""
+    out = [True]
+    for w in range(1, len(words)):
+        gap = text[words[w - 1][1] : words[w][0]]
+        prev = text[words[w - 1][0] : words[w - 1][1]]
+        out.append(
+            "\n" in gap
+            or (prev in ".!?" and w >= 2 and words[w - 2][1] - words[w - 2][0] > 3)
+        )
+    return out
+
+
+def _windows(word_of: list[int], size: int, overlap: int, starts: list[bool] | None = None) -> list[tuple[int, int]]:
     """Piece ranges of at most `size` pieces that start and end on word boundaries and overlap by
-    about `overlap` pieces."""
+    about `overlap` pieces. With `starts` (per piece, whether a sentence begins there), a window
+    that can end where a sentence begins, within its last `overlap` pieces, ends there and the next
+    begins there: no overlap, as the tagger was trained on sentences that began and ended so."""
     n = len(word_of)
     if n <= size:
         return [(0, n)]
@@ -339,6 +366,12 @@ def _windows(word_of: list[int], size: int, overlap: int) -> list[tuple[int, int
         hi = min(lo + size, n)
         while hi < n and hi > lo + 1 and word_of[hi] == word_of[hi - 1]:
             hi -= 1  # do not cut a word
+        if starts is not None and hi < n:
+            cut = next((b for b in range(hi, max(hi - overlap, lo + 1) - 1, -1) if starts[b]), None)
+            if cut is not None:
+                out.append((lo, cut))
+                lo = cut
+                continue
         out.append((lo, hi))
         if hi >= n:
             return out

@@ -22,6 +22,7 @@ from gateway.pii.tagger import (
     build_module,
     depth,
     get_tagger,
+    sentence_starts,
     spans,
     trainable_state,
     words_of,
@@ -110,6 +111,25 @@ def test_windows_never_cut_a_word_and_cover_every_piece():
         assert c < b  # they overlap
         assert word_of[b - 1] != word_of[b] and word_of[c - 1] != word_of[c]
     assert all(b - a <= 190 for a, b in windows)
+
+
+def test_windows_end_where_a_sentence_begins_and_overlap_only_where_none_does():
+    word_of = [i // 2 for i in range(600)]  # every word two pieces long
+    starts = [False] * 600
+    for s in (170, 330):  # two sentences begin within the last 48 pieces of a window
+        starts[s] = True
+    windows = _windows(word_of, 190, 48, starts)
+    assert windows[:3] == [(0, 170), (170, 330), (330, 520)]
+    assert windows[3][0] < 520 and windows[-1][1] == 600  # no sentence near 520: overlap as before
+    starts[60] = True  # too early in the window to end it there
+    assert _windows(word_of, 190, 48, starts)[0] == (0, 170)
+
+
+def test_sentences_begin_after_a_line_break_or_a_full_stop_but_not_after_a_title():
+    text = "Call Dr. Okafor today. then ask U.S. staff\nabout that! Fine"
+    words = words_of(text)
+    begun = [text[a:b] for (a, b), yes in zip(words, sentence_starts(text, words), strict=True) if yes]
+    assert begun == ["Call", "then", "about", "Fine"]
 
 
 def test_names_in_a_long_text_are_found_in_every_window(tagger_only):
