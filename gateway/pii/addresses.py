@@ -14,6 +14,7 @@ import re
 
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 
+from gateway.pii.names import english_words
 from gateway.pii.recognizers import _result
 
 _W = r"[^\W\d_][\w'’.\-]*"  # a word that starts with a letter (any script)
@@ -27,32 +28,44 @@ _SUFFIX = (
     r"Track|Trace|Vista|Wells?|Broadway)\.?"
 )
 _CONTINENTAL_PREFIX = (
-    r"(?:Rue|Rua|Via|Viale|Vicolo|Corso|Piazza|Piazzale|Largo|Strada|Avenida|Avda|Av|Calle|"
+    r"(?:(?:Rue|Rua|Via|Viale|Vicolo|Corso|Piazza|Piazzale|Largo|Strada|Avenida|Calle|"
     r"Carrer|Camino|Paseo|Plaza|Pra[cç]a|Travessa|Chemin|Boulevard|All[ée]e|Place|Quai|Route|"
-    r"ul|ulica|al|aleja|Plac|Platz|Stra[sß]e|Weg|Gasse|Ring|Odos|Odós|Leoforos)\.?"
+    r"ulica|aleja|Plac|Platz|Stra(?:ss|ß)e|Weg|Gasse|Ring|Odos|Odós|Leoforos)\.?|(?:ul|al|Av|Avda)\.)"
 )
-_CONTINENTAL_SUFFIX = (
-    r"(?:stra[sß]e|str\.|gasse|weg|platz|allee|ring|damm|ufer|katu|tie|kuja|polku|v[aä]gen|gatan|"
-    r"gr[aä]nd|gade|vej|veien|vegen|gata|laan|straat|plein|gracht|utca|[uú]t|[uú]tja|t[eé]r|k[oö]z|"
-    r"tee|m[aä]gi|iela|gatv[eė]|ulica|ulice|n[aá]m[eě]st[ií]|tr[zž]|aukio|torget|torv|vei)"
+# Street types written joined to the name ("Koskikatu", "Hauptstraße") or as a word after it
+# ("Berliner Straße").
+_JOINED = (
+    r"(?:stra(?:ss|ß)e|str\.|gasse|weg|platz|allee|damm|ufer|katu|tie|kuja|polku|v[aä]gen|gatan|gr[aä]nd|"
+    r"gade|vej|veien|vegen|gata|laan|straat|plein|gracht|aukio|torget|torv|vei)"
+)
+# Street types that are only ever a word of their own ("Andrássy út", "Brīvības iela", "Luite
+# tee"): as endings they would read "about", "Chapter", "committee" and "during" as streets.
+_SEPARATE = (
+    r"(?:utca|u\.|[uú]t|[uú]tja|t[eé]r|k[oö]z|tee|m[aä]gi|iela|gatv[eė]|ulica|ulice|n[aá]m[eě]st[ií]|"
+    r"tr[zž]|ring)"
 )
 _UNIT = r"(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|Room|Rm|Bldg|Building)\.?\s*#?\s*\d+[A-Za-z]?"
-_NUM = r"\d{1,6}[A-Za-z]?(?:[\-/]\d{1,4})?"
+_NUM = r"\d{1,6}[A-Za-z]?(?:[\-/](?!(?:19|20)\d\d\b)\d{1,4})?"  # "4/5", "12-3"; not "7642/2015" (a case number)
 
+# 09457 Vana-Viru 25 / 6614 Luite tee 87 (house number, street words, number): common in Europe.
+# The number after the street is a house number, not a year ("Case 1242 of 2008", "15 September
+# 1972").
 _NUMBER_WORDS_NUMBER = re.compile(
-    rf"\b\d{{2,6}}\s+(?:{_W}\s+){{0,4}}{_W}\s+\d{{1,4}}[A-Za-z]?\b(?!\s*(?:%|percent|years|am|pm))"
+    rf"\b\d{{2,6}}\s+(?:{_W}\s+){{0,4}}{_W}\s+(?!(?:19|20)\d\d\b)\d{{1,4}}[A-Za-z]?\b(?!\s*(?:%|percent|years|am|pm))"
 )
+# Koskikatu 25 / Villacher Strasse 89 / Erzsébet tér 19: the street type and its number; the name
+# words before it are taken in `_name_before`.
+_JOINED_STREET = re.compile(rf"\b(?P<street>[^\W\d_]{{3,}}{_JOINED}|{_JOINED}|{_SEPARATE})\s+{_NUM}\.?(?!\w)",
+                            re.IGNORECASE)
+_NUMBER_FIRST = re.compile(rf"\b{_NUM}\s+{_CONTINENTAL_PREFIX}\s+(?P<tail>(?:{_W}\s*){{1,5}})", re.IGNORECASE)
 _ADDRESS_PATTERNS = [
     # 1234 Main St / 90 Whitchurch Road / 515 385 Gemsbok St
     (re.compile(rf"\b{_NUM}(?:\s+\d{{1,5}})?\s+(?:{_W}\s+){{0,4}}{_SUFFIX}(?![\w])", re.IGNORECASE), 0.6),
     # Rue Al Imam Al Bakri 31 / Via Roma 131 / Rua do Arenque 1634 / ul. Słowicza 10
     (re.compile(rf"\b{_CONTINENTAL_PREFIX}\s+(?:{_W}\s+){{0,5}}{_W}\s+{_NUM}\b", re.IGNORECASE), 0.55),
     # 31 Rue Al Imam Al Bakri (number first, then a continental prefix)
-    (re.compile(rf"\b{_NUM}\s+{_CONTINENTAL_PREFIX}\s+(?:{_W}\s*){{1,5}}", re.IGNORECASE), 0.55),
-    # Koskikatu 25 / Villacher Strasse 89 / Snellmaninkatu 55 / Erzsébet tér 19.
-    (re.compile(rf"\b(?:{_W}\s+){{0,3}}\w*{_CONTINENTAL_SUFFIX}\s+{_NUM}\.?(?!\w)", re.IGNORECASE), 0.55),
-    # 09457 Vana-Viru 25 / 6614 Luite tee 87 (house number, street words, number): faker's
-    # international format, and common in Europe.
+    (_NUMBER_FIRST, 0.55),
+    (_JOINED_STREET, 0.55),
     (_NUMBER_WORDS_NUMBER, 0.45),
     # P.O. Box 242 / PSC 5420, Box 2708 APO AA 33879 / Unit 5477 Box 8244 DPO AP 15730 /
     # USNV Botolen FPO AE 12382
@@ -68,6 +81,10 @@ _ADDRESS_PATTERNS = [
     # Apt. 329 / Suite 501
     (re.compile(rf"\b{_UNIT}\b", re.IGNORECASE), 0.45),
 ]
+# Candidates whose words must read as a street's name (`_street`); the others carry their own
+# evidence (a unit number, a P.O. box, a military address).
+_NAMED = frozenset(p for p, _ in _ADDRESS_PATTERNS[:5])
+
 # After an address line, keep absorbing what typically follows it: a unit, "City, ST 12345",
 # a postal code. Each piece must start right after the previous one (same or next line).
 _CONTINUATION = re.compile(
@@ -118,7 +135,7 @@ def _absorb_block(text: str, end: int) -> int:
 _CITATION = re.compile(
     r"(?:\b(?:articles?|art|sections?|sec|ss|rules?|regulations?|reg|paragraphs?|paras?|para|protocol|"
     r"chapters?|ch|schedules?|parts?|clauses?|annex(?:es)?|appendix|title|items?|recitals?|"
-    r"directive|amendment|subsection|subpara|page|pp|vol|volume|case|application)\.?|§§?)[ \t]*$",
+    r"directive|amendment|subsection|subpara|page|pp|vol|volume|case|application|orders?)\.?|§§?)[ \t]*$",
     re.IGNORECASE,
 )
 
@@ -163,7 +180,10 @@ class StreetAddressRecognizer(EntityRecognizer):
         spans: list[tuple[int, int, float]] = []
         for pattern, score in _ADDRESS_PATTERNS:
             for m in pattern.finditer(text):
-                start, end = m.span()
+                found = _street(text, m) if pattern in _NAMED else m.span()
+                if found is None:
+                    continue
+                start, end = found
                 if _cites(text, start):
                     continue
                 while (c := _CONTINUATION.match(text, end)) is not None and c.end() > end:
@@ -172,6 +192,108 @@ class StreetAddressRecognizer(EntityRecognizer):
                     end = _absorb_block(text, end)
                 spans.append((start, end, score))
         return [_result(self, "ADDRESS", s, e, score) for s, e, score in _merge(spans)]
+
+
+def _closed(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+# Words that are never part of a street's name: English function words, months (dates read as
+# "15 September 1972"), units and reference markers ("No. 2585"). A closed class, not a list of names.
+_NOT_STREET = _closed(
+    """a an the and or nor but if of to in on at by for from with without within into onto upon about
+    above after against along among around as before behind below beside besides between beyond during
+    except inside near off out outside over past per since than through throughout till toward towards
+    under until up was were is are be been being has have had does did will would shall should may
+    might can could not no nos number num i he she it we they you his her its their our your my me him
+    them us this that these those who whom which what when where why how all any each every some such
+    only just also very more most less least approx ca circa vs versus
+    january february march april june july august september october november december jan feb mar apr
+    jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday
+    years year months month weeks week days day hours hour minutes minute seconds am pm percent points
+    times degrees km kms miles metres meters feet ft kg lbs dollars euros
+    page pages rule rules order orders section sections article articles chapter para clause schedule
+    volume vol"""
+)
+# Lower-case words a street's name may hold: particles ("Paseo de Montejo") and the continental
+# street types, which those languages write in lower case ("via Roma", "Luite tee", "rue de Rivoli").
+_PARTICLES = _closed("de del della dei des di da do dos das du la le les van von der den ten ter y e")
+_LOWER_TYPE = re.compile(rf"(?:{_JOINED}|{_SEPARATE}|{_CONTINENTAL_PREFIX})", re.IGNORECASE)
+_WORD = re.compile(r"[^\W\d_][\w'’.\-]*")
+_WORD_BEFORE = re.compile(r"([^\W\d_][\w'’.\-]*)[ \t]+$")
+
+
+def _street(text: str, m: re.Match[str]) -> tuple[int, int] | None:
+    """The span of a candidate street line when its words read as a street's name, else None.
+
+    In a line written in mixed case, a street's name is capitalised ("12 Baker Street", "Via Roma
+    131"): "2004 at Earls Court", "about 60", "place between 1990" and "275 basis points" are not
+    streets. A line all in lower case ("meet me at 2407 tawastintie 6") is read leniently, as chat
+    is typed. Function words, months and units are never a street's name in either."""
+    start, end = m.span()
+    cased = _cased(text, start, end)
+    if m.re is _JOINED_STREET:
+        street = m.group("street")
+        if _LOWER_TYPE.fullmatch(street):  # the type alone ("Straße 5"): a name must come before it
+            before = _name_before(text, start, cased)
+            return (before, end) if before < start else None
+        # A joined name ("Koskikatu") is no English word and, in mixed case, capitalised: not
+        # "committee 5", "Chapter 2".
+        if street.lower() in english_words() or (cased and not street[0].isupper()):
+            return None
+        return _name_before(text, start, cased), end
+    if m.re is _NUMBER_FIRST:  # "26 boulevard Carnot": the name words after the type, as far as they go
+        last = None
+        for w in _WORD.finditer(text, m.start("tail"), m.end("tail")):
+            if not _name_word(w.group(), cased):
+                break
+            last = w.end()
+        return (start, last) if last is not None else None
+    while m is not None:
+        words = _WORD.findall(text, m.start(), m.end())
+        if m.re is _ADDRESS_PATTERNS[0][0]:
+            # An English street type is capitalised in mixed case ("548 points"), and an abbreviated
+            # one follows a name ("12 Baker St", not "of 2015 Dr. V").
+            kind = words[-1] if words else ""
+            plausible = (not cased or kind[:1].isupper()) and (len(kind.rstrip(".")) > 3 or len(words) > 1)
+        elif m.re is _NUMBER_WORDS_NUMBER:
+            # A street's name has a word: not only abbreviations, as a law report has ("(2005) 10 SCC
+            # 97", "24 Q.B.D. 712", "2008 Acj 776").
+            plausible = any(len(w) >= 4 and not w.isupper() and "." not in w for w in words)
+        else:
+            plausible = True
+        if plausible and all(_name_word(w, cased) for w in words):
+            return m.span()
+        # The pattern's longest match may run past the street ("3744 Retreat Avenue and Władysława
+        # Route"): try it again up to its last word.
+        last = m.string.rfind(words[-1], m.start(), m.end()) if len(words) > 1 else -1
+        m = m.re.match(text, m.start(), len(text[:last].rstrip())) if last > m.start() else None
+    return None
+
+
+def _name_word(word: str, cased: bool) -> bool:
+    low = word.lower().rstrip(".")
+    if low in _NOT_STREET:
+        return False
+    return not cased or word[0].isupper() or low in _PARTICLES or _LOWER_TYPE.fullmatch(word) is not None
+
+
+def _name_before(text: str, start: int, cased: bool, most: int = 3) -> int:
+    """Where the street's name begins: up to `most` name words before `start`, on its line."""
+    for _ in range(most):
+        m = _WORD_BEFORE.search(text, max(0, start - 40), start)
+        if m is None or not _name_word(m.group(1), cased) or (cased and not m.group(1)[0].isupper()):
+            break  # a name starts with a capitalised word ("Berliner Straße", not "der Straße")
+        start = m.start(1)
+    return start
+
+
+def _cased(text: str, start: int, end: int) -> bool:
+    """Whether the candidate's line, the candidate aside, has a capital letter."""
+    lo = text.rfind("\n", 0, start) + 1
+    hi = text.find("\n", end)
+    hi = len(text) if hi < 0 else hi
+    return any(c.isupper() for c in text[lo:start]) or any(c.isupper() for c in text[end:hi])
 
 
 def _merge(spans: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:

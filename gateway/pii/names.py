@@ -74,7 +74,7 @@ def whole_names(text: str, entities: list[Entity]) -> list[Entity]:
         a, b = m.span(1)
         if any(s < b and a < t for s, t in taken):
             continue  # part of what was found (the widening above took its title)
-        if m.group(1).lower() in _english():
+        if m.group(1).lower() in english_words():
             continue  # "Dr. Appointment", "Mr. Right"
         out.append(Entity(PERSON, m.start(), b, TITLED_SCORE))
     return out
@@ -107,7 +107,7 @@ def propagate(texts: Sequence[str], entities: list[list[Entity]]) -> list[list[E
     # What to look for -> the score of the name it came from: an occurrence is as sure as its name.
     anycase: dict[str, float] = {}
     cased: dict[str, float] = {}
-    english = _english()
+    english = english_words()
     for name, score in names.items():
         parts = [p for p in _PART.findall(name) if len(p) >= 2 and p.lower() not in _NOT_PARTS]
         if len(parts) > 1:
@@ -156,7 +156,7 @@ def _alternation(anycase: set[str], cased: set[str]) -> re.Pattern[str] | None:
 
 
 @lru_cache(maxsize=1)
-def _english() -> frozenset[str]:
+def english_words() -> frozenset[str]:
     """English nouns, verbs, adjectives and adverbs (WordNet's, from the lemmatizer tables that the
     installed spaCy model ships). Empty (every part matched in any case) if the model lacks them."""
     try:
