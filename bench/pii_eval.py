@@ -304,13 +304,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --by-source: score running text, consecutive sentences joined up to CHARS "
                          "characters per request, instead of one sentence per request")
     ap.add_argument("--no-vanilla", action="store_true", help="with --by-source: the tagger only (faster)")
+    ap.add_argument("--default-policy", action="store_true",
+                    help="with --by-source: also the same tagger under the default policy, every type it "
+                         "finds counted in 'any prec' (addresses and numbers over-scrub too)")
     args = ap.parse_args(argv)
     if args.by_source:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from pii_by_source import run as by_source
 
         return by_source(args.per_source, args.recall_first, args.only, args.threshold, args.folds_dir,
-                         args.passages, not args.no_vanilla)
+                         args.passages, not args.no_vanilla, args.default_policy)
     pii_path = args.pii or args.evals / "pii-dev.jsonl"
     secrets_path = args.secrets or args.evals / "secrets-dev.jsonl"
     run, enabled = detector(args)
