@@ -248,8 +248,10 @@ class NameTagger:
             enc = self._tok.encode(strings, is_pretokenized=True, add_special_tokens=False)
             ids, wid = enc.ids, [fed[w] for w in enc.word_ids]
             shapes_w = {w: shape(s) for w, s in zip(fed, strings, strict=True)}
-            begins = sentence_starts(text, words)
-            starts = [begins[w] and (j == 0 or wid[j - 1] != w) for j, w in enumerate(wid)]
+            starts = None
+            if len(wid) > WINDOW - 2:  # more than one window: where may one end?
+                begins = sentence_starts(text, words)
+                starts = [begins[w] and (j == 0 or wid[j - 1] != w) for j, w in enumerate(wid)]
             for lo, hi in _windows(wid, WINDOW - 2, OVERLAP, starts):
                 w_ids = ids[lo:hi]
                 w_of = wid[lo:hi]
@@ -263,7 +265,8 @@ class NameTagger:
                 probs = _softmax(lg[1 : n + 1])
                 seen = set()
                 for j, w in enumerate(w_of):
-                    if w in seen or w in placeholders[t]:  # a word's first piece speaks for it
+                    # A word's first piece speaks for it; a placeholder stays O.
+                    if w in seen or w in placeholders[t]:
                         continue
                     seen.add(w)
                     margin = min(j, n - 1 - j)
