@@ -48,10 +48,11 @@ _UNIT = r"(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|Room|Rm|Bldg|Building)\.
 _NUM = r"\d{1,6}[A-Za-z]?(?:[\-/](?!(?:19|20)\d\d\b)\d{1,4})?"  # "4/5", "12-3"; not "7642/2015" (a case number)
 
 # 09457 Vana-Viru 25 / 6614 Luite tee 87 (house number, street words, number): common in Europe.
-# The number after the street is a house number, not a year ("Case 1242 of 2008", "15 September
-# 1972").
+# Neither number is a year: "Case 1242 of 2008", "15 September 1972", "AIR 1974 Supreme Court 2154"
+# are a case number, a date and a law report.
 _NUMBER_WORDS_NUMBER = re.compile(
-    rf"\b\d{{2,6}}\s+(?:{_W}\s+){{0,4}}{_W}\s+(?!(?:19|20)\d\d\b)\d{{1,4}}[A-Za-z]?\b(?!\s*(?:%|percent|years|am|pm))"
+    rf"\b(?!(?:19|20)\d\d\b)\d{{2,6}}\s+(?:{_W}\s+){{0,4}}{_W}\s+(?!(?:19|20)\d\d\b)\d{{1,4}}[A-Za-z]?\b"
+    r"(?!\s*(?:%|percent|years|am|pm))"
 )
 # Koskikatu 25 / Villacher Strasse 89 / Erzsébet tér 19: the street type and its number; the name
 # words before it are taken in `_name_before`.

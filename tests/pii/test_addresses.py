@@ -41,6 +41,7 @@ def test_street_addresses_in_many_formats_are_found(text, street):
         "Writ Petition No. 2903 of 2011 was heard with Civil Appeal 1902 of 2012.",
         "The petitioner, aged about 57 years, was arrested at about 11.00 p.m.",
         "See (2005) 10 SCC 97, 24 Q.B.D. 712 and 2008 ACJ 776.",
+        "Relied on: AIR 1991 Kerala 152 and 1965 Allahabad 301.",
         "An appeal under Order 43 Rule 1 against the order in W.P. 7642/2015.",
         "Chapter 2 opens in Leicester, after 50 years; the team lost 28 to 42.",
         "The treaty was signed on 15 September 1972 and ratified between 1985 and 1989.",
