@@ -58,13 +58,15 @@ _NUMBER_WORDS_NUMBER = re.compile(
 # words before it are taken in `_name_before`.
 _JOINED_STREET = re.compile(rf"\b(?P<street>[^\W\d_]{{3,}}{_JOINED}|{_JOINED}|{_SEPARATE})\s+{_NUM}\.?(?!\w)",
                             re.IGNORECASE)
+# 31 Rue Al Imam Al Bakri / 26 boulevard Carnot (number first, then a continental prefix)
 _NUMBER_FIRST = re.compile(rf"\b{_NUM}\s+{_CONTINENTAL_PREFIX}\s+(?P<tail>(?:{_W}\s*){{1,5}})", re.IGNORECASE)
+# 1234 Main St / 90 Whitchurch Road / 515 385 Gemsbok St
+_TYPE_LAST = re.compile(rf"\b{_NUM}(?:\s+\d{{1,5}})?\s+(?:{_W}\s+){{0,4}}{_SUFFIX}(?![\w])", re.IGNORECASE)
+# Rue Al Imam Al Bakri 31 / Via Roma 131 / Rua do Arenque 1634 / ul. Słowicza 10
+_TYPE_FIRST = re.compile(rf"\b{_CONTINENTAL_PREFIX}\s+(?:{_W}\s+){{0,5}}{_W}\s+{_NUM}\b", re.IGNORECASE)
 _ADDRESS_PATTERNS = [
-    # 1234 Main St / 90 Whitchurch Road / 515 385 Gemsbok St
-    (re.compile(rf"\b{_NUM}(?:\s+\d{{1,5}})?\s+(?:{_W}\s+){{0,4}}{_SUFFIX}(?![\w])", re.IGNORECASE), 0.6),
-    # Rue Al Imam Al Bakri 31 / Via Roma 131 / Rua do Arenque 1634 / ul. Słowicza 10
-    (re.compile(rf"\b{_CONTINENTAL_PREFIX}\s+(?:{_W}\s+){{0,5}}{_W}\s+{_NUM}\b", re.IGNORECASE), 0.55),
-    # 31 Rue Al Imam Al Bakri (number first, then a continental prefix)
+    (_TYPE_LAST, 0.6),
+    (_TYPE_FIRST, 0.55),
     (_NUMBER_FIRST, 0.55),
     (_JOINED_STREET, 0.55),
     (_NUMBER_WORDS_NUMBER, 0.45),
@@ -84,7 +86,7 @@ _ADDRESS_PATTERNS = [
 ]
 # Candidates whose words must read as a street's name (`_street`); the others carry their own
 # evidence (a unit number, a P.O. box, a military address).
-_NAMED = frozenset(p for p, _ in _ADDRESS_PATTERNS[:5])
+_NAMED = frozenset({_TYPE_LAST, _TYPE_FIRST, _NUMBER_FIRST, _JOINED_STREET, _NUMBER_WORDS_NUMBER})
 
 # After an address line, keep absorbing what typically follows it: a unit, "City, ST 12345",
 # a postal code. Each piece must start right after the previous one (same or next line).
@@ -252,7 +254,7 @@ def _street(text: str, m: re.Match[str]) -> tuple[int, int] | None:
         return (start, last) if last is not None else None
     while m is not None:
         words = _WORD.findall(text, m.start(), m.end())
-        if m.re is _ADDRESS_PATTERNS[0][0]:
+        if m.re is _TYPE_LAST:
             # An English street type is capitalised in mixed case ("548 points"), and an abbreviated
             # one follows a name ("12 Baker St", not "of 2015 Dr. V").
             kind = words[-1] if words else ""
@@ -267,7 +269,7 @@ def _street(text: str, m: re.Match[str]) -> tuple[int, int] | None:
             return m.span()
         # The pattern's longest match may run past the street ("3744 Retreat Avenue and Władysława
         # Route"): try it again up to its last word.
-        last = m.string.rfind(words[-1], m.start(), m.end()) if len(words) > 1 else -1
+        last = text.rfind(words[-1], m.start(), m.end()) if len(words) > 1 else -1
         m = m.re.match(text, m.start(), len(text[:last].rstrip())) if last > m.start() else None
     return None
 
