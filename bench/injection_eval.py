@@ -145,22 +145,30 @@ def fold(d: Data, source: str, target_fp: float, inner: np.ndarray, dropped: np.
     roles = np.array([role_index(e.role) for e in te.examples])
     t = role_thresholds(tr.examples, oof, target_fp)
     hit = z >= t[roles]
-    kw = np.array([keyword_hits(e.text) for e in te.examples], dtype=float)
-    length = np.array([len(e.text) for e in te.examples], dtype=float)
     out = {"source": source, "attacks": int(y.sum()), "benign": int((~y).sum()), "near_copies_dropped": len(dropped),
            "thresholds": t.tolist(),
            "families": sorted({e.family for e in te.examples}), "roles": sorted({e.role for e in te.examples})}
+    out.update(metrics(z, hit, y, te.examples))
+    # what other operating points would give: the same choice at other out-of-fold targets
+    out["at_target"] = {}
+    for other in OTHER_TARGETS:
+        h = z >= role_thresholds(tr.examples, oof, other)[roles]
+        out["at_target"][other] = [float(h[y].mean()) if y.any() else None, float(h[~y].mean()) if (~y).any() else None]
+    return out
+
+
+def metrics(z: np.ndarray, hit: np.ndarray, y: np.ndarray, examples: list) -> dict:
+    """Detection and false positives at the operating point (`hit`), AUROC of the scores `z`, and the
+    keyword and length baselines beside them, for one scored source."""
+    kw = np.array([keyword_hits(e.text) for e in examples], dtype=float)
+    length = np.array([len(e.text) for e in examples], dtype=float)
+    out: dict = {}
     if y.any():
         out["detection"] = rate(hit[y])
         out["kw_detection"] = rate(kw[y] > 0)
     if (~y).any():
         out["fp"] = rate(hit[~y])
         out["kw_fp"] = rate(kw[~y] > 0)
-    # what other operating points would give: the same choice at other out-of-fold targets
-    out["at_target"] = {}
-    for other in OTHER_TARGETS:
-        h = z >= role_thresholds(tr.examples, oof, other)[roles]
-        out["at_target"][other] = [float(h[y].mean()) if y.any() else None, float(h[~y].mean()) if (~y).any() else None]
     if y.any() and (~y).any():
         out["auroc"] = (auroc(z[y], z[~y]), *auroc_ci(z[y], z[~y]))
         out["kw_auroc"] = auroc(kw[y], kw[~y])
@@ -180,14 +188,14 @@ def score_held_back(chunk_chars: int, max_chunks: int) -> int:
     for source in sorted({e.source for e in examples}):
         te = data.subset(indices(data, source))
         z, y = predict(head, te), te.y
-        kw = np.array([keyword_hits(e.text) for e in te.examples], dtype=float)
+        m = metrics(z, z >= 0, y, te.examples)
         line = f"{source:30s} A={int(y.sum()):5d} B={int((~y).sum()):5d}"
-        if y.any():
-            line += f"  det {fmt(rate(z[y] >= 0))}  keywords {float((kw[y] > 0).mean()):.3f}"
-        if (~y).any():
-            line += f"  fp {fmt(rate(z[~y] >= 0))}  keywords {float((kw[~y] > 0).mean()):.3f}"
-        if y.any() and (~y).any():
-            line += f"  auroc {fmt((auroc(z[y], z[~y]), *auroc_ci(z[y], z[~y])))}"
+        if "detection" in m:
+            line += f"  det {fmt(m['detection'])}  keywords {m['kw_detection'][0]:.3f}"
+        if "fp" in m:
+            line += f"  fp {fmt(m['fp'])}  keywords {m['kw_fp'][0]:.3f}"
+        if "auroc" in m:
+            line += f"  auroc {fmt(m['auroc'])}"
         print(line)
     return 0
 
