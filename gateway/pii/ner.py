@@ -172,21 +172,20 @@ class SlimSpacyEngine(SpacyNlpEngine):
             starts.append(t.idx)
             if not t.is_punct:
                 keywords.add(t.lower_)
-        # `tokens` is only read for token lengths (by the context enhancer), so plain strings do.
-        art = NlpArtifacts(
-            entities=entities,
-            tokens=texts,
-            tokens_indices=starts,
-            lemmas=lowered,
-            nlp_engine=None,
-            language="en",
-            scores=scores,
-        )
+        art = _artifacts(texts, lowered, starts, keywords, entities, scores)
         art.nlp_engine = self
-        # Presidio tests `word in keywords` for every context word; a set makes that O(1). Stop
-        # words stay in: spaCy counts "call" as one, and "call me on ..." is a phone number's context.
-        art.keywords = keywords
         return art
+
+
+def _artifacts(texts: list[str], lowered: list[str], starts: list[int], keywords: set[str],
+               entities: list | None = None, scores: list | None = None) -> NlpArtifacts:
+    # `tokens` is only read for token lengths (by the context enhancer), so plain strings do.
+    art = NlpArtifacts(entities=entities or [], tokens=texts, tokens_indices=starts, lemmas=lowered,
+                       nlp_engine=None, language="en", scores=scores or [])
+    # Presidio tests `word in keywords` for every context word; a set makes that O(1). Stop words
+    # stay in: spaCy counts "call" as one, and "call me on ..." is a phone number's context.
+    art.keywords = keywords
+    return art
 
 
 # A token as Presidio's context matching needs one: a run of non-space characters that starts and
@@ -209,11 +208,7 @@ def word_artifacts(text: str) -> NlpArtifacts:
         starts.append(m.start())
         if len(token) > 1 or token.isalnum() or token == "_":
             keywords.add(low)
-    art = NlpArtifacts(
-        entities=[], tokens=texts, tokens_indices=starts, lemmas=lowered, nlp_engine=None, language="en", scores=[]
-    )
-    art.keywords = keywords
-    return art
+    return _artifacts(texts, lowered, starts, keywords)
 
 
 class ContextEnhancer(LemmaContextAwareEnhancer):
