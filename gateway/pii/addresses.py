@@ -222,8 +222,8 @@ _NOT_STREET = _closed(
 # street types, which those languages write in lower case ("via Roma", "Luite tee", "rue de Rivoli").
 _PARTICLES = _closed("de del della dei des di da do dos das du la le les van von der den ten ter y e")
 _LOWER_TYPE = re.compile(rf"(?:{_JOINED}|{_SEPARATE}|{_CONTINENTAL_PREFIX})", re.IGNORECASE)
-_WORD = re.compile(r"[^\W\d_][\w'’.\-]*")
-_WORD_BEFORE = re.compile(r"([^\W\d_][\w'’.\-]*)[ \t]+$")
+_WORD = re.compile(_W)
+_WORD_BEFORE = re.compile(rf"({_W})[ \t]+$")
 
 
 def _street(text: str, m: re.Match[str]) -> tuple[int, int] | None:
