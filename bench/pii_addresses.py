@@ -1,6 +1,6 @@
 """Street addresses found in text that holds few: the NER corpora's prose, per group.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/pii_addresses.py [--only GROUP ...] [--show N]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/pii_addresses.py [--only GROUP ...] [--show N [--unmatched]]
 
 Every ADDRESS span is pseudonymized on the way to an external backend, so one found in a court
 judgment's case number ("Civil Appeal 1902 of 2012"), a date or a law-report citation breaks the
@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", help="these groups only")
     ap.add_argument("--show", type=int, default=0, help="print N random spans of each group")
+    ap.add_argument("--unmatched", action="store_true", help="with --show: only spans matching no entity")
     args = ap.parse_args(argv)
     recognizer = StreetAddressRecognizer()
     by_group = load_all()
@@ -57,9 +58,10 @@ def main(argv: list[str] | None = None) -> int:
             gold = [(spans[a][0], spans[b - 1][1]) for _k, a, b in entities(tags)]
             for r in recognizer.analyze(text, ["ADDRESS"]):
                 found += 1
-                if not any(a < r.end and r.start < b for a, b in gold):
-                    nothing += 1
-                shown.append(text[max(0, r.start - 30) : r.start] + "[[" + text[r.start : r.end] + "]]")
+                matched = any(a < r.end and r.start < b for a, b in gold)
+                nothing += not matched
+                if not (matched and args.unmatched):
+                    shown.append(text[max(0, r.start - 30) : r.start] + "[[" + text[r.start : r.end] + "]]")
         n = len(by_group[name])
         share = f"{nothing / found:.0%}" if found else "-"
         print(f"{name + ' (' + GENRE.get(name, '?') + ')':42} {n:>9} {found:>8} {1000 * found / n:>7.1f} {share:>17}")

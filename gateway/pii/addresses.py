@@ -24,7 +24,7 @@ _SUFFIX = (
     r"Plaza|Alley|Row|Close|Gardens|Grove|Hill|Heights|Mews|Walk|Point|Points|Lodge|Fort|Park|Ridge|"
     r"Run|Pike|Path|Loop|Crossing|Expressway|Freeway|Junction|Landing|Manor|Meadows?|Mill|Port|Rest|"
     r"Shores?|Springs?|Summit|View|Villas?|Wharf|Center|Centre|Bypass|Causeway|Estates?|Green|Harbor|"
-    r"Harbour|Island|Knolls?|Lake|Orchard|Pass|Pines|Plains?|Prairie|Ranch|Route|Spur|Station|Stream|"
+    r"Harbour|Island|Knolls?|Lake|Orchard|Pass|Pines|Plains?|Prairie|Ranch|Route|Spur|Stream|"
     r"Track|Trace|Vista|Wells?|Broadway)\.?"
 )
 _CONTINENTAL_PREFIX = (
@@ -45,7 +45,8 @@ _SEPARATE = (
     r"tr[zž]|ring)"
 )
 _UNIT = r"(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|Room|Rm|Bldg|Building)\.?\s*#?\s*\d+[A-Za-z]?"
-_NUM = r"\d{1,6}[A-Za-z]?(?:[\-/](?!(?:19|20)\d\d\b)\d{1,4})?"  # "4/5", "12-3"; not "7642/2015" (a case number)
+# "4/5", "12-3", "4/5/6"; not "7642/2015" (a case number)
+_NUM = r"\d{1,6}[A-Za-z]?(?:[\-/](?!(?:19|20)\d\d\b)\d{1,4}){0,2}"
 
 # 09457 Vana-Viru 25 / 6614 Luite tee 87 (house number, street words, number): common in Europe.
 # Neither number is a year: "Case 1242 of 2008", "15 September 1972", "AIR 1974 Supreme Court 2154"
@@ -133,18 +134,36 @@ def _absorb_block(text: str, end: int) -> int:
 
 
 # A number right after one of these words is a reference into a legal or official text ("Article
-# 14", "Rule 39 of the Rules", "section 33 para. 3", "§ 5"), never a house number: a match that
-# starts on such a number is no address. Structural (how citations are written), so a rule.
+# 14", "Rule 39 of the Rules", "section 33 para. 3", "§ 5", the All India Reporter's "AIR 1974"),
+# never a house number: a match that starts on such a number is no address. Structural (how
+# citations are written), so a rule.
 _CITATION = re.compile(
-    r"(?:\b(?:articles?|art|sections?|sec|ss|rules?|regulations?|reg|paragraphs?|paras?|para|protocol|"
+    r"(?:(?<![^\W\d_])(?:articles?|art|sections?|sec|ss|rules?|regulations?|reg|paragraphs?|paras?|para|protocol|"
     r"chapters?|ch|schedules?|parts?|clauses?|annex(?:es)?|appendix|title|items?|recitals?|"
-    r"directive|amendment|subsection|subpara|page|pp|vol|volume|case|application|orders?)\.?|§§?)[ \t]*$",
+    r"directive|amendment|subsection|subpara|page|pp|vol|volume|case|application|orders?|air)\.?|§§?)[ \t]*$",
     re.IGNORECASE,
 )
 
 
+# A number glued to a number before it ("150/2010", "20.02.2020", "626-00462-13", "14,500") is the
+# tail of a case number, a date, a reference or a thousands group, never a house number: a house
+# number begins its number.
+_GLUED = re.compile(r"\d[/.,+\-\u00ad\u2010-\u2015]$")
+# A number after a year in brackets is a law report's volume ("(2012) 2 Supreme Court Cases 534",
+# "(1978) 48 Comp Cas 231").
+_REPORT_YEAR = re.compile(r"[(\[](?:1[89]|20)\d\d[)\]][ \t]*$")
+# A number after an article modifies what follows ("the 2012 Nuclear Security Summit", "a 12 Court
+# ruling"): nobody writes "the 12 Baker Street".
+_ARTICLE = re.compile(r"(?<![^\W\d_])(?:the|a|an)[ \t]+$", re.IGNORECASE)
+
+
 def _cites(text: str, start: int) -> bool:
-    return _CITATION.search(text, max(0, start - 16), start) is not None
+    window = text[max(0, start - 16) : start]
+    if _CITATION.search(window) is not None:
+        return True
+    # The others are about a number that begins the candidate ("Envío a Paseo de la Castellana 89").
+    numbered = text[start : start + 1].isdigit()
+    return numbered and any(p.search(window) is not None for p in (_GLUED, _REPORT_YEAR, _ARTICLE))
 
 
 def _looks_like_phone(line: str) -> bool:
@@ -216,7 +235,7 @@ _NOT_STREET = _closed(
     years year months month weeks week days day hours hour minutes minute seconds am pm percent points
     times degrees km kms miles metres meters feet ft kg lbs dollars euros
     page pages rule rules order orders section sections article articles chapter para clause schedule
-    volume vol"""
+    volume vol act acts dated"""
 )
 # Lower-case words a street's name may hold: particles ("Paseo de Montejo") and the continental
 # street types, which those languages write in lower case ("via Roma", "Luite tee", "rue de Rivoli").
@@ -257,8 +276,10 @@ def _street(text: str, m: re.Match[str]) -> tuple[int, int] | None:
         if m.re is _TYPE_LAST:
             # An English street type is capitalised in mixed case ("548 points"), and an abbreviated
             # one follows a name ("12 Baker St", not "of 2015 Dr. V").
+            # A street has a name before its type: "714097 Circle", "107 Court" are not streets
+            # ("1 Broadway" is a name, not a type).
             kind = words[-1] if words else ""
-            plausible = (not cased or kind[:1].isupper()) and (len(kind.rstrip(".")) > 3 or len(words) > 1)
+            plausible = (not cased or kind[:1].isupper()) and (len(words) > 1 or kind.lower() == "broadway")
         elif m.re is _NUMBER_WORDS_NUMBER:
             # A street's name has a word: not only abbreviations, as a law report has ("(2005) 10 SCC
             # 97", "24 Q.B.D. 712", "2008 Acj 776").
@@ -276,7 +297,7 @@ def _street(text: str, m: re.Match[str]) -> tuple[int, int] | None:
 
 def _name_word(word: str, cased: bool) -> bool:
     low = word.lower().rstrip(".")
-    if low in _NOT_STREET:
+    if low in _NOT_STREET or any(c.isdigit() for c in word):  # "Item No.62 Court"
         return False
     return not cased or word[0].isupper() or low in _PARTICLES or _LOWER_TYPE.fullmatch(word) is not None
 

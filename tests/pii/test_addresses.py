@@ -28,6 +28,8 @@ def addresses(text: str) -> list[str]:
         ("Kontor: 09457 Vana-Viru 25, Tallinn", "09457 Vana-Viru 25"),
         ("meet me at 2407 tawastintie 6 tomorrow", "tawastintie 6"),
         ("send the parcel to 3744 Retreat Avenue and call me", "3744 Retreat Avenue"),
+        ("Room 403, Ranka Park, 4th Floor, 4/5/6 Lalbagh Road, Bangalore", "4/5/6 Lalbagh Road"),
+        ("the Borrower, whose address is 201 Broadway, New York", "201 Broadway"),
     ],
 )
 def test_street_addresses_in_many_formats_are_found(text, street):
@@ -48,6 +50,13 @@ def test_street_addresses_in_many_formats_are_found(text, street):
         "The 2004 conference took place at the Brighton Centre; 275 basis points, 548 points.",
         "Records were opened after 50 years, during 1990 and throughout 2014.",
         "Remembering 25 years of the committee 5 session.",
+        "Criminal Appeal No. 2303/2015 High Court of Madhya Pradesh, order dated 05-08-2015 High Court.",
+        "Date of Order: 19.05.2014 Police Station Saket; Fir No.: 87/13 Police Station.",
+        "Relied on (1978) 48 Comp Cas 231 and (2012) 2 Supreme Court Cases 534.",
+        "Challan No.: 714097 Circle; Item No. 107 Court No. 4",
+        "AIR 1974 Supreme Court 2154 was followed; see the 2012 Nuclear Security Summit.",
+        "about 2,169 developers across 14 countries and 14,500 troops",
+        "a complaint U/s 138 Negotiable Instrument Act 1881",
     ],
 )
 def test_citations_dates_and_quantities_are_not_addresses(text):
