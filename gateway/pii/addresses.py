@@ -221,7 +221,8 @@ def _closed(words: str) -> frozenset[str]:
 
 
 # Words that are never part of a street's name: English function words, months (dates read as
-# "15 September 1972"), units and reference markers ("No. 2585"). A closed class, not a list of names.
+# "15 September 1972"), units, reference markers ("No. 2585") and honorifics ("2009 Acj 1298
+# Honourable Dr. Justice B.": "Dr" is also Drive). A closed class, not a list of names.
 _NOT_STREET = _closed(
     """a an the and or nor but if of to in on at by for from with without within into onto upon about
     above after against along among around as before behind below beside besides between beyond during
@@ -235,7 +236,7 @@ _NOT_STREET = _closed(
     years year months month weeks week days day hours hour minutes minute seconds am pm percent points
     times degrees km kms miles metres meters feet ft kg lbs dollars euros
     page pages rule rules order orders section sections article articles chapter para clause schedule
-    volume vol act acts dated"""
+    volume vol act acts dated honourable honorable honble hon'ble"""
 )
 # Lower-case words a street's name may hold: particles ("Paseo de Montejo") and the continental
 # street types, which those languages write in lower case ("via Roma", "Luite tee", "rue de Rivoli").

@@ -57,6 +57,7 @@ def test_street_addresses_in_many_formats_are_found(text, street):
         "AIR 1974 Supreme Court 2154 was followed; see the 2012 Nuclear Security Summit.",
         "about 2,169 developers across 14 countries and 14,500 troops",
         "a complaint U/s 138 Negotiable Instrument Act 1881",
+        "2009 Acj 1298 Honourable Dr. Justice B. Siva Sankara Rao",
     ],
 )
 def test_citations_dates_and_quantities_are_not_addresses(text):
