@@ -42,8 +42,10 @@ _SUFFIX_AFTER = re.compile(
 _CAP_WORD = r"[^\W\d_a-z][^\W\d_]*(?:['’\-][^\W\d_]+)?"
 _TITLED = re.compile(rf"\b(?i:{_TITLES})\.?[ \t]+({_CAP_WORD}(?:[ \t]+{_CAP_WORD})?)")
 TITLED_SCORE = 0.6  # a title followed by a capitalised word
-# Between two parts of one name: a nickname's quotes or brackets, or a quoted nickname itself.
-_NICKNAME_GAP = re.compile(r"[ \t]*(?:[\"“”'‘’(][^\W\d_]*[\"“”'‘’)]|[\"“”'‘’()])[ \t]*")
+# Between two parts of one name: a nickname's quotes or brackets, or a quoted nickname itself, or
+# nothing but a space: the tagger may read a title and the name after it as two names ("U.S.
+# President" "Donald Trump"), which are one person.
+_NICKNAME_GAP = re.compile(r"[ \t]*(?:[\"“”'‘’(][^\W\d_]*[\"“”'‘’)]|[\"“”'‘’()])?[ \t]*")
 _PART = re.compile(r"[^\W\d_]+(?:['’\-][^\W\d_]+)*")
 # Words of a name that identify nobody alone.
 _NOT_PARTS = frozenset(

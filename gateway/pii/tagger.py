@@ -432,8 +432,13 @@ def _begins(p: np.ndarray, k: int) -> bool:
     return p[1 + 2 * k] > p[2 + 2 * k]
 
 
+_SPACED = re.compile(r"[^\W\d_](?: [^\W\d_]){2,}")
+
+
 def _trim(text: str, found: list[Span]) -> list[Span]:
-    """Spans never start or end on punctuation (a run may take in a comma between two words)."""
+    """Spans never start or end on punctuation (a run may take in a comma between two words), and
+    hold two letters or digits at least: one letter names nobody (the "S" of "U.S."), and neither
+    does a word spelled out letter by letter ("J U D G M E N T", a judgment's heading)."""
     out = []
     for s in found:
         a, b = s.start, s.end
@@ -441,7 +446,7 @@ def _trim(text: str, found: list[Span]) -> list[Span]:
             a += 1
         while b > a and not (text[b - 1].isalnum() or text[b - 1] == "."):
             b -= 1
-        if b > a and not math.isnan(s.score):
+        if sum(c.isalnum() for c in text[a:b]) >= 2 and not _SPACED.fullmatch(text, a, b) and not math.isnan(s.score):
             out.append(Span(s.type, a, b, s.score))
     return out
 

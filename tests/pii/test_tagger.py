@@ -103,6 +103,18 @@ def test_spans_grow_over_half_believed_neighbours_and_split_where_a_new_name_beg
         ("LOCATION", "Oslo"), ("PERSON", "Nilsson")]
 
 
+def test_a_span_of_one_letter_or_a_word_spelled_out_names_nothing():
+    text = "the U.S. team and http://t.co/x"
+    # words: the U . S . team and http : / / t . co / x
+    t = _tagged(text, [{}, {"B-LOC": 0.9}, {}, {"B-LOC": 0.9}] + [{}] * 7 + [{"B-ORG": 0.9}] + [{}] * 4)
+    assert [text[s.start : s.end] for s in spans(text, t, 0.5)] == []
+    t = _tagged(text, [{}, {"B-LOC": 0.9}, {"I-LOC": 0.9}, {"I-LOC": 0.9}, {"I-LOC": 0.9}] + [{}] * 11)
+    assert [text[s.start : s.end] for s in spans(text, t, 0.5)] == ["U.S."]
+    heading = "J U D G M E N T of J R R Tolkien"
+    t = _tagged(heading, [{"B-PER": 0.9}] + [{"I-PER": 0.9}] * 7 + [{}, {"B-PER": 0.9}] + [{"I-PER": 0.9}] * 3)
+    assert [heading[s.start : s.end] for s in spans(heading, t, 0.5)] == ["J R R Tolkien"]
+
+
 def test_windows_never_cut_a_word_and_cover_every_piece():
     word_of = [i // 3 for i in range(1000)]  # every word three pieces long
     windows = _windows(word_of, 190, 48)
@@ -185,6 +197,14 @@ def test_titles_suffixes_and_nicknames_join_the_name():
             Entity("PERSON", 45, 48, 0.8), Entity("PERSON", 50, 58, 0.9)]
     got = found(text, whole_names(text, ents))
     assert got == {("PERSON", "Ms. Ines Varga"), ("PERSON", "Peter Olsen MD"), ("PERSON", 'Maria "Mia" Gonzalez')}
+
+
+def test_a_title_the_tagger_reads_as_a_name_of_its_own_joins_the_name_after_it():
+    text = "U.S. President Donald Trump met Ana, Bo Li"
+    ents = [Entity("PERSON", 0, 14, 0.8), Entity("PERSON", 15, 27, 0.99), Entity("PERSON", 32, 35, 0.9),
+            Entity("PERSON", 37, 42, 0.9)]
+    got = found(text, whole_names(text, ents))
+    assert got == {("PERSON", "U.S. President Donald Trump"), ("PERSON", "Ana"), ("PERSON", "Bo Li")}
 
 
 def test_a_title_before_an_unfound_word_is_a_name_but_not_before_an_english_word():
