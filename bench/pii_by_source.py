@@ -68,18 +68,27 @@ def as_passages(rows: list, count: int, chars: int, seed: int = 11) -> list[tupl
     return out
 
 
-def _handle(text: str, start: int) -> bool:
-    """An @mention or #hashtag: the Broad Twitter Corpus labels a few of them as persons and most
-    not (its guidelines), so they are noise either way and are scored on neither side."""
-    return text[start : start + 1] in ("@", "#") or (start > 0 and text[start - 1] in "@#")
+def _handle(text: str, start: int, end: int) -> bool:
+    """Wholly inside an @mention or #hashtag ("@Peter_Reith", "#happyboy"): the Broad Twitter Corpus
+    labels a few of them as persons and most not (its guidelines), so they are noise either way and
+    are scored on neither side. (A span that runs on past the handle is scored.)"""
+    lo = start + 1 if text[start : start + 1] in ("@", "#") else start
+    while lo > 0 and (text[lo - 1].isalnum() or text[lo - 1] == "_"):
+        lo -= 1
+    # The corpus's tokens split "#happyboy" into "#" and "happyboy", joined here by a space.
+    marked = lo > 0 and text[lo - 1] in "@#" or text[max(0, lo - 3) : lo] in (" # ", "# ")
+    hi = max(lo, start)
+    while hi < len(text) and (text[hi].isalnum() or text[hi] == "_"):
+        hi += 1
+    return marked and end <= hi
 
 
 def score(texts: list[str], gold: list[list[tuple]], pred: list[list[tuple]]) -> dict:
     out = {t: {"gold": 0, "found": 0, "covered": 0, "pred": 0, "right": 0} for t in TYPES.values()}
     out["any"] = {"pred": 0, "right": 0}
     for text, g, p in zip(texts, gold, pred, strict=True):
-        g = [e for e in g if not _handle(text, e[1])]
-        p = [e for e in p if not _handle(text, e[1])]
+        g = [e for e in g if not _handle(text, e[1], e[2])]
+        p = [e for e in p if not _handle(text, e[1], e[2])]
         for t, a, b in g:
             out[t]["gold"] += 1
             out[t]["found"] += any(t2 == t and a2 < b and a < b2 for t2, a2, b2 in p)
@@ -132,7 +141,7 @@ def vanilla():
 
 def run(per_source: int = 600, recall_first: bool = False, only: list[str] | None = None,
         threshold: float | None = None, folds: Path | None = None, passages: int = 0, baseline: bool = True,
-        default_policy: bool = False) -> int:
+        default_policy: bool = False, show_false: int = 0) -> int:
     from pii_eval import wilson  # beside this script
 
     from scripts.train_ner import FOLDS, SCORED, left_out_weights
@@ -155,7 +164,10 @@ def run(per_source: int = 600, recall_first: bool = False, only: list[str] | Non
         found = {}
         t0 = time.perf_counter()
         for label, fn in [*systems(fold, recall_first, threshold, default_policy).items(), *others]:
-            found[label] = score(list(texts), list(gold), fn(list(texts)))
+            predicted = fn(list(texts))
+            found[label] = score(list(texts), list(gold), predicted)
+            if label == "tagger" and show_false:
+                false_people = _false_people(list(texts), list(gold), predicted)
         unit = f"passages of up to {passages} characters" if passages else "sentences"
         print(f"\n{name} ({GENRE.get(name, '?')}), {len(texts)} {unit}, {time.perf_counter() - t0:.0f} s")
         print(f"  {'system':18} {'PERSON rec':>20} {'LOCATION rec':>20} {'ORG rec':>20} "
@@ -172,6 +184,11 @@ def run(per_source: int = 600, recall_first: bool = False, only: list[str] | Non
             print(f"  {label:18} {cells[0]:>20} {cells[1]:>20} {cells[2]:>20} {pp:12.3f} {ap:9.3f} "
                   f"{pc:10.3f} {lc:8.3f}")
             table.append((name, label, s))
+        if show_false:
+            sample = random.Random(3).sample(false_people, min(show_false, len(false_people)))
+            print(f"  {len(false_people)} PERSON predictions overlap no labelled person; {len(sample)} of them:")
+            for kind, context in sample:
+                print(f"    [{kind}] {context}")
     print("\nmean over left-out groups (each group weighing the same):")
     for label in ("tagger", DEFAULT, "vanilla Presidio"):
         rows = [s for _, lab, s in table if lab == label]
@@ -187,6 +204,22 @@ def run(per_source: int = 600, recall_first: bool = False, only: list[str] | Non
               f"PERSON precision {pp}  any precision {ap}   (types with >= 20 entities)")
         print(f"  {'':18} covered by a span of any type: PERSON {covered[0]}  LOCATION {covered[1]}")
     return 0
+
+
+def _false_people(texts: list[str], gold: list[list[tuple]], pred: list[list[tuple]]) -> list[tuple[str, str]]:
+    """(what it overlaps: another type or nothing, the prediction in [[brackets]] with 50 characters
+    either side) for each PERSON prediction that overlaps no labelled person."""
+    out = []
+    for text, g, p in zip(texts, gold, pred, strict=True):
+        for t, a, b in p:
+            if t != "PERSON" or _handle(text, a, b):
+                continue
+            over = [t2 for t2, a2, b2 in g if a2 < b and a < b2]
+            if "PERSON" in over:
+                continue
+            kind = over[0] if over else "nothing"
+            out.append((kind, f"{text[max(0, a - 50):a]}[[{text[a:b]}]]{text[b:b + 50]}".replace("\n", " ")))
+    return out
 
 
 def _mean(rows: list[dict], t: str, key: str) -> str:

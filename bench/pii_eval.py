@@ -307,13 +307,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--default-policy", action="store_true",
                     help="with --by-source: also the same tagger under the default policy, every type it "
                          "finds counted in 'any prec' (addresses and numbers over-scrub too)")
+    ap.add_argument("--show-false", type=int, default=0, metavar="N",
+                    help="with --by-source: print N fixed-seed PERSON predictions per group that overlap no "
+                         "labelled person, with their context (to read what the labels call wrong)")
     args = ap.parse_args(argv)
     if args.by_source:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from pii_by_source import run as by_source
 
         return by_source(args.per_source, args.recall_first, args.only, args.threshold, args.folds_dir,
-                         args.passages, not args.no_vanilla, args.default_policy)
+                         args.passages, not args.no_vanilla, args.default_policy, args.show_false)
     pii_path = args.pii or args.evals / "pii-dev.jsonl"
     secrets_path = args.secrets or args.evals / "secrets-dev.jsonl"
     run, enabled = detector(args)
