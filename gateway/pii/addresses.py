@@ -157,7 +157,7 @@ _REPORT_YEAR = re.compile(r"[(\[](?:1[89]|20)\d\d[)\]][ \t]*$")
 _ARTICLE = re.compile(r"(?<![^\W\d_])(?:the|a|an)[ \t]+$", re.IGNORECASE)
 
 
-def _cites(text: str, start: int) -> bool:
+def _reference_at(text: str, start: int) -> bool:
     window = text[max(0, start - 16) : start]
     if _CITATION.search(window) is not None:
         return True
@@ -206,7 +206,7 @@ class StreetAddressRecognizer(EntityRecognizer):
                 if found is None:
                     continue
                 start, end = found
-                if _cites(text, start):
+                if _reference_at(text, start):
                     continue
                 while (c := _CONTINUATION.match(text, end)) is not None and c.end() > end:
                     end = c.end()
@@ -275,10 +275,9 @@ def _street(text: str, m: re.Match[str]) -> tuple[int, int] | None:
     while m is not None:
         words = _WORD.findall(text, m.start(), m.end())
         if m.re is _TYPE_LAST:
-            # An English street type is capitalised in mixed case ("548 points"), and an abbreviated
-            # one follows a name ("12 Baker St", not "of 2015 Dr. V").
-            # A street has a name before its type: "714097 Circle", "107 Court" are not streets
-            # ("1 Broadway" is a name, not a type).
+            # An English street type is capitalised in mixed case ("548 points") and follows the
+            # street's name: "714097 Circle", "107 Court", "of 2015 Dr. V" are no streets ("1
+            # Broadway" is a name, not a type).
             kind = words[-1] if words else ""
             plausible = (not cased or kind[:1].isupper()) and (len(words) > 1 or kind.lower() == "broadway")
         elif m.re is _NUMBER_WORDS_NUMBER:

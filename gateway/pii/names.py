@@ -42,10 +42,10 @@ _SUFFIX_AFTER = re.compile(
 _CAP_WORD = r"[^\W\d_a-z][^\W\d_]*(?:['’\-][^\W\d_]+)?"
 _TITLED = re.compile(rf"\b(?i:{_TITLES})\.?[ \t]+({_CAP_WORD}(?:[ \t]+{_CAP_WORD})?)")
 TITLED_SCORE = 0.6  # a title followed by a capitalised word
-# Between two parts of one name: a nickname's quotes or brackets, or a quoted nickname itself, or
-# nothing but a space: the tagger may read a title and the name after it as two names ("U.S.
+# Between two parts of one name (`_join_parts`): a nickname's quotes or brackets, or a quoted
+# nickname itself, or nothing but a space: the tagger may read a title and the name after it as two names ("U.S.
 # President" "Donald Trump"), which are one person.
-_NICKNAME_GAP = re.compile(r"[ \t]*(?:[\"“”'‘’(][^\W\d_]*[\"“”'‘’)]|[\"“”'‘’()])?[ \t]*")
+_NAME_GAP = re.compile(r"[ \t]*(?:[\"“”'‘’(][^\W\d_]*[\"“”'‘’)]|[\"“”'‘’()])?[ \t]*")
 _PART = re.compile(r"[^\W\d_]+(?:['’\-][^\W\d_]+)*")
 # Words of a name that identify nobody alone.
 _NOT_PARTS = frozenset(
@@ -56,10 +56,11 @@ _NOT_PARTS = frozenset(
 
 def whole_names(text: str, entities: list[Entity]) -> list[Entity]:
     """PERSON spans widened over their titles and suffixes and joined over a quoted or bracketed
-    nickname between them ('Maria "Mia" Gonzalez'), plus titled names nobody found. Overlapping
+    nickname or a plain space between them ('Maria "Mia" Gonzalez', "U.S. President" "Donald
+    Trump"), plus titled names nobody found. Overlapping
     results are not merged here (the analyzer does that after its thresholds)."""
     out = []
-    for e in _join_nicknames(text, sorted(entities, key=lambda e: (e.start, e.end))):
+    for e in _join_parts(text, sorted(entities, key=lambda e: (e.start, e.end))):
         if e.type != PERSON:
             out.append(e)
             continue
@@ -82,13 +83,13 @@ def whole_names(text: str, entities: list[Entity]) -> list[Entity]:
     return out
 
 
-def _join_nicknames(text: str, entities: list[Entity]) -> list[Entity]:
+def _join_parts(text: str, entities: list[Entity]) -> list[Entity]:
     out: list[Entity] = []
     for e in entities:
         prev = out[-1] if out else None
         if (
             prev is not None and prev.type == PERSON and e.type == PERSON and prev.end <= e.start
-            and _NICKNAME_GAP.fullmatch(text, prev.end, e.start)
+            and _NAME_GAP.fullmatch(text, prev.end, e.start)
         ):
             out[-1] = Entity(PERSON, prev.start, e.end, max(prev.score, e.score))
             continue
