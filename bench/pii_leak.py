@@ -67,7 +67,8 @@ def leaked(values: list[str], outbound: str) -> list[str]:
     return [v for v in values if re.search(r"(?<!\w)" + re.escape(v.lower()) + r"(?!\w)", low)]
 
 
-def run_group(cases: list, fold: Path, recall_first: bool, standin: StandIn) -> tuple[int, int, int, int, int]:
+def run_group(cases: list, fold: Path, recall_first: bool, standin: StandIn,
+              show: bool = False) -> tuple[int, int, int, int, int]:
     import httpx
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,7 +99,10 @@ def run_group(cases: list, fold: Path, recall_first: bool, standin: StandIn) -> 
                         {"role": "user", "content": text}]})
                     outbound = " ".join(str(b) for b in standin.bodies())
                     names_total += len(names)
-                    names_leaked += len(leaked(names, outbound))
+                    gone = leaked(names, outbound)
+                    names_leaked += len(gone)
+                    if show and gone:
+                        print(f"    {gone}: {text[:160]!r}")
                     other_leaked += len(leaked(structured, outbound))
                     if r.status_code != 200:
                         refused += 1  # by another stage (a false injection alarm on a tweet, say)
@@ -119,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recall-first", action="store_true", help=f"recall_first: {RECALL_FIRST}")
     ap.add_argument("--only", nargs="*")
     ap.add_argument("--folds-dir", type=Path, default=FOLDS, help="the left-out models (default %(default)s)")
+    ap.add_argument("--show", action="store_true", help="print each leaked name and its prompt")
     args = ap.parse_args(argv)
     standin = StandIn().start()
     print(f"{'held-out source':18} {'prompts':>7} {'names':>6} {'names leaked':>12} {'e-mail/phone leaked':>19} "
@@ -132,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{group}: no left-out model at {fold}; run scripts/train_ner.py --folds")
                 continue
             cases = prompts(by_group[group], args.per_source)
-            row = (len(cases), *run_group(cases, fold, args.recall_first, standin))
+            row = (len(cases), *run_group(cases, fold, args.recall_first, standin, args.show))
             print(f"{group:18} {row[0]:7} {row[1]:6} {row[2]:12} {row[3]:19} {row[4]:7} {row[5]:20}")
             totals = [t + v for t, v in zip(totals, row, strict=True)]
     finally:
