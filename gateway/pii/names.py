@@ -40,7 +40,9 @@ _SUFFIX_AFTER = re.compile(
 )
 # A title, then one or two capitalised words (any script): "Dr. Okafor", "Ms Ines Varga".
 _CAP_WORD = r"[^\W\d_a-z][^\W\d_]*(?:['’\-][^\W\d_]+)?"
-_TITLED = re.compile(rf"\b(?i:{_TITLES})\.?[ \t]+({_CAP_WORD}(?:[ \t]+{_CAP_WORD})?)")
+# Initials before it, glued or spaced, as court records write names ("Mr. S.Parthasarathy").
+_INITIALS = r"(?:[^\W\d_a-z]\.[ \t]?){0,3}"
+_TITLED = re.compile(rf"\b(?i:{_TITLES})\.?[ \t]+({_INITIALS}{_CAP_WORD}(?:[ \t]+{_CAP_WORD})?)")
 TITLED_SCORE = 0.6  # a title followed by a capitalised word
 # Between two parts of one name (`_join_parts`): a nickname's quotes or brackets, or a quoted
 # nickname itself, or nothing but a space: the tagger may read a title and the name after it as two names ("U.S.

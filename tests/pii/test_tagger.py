@@ -211,6 +211,9 @@ def test_a_title_before_an_unfound_word_is_a_name_but_not_before_an_english_word
     text = "Dr. Oyelaran will see you; book a Dr. Appointment with Mr Right"
     got = whole_names(text, [])
     assert [(text[e.start : e.end], e.score) for e in got] == [("Dr. Oyelaran", TITLED_SCORE)]
+    # Initials before the name, glued or spaced, as court records write them.
+    text = "For Rr 4 & 5 : Mr. S.Parthasarathy , S.C.; seen by Dr. A. J. Okafor"
+    assert [text[e.start : e.end] for e in whole_names(text, [])] == ["Mr. S.Parthasarathy", "Dr. A. J. Okafor"]
 
 
 def test_a_name_found_once_is_covered_wherever_it_occurs_in_the_request():
