@@ -161,13 +161,14 @@ def run(per_source: int = 600, recall_first: bool = False, only: list[str] | Non
         else:
             sample = rows if len(rows) <= per_source else random.Random(5).sample(rows, per_source)
             texts, gold = zip(*(as_text(t, g) for t, g in sample), strict=True)
+        texts, gold = list(texts), list(gold)
         found = {}
         t0 = time.perf_counter()
         for label, fn in [*systems(fold, recall_first, threshold, default_policy).items(), *others]:
-            predicted = fn(list(texts))
-            found[label] = score(list(texts), list(gold), predicted)
+            predicted = fn(texts)
+            found[label] = score(texts, gold, predicted)
             if label == "tagger" and show_false:
-                false_people = _false_people(list(texts), list(gold), predicted)
+                false_people = _false_people(texts, gold, predicted)
         unit = f"passages of up to {passages} characters" if passages else "sentences"
         print(f"\n{name} ({GENRE.get(name, '?')}), {len(texts)} {unit}, {time.perf_counter() - t0:.0f} s")
         print(f"  {'system':18} {'PERSON rec':>20} {'LOCATION rec':>20} {'ORG rec':>20} "
