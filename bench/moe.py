@@ -212,11 +212,31 @@ def memory_bandwidth_gbs(device: torch.device) -> tuple[float, float]:
     return nbytes / read / 1e9, 2 * nbytes / copy / 1e9
 
 
+def forced_decode(model, prompt: list[int], tokens: list[int]) -> list[int]:
+    """Top-1 at every step of batch-1 decode fed `tokens` one at a time through the KV cache: teacher
+    forcing on the one-row kernels that serving runs (a whole sequence at once takes the many-row
+    ones instead)."""
+    from local_moe.cache import KVCache, Step
+
+    cache = KVCache(model.args, 1, len(prompt) + len(tokens), model.device, model.dtype)
+    step = Step.build(cache, [0], [0], len(prompt))
+    logits = model(torch.tensor([prompt]), torch.arange(len(prompt))[None], step, last_only=True)
+    preds = [int(logits[0].argmax())]
+    for i, t in enumerate(tokens[:-1]):
+        pos = len(prompt) + i
+        step = Step.build(cache, [0], [pos], 1)
+        logits = model(torch.tensor([[t]]), torch.tensor([[pos]]), step, last_only=True)
+        preds.append(int(logits[0].argmax()))
+    return preds
+
+
 def agreement(path: Path, prompts: list[list[int]], new_tokens: int, text: list[int]) -> dict:
     """Exact bf16 greedily decodes `new_tokens` after each prompt; every other mode is teacher-forced
     on those sequences and scored on how often its top-1 matches the decoded token, and on its
     perplexity over the fixed `text`. Modes: exact bf16 itself (cache vs no cache), exact fp32 (the
-    floor set by bf16 rounding), and int8 with each int8 kernel that works here."""
+    floor set by bf16 rounding), and int8 with each int8 kernel that works here. Teacher forcing
+    runs each whole sequence at once (many-row kernels), and, for the int8 modes, once more token by
+    token through the cache (`decode_agreement`: the one-row kernels batch-1 serving runs)."""
     import os
 
     from local_moe.generate import greedy_generate
@@ -245,6 +265,13 @@ def agreement(path: Path, prompts: list[list[int]], new_tokens: int, text: list[
             logits = model(torch.tensor([text]))[0, :-1].float()
             ppl = torch.nn.functional.cross_entropy(logits, torch.tensor(text[1:])).exp().item()
             out[name] = {"top1_agreement": same / max(total, 1), "perplexity": ppl}
+            if name.startswith("int8"):
+                hits = sum(
+                    a == b
+                    for prompt, got in zip(prompts, decoded, strict=True)
+                    for a, b in zip(forced_decode(model, prompt, got), got, strict=True)
+                )
+                out[name]["decode_agreement"] = hits / max(total, 1)
     return out
 
 
@@ -396,9 +423,10 @@ def main(argv: list[str] | None = None) -> int:
             cmd = [sys.executable, __file__, "--worker", "agree", "--dir", str(ckpt), "--demo", str(args.demo)]
             got = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
             print(f"\nagreement with exact bf16 on {label}: {got.pop('tokens')} decoded tokens, teacher-forced")
-            print(f"{'mode':<20} {'top-1 agreement':>16} {'perplexity':>11}")
+            print(f"{'mode':<20} {'top-1 agreement':>16} {'perplexity':>11} {'one-row decode':>15}")
             for mode, row in got.items():
-                print(f"{mode:<20} {row['top1_agreement']:>16.2%} {row['perplexity']:>11.2f}")
+                one_row = f"{row['decode_agreement']:>15.2%}" if "decode_agreement" in row else f"{'':>15}"
+                print(f"{mode:<20} {row['top1_agreement']:>16.2%} {row['perplexity']:>11.2f} {one_row}")
     return 0
 
 

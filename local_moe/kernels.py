@@ -29,12 +29,15 @@ bytes per token; routers and gates stay exact. Four kernels read them:
 - `int8-dynamic`: fbgemm's dynamic int8 linear (x86): each call also rounds its input rows to 7
   bits with one scale per call, so it is less exact; on the Xeon above it is the only int8 kernel
   that streams faster than bf16 (`int8-weight` is slower than packed bf16 at eight rows).
-- `int8-native`: `native`'s kernel over int8 weights: weight-only like `int8-weight` (products
-  formed exactly from bf16 activations, the row scale applied to the fp32 sum); more than 8 rows
-  dequantize the weight to bf16 for one `F.linear`.
+- `int8-native`: `native`'s kernel over int8 weights, the row scale applied to the fp32 sum. With
+  AVX-512 VNNI each call's activation rows become 16-bit fixed point, one scale per row (a
+  rounding below a bf16 step for every element within 1/128 of its row's largest), and int8 x
+  int16 products are formed exactly in int32; without VNNI the products are formed exactly from
+  the bf16 activations (weight-only, like `int8-weight`). `native.int8_activations()` says which.
+  More than 8 rows dequantize the weight to bf16 for one `F.linear`.
 - `int8-mixed` (dense weights only: attention, lm_head, dense MLPs): both layouts, `int8-native`'s
   for one-row calls (batch-1 decode), fbgemm's dynamic kernel for more rows, where its u8*s8 dot
-  products do twice the work per instruction that ours can from bf16 activations. Dense weights
+  products do twice the work per instruction that ours can from 16-bit activations. Dense weights
   are a small part of an MoE's (54 of 456 MB int8 in the bench checkpoint), so the second copy is
   cheap there; a routed expert keeps one layout (`EXPERT_FORM`).
 All are candidates and the fastest wins, like the exact kernels; `bench/moe.py` reports each one's

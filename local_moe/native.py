@@ -41,10 +41,10 @@ _BUILD_TIMEOUT_S = 180
 # Where no compiler runs (the container image has none), a build made elsewhere for an ISA level
 # this CPU has: the best first. -march=native on the machine itself is preferred to all of them.
 VARIANTS = (
-    (
+    (  # Cooper Lake, Sapphire Rapids and Zen 4 on: int8 weights meet 16-bit activations in VNNI
         "avx512-bf16",
-        ["-march=x86-64-v4", "-mavx512bf16"],
-        {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16"},
+        ["-march=x86-64-v4", "-mavx512bf16", "-mavx512vnni"],
+        {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16", "avx512_vnni"},
     ),
     ("avx512", ["-march=x86-64-v4"], {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"}),
     ("avx2", ["-march=x86-64-v3"], {"avx2", "fma", "bmi2", "f16c", "movbe"}),
@@ -161,7 +161,13 @@ def library() -> ctypes.CDLL | None:
     lib.bk_rmsnorm_bf16.argtypes = [ptr, i64, i64, ptr, ctypes.c_float, ptr, ctypes.c_int]
     lib.bk_attn_decode_bf16.argtypes = [ptr, ptr, ptr, ptr, *[i64] * 6, ptr, ctypes.c_float, ptr, ctypes.c_int]
     lib.bk_isa.restype = ctypes.c_char_p
-    log.info("native kernels: %s (%s)", target.name, lib.bk_isa().decode())
+    lib.bk_int8_acts.restype = ctypes.c_char_p
+    log.info(
+        "native kernels: %s (%s; int8 weights meet activations as %s)",
+        target.name,
+        lib.bk_isa().decode(),
+        lib.bk_int8_acts().decode(),
+    )
     return lib
 
 
@@ -181,6 +187,13 @@ def build_prebuilt(folder: Path, cxx: str = "g++") -> list[Path]:
 def isa() -> str | None:
     lib = library()
     return lib.bk_isa().decode() if lib is not None else None
+
+
+def int8_activations() -> str | None:
+    """How `int8-native` forms its products in this build: "exact" (from bf16 activations) or
+    "int16 per row (vnni)" (activations rounded to 16-bit fixed point, one scale per row)."""
+    lib = library()
+    return lib.bk_int8_acts().decode() if lib is not None else None
 
 
 def gemv_bf16(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

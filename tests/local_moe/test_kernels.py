@@ -189,6 +189,38 @@ def test_native_kernels_compute_the_product_at_every_row_count(rows):
     assert (got8 - want8).norm() <= 1e-2 * want8.norm()
 
 
+@pytest.mark.parametrize("width", [232, 4200])
+def test_native_int8_is_within_a_bf16_step_of_the_quantized_product(width):
+    # int8 weights meet the activations exactly (bf16 and fp32 builds) or, with AVX-512 VNNI, as
+    # 16-bit fixed point with one scale per row: either way each output is within a bf16 rounding
+    # of the output plus half a fixed-point step per product. 232 columns cover the unrolled,
+    # 32-wide and masked steps; 4,200 cross a block of int32 sums.
+    if not _native_runs():
+        pytest.skip("the native kernels do not build or run here")
+    from local_moe import native
+
+    torch.manual_seed(width)
+    w = torch.randn(48, width).bfloat16()
+    q, scale = quantize_int8(w.float())  # as the layer quantizes its bf16 weight
+    dequant = q.float() * scale[:, None]
+    layer = KernelLinear(w, None, "int8-native")
+    for rows in (1, 2, 5, 8):
+        x = torch.randn(rows, width).bfloat16()
+        x[0, 3] = 300.0  # an outlier: the other elements of that row get the fewest bits
+        want = F.linear(x.float(), dequant)
+        got = layer(x).float()
+        step = x.float().abs().amax(-1, keepdim=True) / 32767
+        bound = want.abs() * 2**-8 + (dequant.abs().sum(-1)[None] * step / 2) + 1e-6
+        assert (got - want).abs().le(bound).all(), native.int8_activations()
+    x = torch.randn(3, width).bfloat16()
+    x[1] = 0.0
+    x[2, 7] = float("inf")
+    got = layer(x).float()
+    assert got[1].eq(0).all()  # a row of zeros gives zeros
+    assert not got[2].isfinite().any()  # and one holding inf gives no finite output
+    assert got[0].isfinite().all()
+
+
 def test_native_kernel_refuses_weights_it_cannot_read():
     if not _native_runs():
         pytest.skip("the native kernels do not build or run here")
