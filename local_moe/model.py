@@ -107,6 +107,11 @@ class Attention(nn.Module):
             self.k_norm = RMSNorm(kv, args.rms_norm_eps)
         self.native = False  # set like RMSNorm.native: decode attention in one native call
 
+    def _fits(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cos: torch.Tensor) -> bool:
+        # the native decode call rotates whole heads and reads each row's heads as one run
+        rows = all(x.stride(3) == 1 and x.stride(2) == self.head_dim for x in (q, k, v))
+        return rows and cos.shape[-1] * 2 == self.head_dim
+
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, step: Step | None, layer: int
     ) -> torch.Tensor:
@@ -122,6 +127,12 @@ class Attention(nn.Module):
         v = v.view(b, t, self.n_kv, self.head_dim)
         if self.args.qk_norm == "head":
             q, k = self.q_norm(q), self.k_norm(k)
+        if step is not None and t == 1 and self.native and q.dtype == torch.bfloat16 and self._fits(q, k, v, cos):
+            # decode: rotation, cache writes and attention in two native calls, not ~20 tensor ops
+            ck, cv = step.cache.k[layer], step.cache.v[layer]
+            q1 = native.rope_cache_decode_bf16(q, k, v, cos, sin, ck, cv, step.slot_t, step.pos_idx)
+            out = native.attention_decode_bf16(q1, ck, cv, step.slot_t, step.mask.view(b, -1), self.args.attn_scale)
+            return self.wo(out.reshape(b, 1, -1))
         q = apply_rope(q, cos, sin, False).transpose(1, 2)
         k = apply_rope(k, cos, sin, False)
         scale = self.args.attn_scale

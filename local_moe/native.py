@@ -160,6 +160,8 @@ def library() -> ctypes.CDLL | None:
     lib.bk_moe_int8.argtypes = [ptr, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ctypes.c_int, ptr, ctypes.c_int]
     lib.bk_rmsnorm_bf16.argtypes = [ptr, i64, i64, ptr, ctypes.c_float, ptr, ctypes.c_int]
     lib.bk_attn_decode_bf16.argtypes = [ptr, ptr, ptr, ptr, *[i64] * 6, ptr, ctypes.c_float, ptr, ctypes.c_int]
+    rows = [ptr, i64] * 3  # q, k, v and their row strides
+    lib.bk_rope_cache_decode_bf16.argtypes = [*rows, *[ptr] * 6, *[i64] * 5, ptr]
     lib.bk_isa.restype = ctypes.c_char_p
     lib.bk_int8_acts.restype = ctypes.c_char_p
     log.info(
@@ -255,6 +257,48 @@ def attention_decode_bf16(
         scale,
         out.data_ptr(),
         torch.get_num_threads(),
+    )
+    return out
+
+
+def rope_cache_decode_bf16(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    slots: torch.Tensor,
+    positions: torch.Tensor,
+) -> torch.Tensor:
+    """One new token per row: q [B, 1, H, D], k and v [B, 1, n_kv, D] (bf16, heads and dims
+    contiguous in a row), cos and sin [B, 1, 1, D/2]. Writes rope(k) and v at each row's slot
+    (slots [B]) and position (positions [B]) of the caches [slots, n_kv, max_seq, D]; returns
+    rope(q) [B, H, D]. As `model.apply_rope` rounds: bit for bit."""
+    b, _, h, d = q.shape
+    cos, sin = cos.contiguous(), sin.contiguous()
+    slots, positions = slots.contiguous(), positions.contiguous()
+    out = torch.empty(b, h, d, dtype=torch.bfloat16)
+    library().bk_rope_cache_decode_bf16(
+        q.data_ptr(),
+        q.stride(0),
+        k.data_ptr(),
+        k.stride(0),
+        v.data_ptr(),
+        v.stride(0),
+        cos.data_ptr(),
+        sin.data_ptr(),
+        k_cache.data_ptr(),
+        v_cache.data_ptr(),
+        slots.data_ptr(),
+        positions.data_ptr(),
+        b,
+        h,
+        k.shape[2],
+        d,
+        k_cache.shape[2],
+        out.data_ptr(),
     )
     return out
 

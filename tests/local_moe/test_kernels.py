@@ -380,6 +380,29 @@ def test_native_decode_attention_matches_the_library_path(tmp_path, monkeypatch)
         assert torch.equal(got.argmax(-1), want.argmax(-1))
 
 
+def test_native_rope_and_cache_write_equal_the_torch_form_bit_for_bit():
+    if not _native_runs():
+        pytest.skip("the native kernels do not build or run here")
+    from local_moe import native
+    from local_moe.model import apply_rope
+
+    torch.manual_seed(3)
+    b, h, n_kv, d, slots, max_seq = 3, 4, 2, 64, 5, 16
+    qkv = torch.randn(b, 1, (h + 2 * n_kv) * d).bfloat16() * 3  # rows as wqkv gives them: a split
+    q, k, v = (t.view(b, 1, -1, d) for t in qkv.split((h * d, n_kv * d, n_kv * d), dim=-1))
+    angles = torch.rand(b, 1, 1, d // 2) * 50
+    cos, sin = angles.cos().bfloat16(), angles.sin().bfloat16()
+    slot, pos = torch.tensor([4, 0, 2]), torch.tensor([[7], [0], [15]])
+    kc, vc = torch.zeros(slots, n_kv, max_seq, d).bfloat16(), torch.zeros(slots, n_kv, max_seq, d).bfloat16()
+    want_kc, want_vc = kc.clone(), vc.clone()
+    got_q = native.rope_cache_decode_bf16(q, k, v, cos, sin, kc, vc, slot, pos)
+    want_q = apply_rope(q, cos, sin, False)[:, 0]
+    want_kc[slot[:, None], :, pos] = apply_rope(k, cos, sin, False)
+    want_vc[slot[:, None], :, pos] = v
+    assert torch.equal(got_q, want_q)
+    assert torch.equal(kc, want_kc) and torch.equal(vc, want_vc)
+
+
 def test_an_experts_two_weights_get_one_kind(tmp_path, monkeypatch):
     # w2 alone would take packed; summed with w13, native is faster, and both must be native to fuse
     if not _native_runs() or not available("packed", CPU, torch.bfloat16):
