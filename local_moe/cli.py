@@ -29,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8100)
     serve.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     serve.add_argument(
-        "--dtype", default=None, help="float32 or bfloat16 (default: bf16 on cuda, fp32 on cpu)"
+        "--dtype",
+        default=None,
+        help="float32 or bfloat16 (default: bf16 on cuda and on CPUs with AVX-512 BF16 or AMX, else fp32)",
     )
     serve.add_argument(
         "--quantize",
