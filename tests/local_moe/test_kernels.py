@@ -444,3 +444,19 @@ def test_int8_mixed_reads_one_row_natively_and_more_with_fbgemm(tmp_path, monkey
     experts = [b.mlp.experts for b in model.layers if b.is_moe]
     assert all(w13.kind == w2.kind == "int8-native" for e in experts for w13, w2 in e.kernels)
     assert all(e.fused is not None for e in experts)
+
+
+@pytest.mark.parametrize(
+    ("flags", "want"),
+    [
+        ("fpu avx2 avx512f avx512_bf16", torch.bfloat16),
+        ("fpu amx_bf16 amx_tile", torch.bfloat16),
+        ("fpu avx2", torch.float32),
+    ],
+)
+def test_the_cpu_default_dtype_is_bf16_only_where_the_cpu_computes_it(monkeypatch, flags, want):
+    from local_moe import loader, native
+
+    monkeypatch.setattr(native, "cpuinfo", lambda field: flags if field == "flags" else "")
+    assert loader.pick_device("cpu") == (CPU, want)
+    assert loader.pick_device("cpu", "float32") == (CPU, torch.float32)  # a named dtype decides
