@@ -110,7 +110,7 @@ class Attention(nn.Module):
     def _fits(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cos: torch.Tensor) -> bool:
         # the native decode call rotates whole heads and reads each row's heads as one run
         rows = all(x.stride(3) == 1 and x.stride(2) == self.head_dim for x in (q, k, v))
-        return rows and cos.shape[-1] * 2 == self.head_dim
+        return rows and cos.shape[-1] * 2 == self.head_dim and cos.dtype == torch.bfloat16
 
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, step: Step | None, layer: int
