@@ -53,7 +53,7 @@ def cpu_has_bf16() -> bool:
     transformers' fastest dtype against 1.5x in fp32 on a Zen 4, `bench/RESULTS.md`) on half the
     memory, and most checkpoints are stored in bf16 anyway. Without them torch emulates bf16
     and fp32 is faster, so fp32 stays the default there."""
-    return bool({"avx512_bf16", "amx_bf16"} & set(native.cpuinfo("flags").split()))
+    return bool({"avx512_bf16", "amx_bf16"} & native.cpu_flags())
 
 
 class CheckpointReader:

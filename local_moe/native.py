@@ -68,7 +68,8 @@ def cpuinfo(field: str) -> str:
     return ""
 
 
-def _cpu_flags() -> set[str]:
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags ("avx512_bf16", ...), as /proc/cpuinfo lists them."""
     return set(cpuinfo("flags").split())
 
 
@@ -112,7 +113,7 @@ def compile_to(target: Path, march: list[str], cxx: str) -> str | None:
 
 def _native_build(cxx: str) -> Path | None:
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=30).stdout
-    flags = " ".join(sorted(_cpu_flags()))
+    flags = " ".join(sorted(cpu_flags()))
     key = hashlib.sha256(f"{source_digest()}|{version}|{flags}|{' '.join(_FLAGS)}".encode())
     target = _build_dir() / f"gemv-{key.hexdigest()[:16]}.so"
     if not target.exists():
@@ -127,7 +128,7 @@ def _prebuilt() -> Path | None:
     """The best prebuilt variant this CPU runs, if any was built for this source."""
     folder = Path(os.environ.get(PREBUILT_ENV) or PREBUILT_DIR)
     digest = source_digest()
-    have = _cpu_flags()
+    have = cpu_flags()
     for name, _, needs in VARIANTS:
         path = folder / f"gemv-{name}-{digest}.so"
         if needs <= have and path.exists():

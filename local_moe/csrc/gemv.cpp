@@ -48,6 +48,17 @@ inline uint16_t f32_to_bf16(float f) {
     return static_cast<uint16_t>(u >> 16);
 }
 
+#if defined(__AVX512F__)
+inline __mmask16 tail_mask(int64_t left) {
+    return left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+}
+
+inline __m512 load_bf16_as_f32(const uint16_t* p, __mmask16 m) {
+    __m256i h = _mm256_maskz_loadu_epi16(m, p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+#endif
+
 // What an int8 weight row is multiplied with: the call's activation rows, prepared once per call
 // (not once per weight row). With AVX-512 VNNI, each row as 16-bit fixed point with one fp32 scale
 // (q * s ~= x, |q| <= 32767): a weight group widened to int16 then meets it in one vpdpwssd, exact
@@ -66,10 +77,7 @@ inline uint16_t f32_to_bf16(float f) {
 // max|x| / 32767. A row of zeros gets scale 0; one holding inf or NaN gets a NaN scale (and zeros),
 // so its outputs are NaN, as the exact path's are.
 inline float to_int16(const uint16_t* x, int64_t K, int16_t* q) {
-    auto load = [&](int64_t k) {
-        const __mmask16 m = K - k >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (K - k)) - 1);
-        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x + k)), 16));
-    };
+    auto load = [&](int64_t k) { return load_bf16_as_f32(x + k, tail_mask(K - k)); };
     // max |x| as bit patterns: ordered like the values for finite ones, and above every finite one
     // for inf and NaN (which a float max would drop)
     __m512i top = _mm512_setzero_si512();
@@ -85,10 +93,9 @@ inline float to_int16(const uint16_t* x, int64_t K, int16_t* q) {
     std::memcpy(&t, &bits, 4);
     const __m512 inv = _mm512_set1_ps(32767.f / t);
     for (int64_t k = 0; k < K; k += 16) {
-        const __mmask16 m = K - k >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (K - k)) - 1);
         // nearest (even) rounding, then a saturating narrow: |x * inv| <= 32767 up to rounding
         __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(load(k), inv));
-        _mm256_mask_storeu_epi16(q + k, m, _mm512_cvtsepi32_epi16(v));
+        _mm256_mask_storeu_epi16(q + k, tail_mask(K - k), _mm512_cvtsepi32_epi16(v));
     }
     return t / 32767.f;
 }
@@ -124,15 +131,6 @@ struct Int8Buffers {
 };
 
 #if defined(__AVX512F__)
-
-inline __mmask16 tail_mask(int64_t left) {
-    return left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
-}
-
-inline __m512 load_bf16_as_f32(const uint16_t* p, __mmask16 m) {
-    __m256i h = _mm256_maskz_loadu_epi16(m, p);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
 
 // Weight row w [K] against M activation rows x [M, K] -> out [M].
 template <int M>

@@ -332,7 +332,7 @@ def test_without_a_compiler_a_prebuilt_variant_is_loaded(tmp_path, monkeypatch, 
     assert len(built) == len(native.VARIANTS) and all(p.exists() for p in built)
     monkeypatch.setenv(native.CXX_ENV, "off")
     monkeypatch.setenv(native.PREBUILT_ENV, str(tmp_path))
-    runnable = [name for name, _, needs in native.VARIANTS if needs <= native._cpu_flags()]
+    runnable = [name for name, _, needs in native.VARIANTS if needs <= native.cpu_flags()]
     if not runnable:
         assert native.library() is None
     else:
